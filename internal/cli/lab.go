@@ -1,0 +1,98 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/troupe/troupe/internal/lab"
+)
+
+// LabCmd groups the lab subcommands: a real site on this machine, built
+// from network namespaces, one cached Debian rootfs and real sshd per host.
+type LabCmd struct {
+	Up     LabUpCmd     `cmd:"" help:"Build (first time) and start the lab hosts; writes an inventory for troupe."`
+	Down   LabDownCmd   `cmd:"" help:"Stop every lab host and remove everything it left (cache kept)."`
+	Status LabStatusCmd `cmd:"" help:"Each host, its address, what runs on it and its memory."`
+	SSH    LabSSHCmd    `cmd:"" name:"ssh" help:"Open a root shell (or run CMD) on a lab host."`
+}
+
+type labFlags struct {
+	WorkDir string `help:"Where the running lab lives." default:"/var/lib/troupe-lab" env:"TROUPE_LAB_DIR" placeholder:"DIR"`
+}
+
+type LabUpCmd struct {
+	labFlags
+	Suite     string `help:"Debian suite: bookworm (Puppet 7) or trixie (Puppet 8)." enum:"bookworm,trixie" default:"bookworm"`
+	Compilers int    `help:"Number of compilers." default:"2"`
+	Agents    int    `help:"Number of agents." default:"1"`
+	CacheDir  string `help:"Rootfs and package cache (kept between labs)." default:"/var/cache/troupe-lab" env:"TROUPE_LAB_CACHE" placeholder:"DIR"`
+}
+
+func (c LabUpCmd) Run() error {
+	if err := lab.CheckHost(); err != nil {
+		return err
+	}
+	l, err := lab.Up(context.Background(), lab.Spec{Suite: c.Suite, Compilers: c.Compilers, Agents: c.Agents, CacheDir: c.CacheDir, WorkDir: c.WorkDir}, os.Stderr)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("lab up: %d hosts (%s)\ninventory: %s\ntry: troupe run ping -i %s\n", len(l.Hosts), l.Spec.Suite, l.Inventory, l.Inventory)
+	return nil
+}
+
+type LabDownCmd struct{ labFlags }
+
+func (c LabDownCmd) Run() error {
+	if err := lab.CheckHost(); err != nil {
+		return err
+	}
+	return lab.Down(context.Background(), c.WorkDir, os.Stderr)
+}
+
+type LabStatusCmd struct{ labFlags }
+
+func (c LabStatusCmd) Run() error {
+	l, err := lab.Load(c.WorkDir)
+	if err != nil {
+		return err
+	}
+	st, err := l.Status()
+	if err != nil {
+		return err
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "HOST\tADDRESS\tGROUPS\tUP\tRSS MiB\tPSS MiB\tRUNNING")
+	for _, h := range st {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%v\t%.0f\t%.0f\t%s\n", h.Name, h.Address, strings.Join(h.Groups, ","), h.Running, h.RSSMiB, h.PSSMiB, strings.Join(h.Services, " "))
+	}
+	return w.Flush()
+}
+
+type LabSSHCmd struct {
+	labFlags
+	Host string   `arg:"" help:"Host (short or full name)."`
+	Cmd  []string `arg:"" optional:"" passthrough:"" help:"Command to run instead of a shell."`
+}
+
+func (c LabSSHCmd) Run() error {
+	l, err := lab.Load(c.WorkDir)
+	if err != nil {
+		return err
+	}
+	if _, ok := l.Host(c.Host); !ok {
+		return fmt.Errorf("no lab host %q", c.Host)
+	}
+	cmd := l.SSHCommand(c.Host, c.Cmd...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	err = cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return &ExitError{Code: ee.ExitCode(), Err: fmt.Errorf("ssh %s: %w", c.Host, err)}
+	}
+	return err
+}

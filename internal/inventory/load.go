@@ -1,0 +1,714 @@
+package inventory
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/user"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/goccy/go-yaml/ast"
+
+	"github.com/troupe/troupe/internal/diag"
+	"github.com/troupe/troupe/internal/transport"
+)
+
+// Built-in defaults (the lowest precedence level).
+const (
+	DefaultPort           = 22
+	DefaultConnectTimeout = 10 * time.Second
+	DefaultHostKeyCheck   = "strict"
+)
+
+// currentUser is the default SSH user; a variable so tests can pin it.
+var currentUser = func() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	if u := os.Getenv("USER"); u != "" {
+		return u
+	}
+	return "root"
+}
+
+// Load reads and checks an inventory file.
+func Load(path string) (*Inventory, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("inventory: %w", err)
+	}
+	return LoadBytes(path, src)
+}
+
+var (
+	topKeys    = []string{"version", "vars", "config", "targets", "groups"}
+	groupKeys  = []string{"targets", "vars", "config", "groups"}
+	targetKeys = []string{"name", "address", "port", "aliases", "vars", "config"}
+	configKeys = []string{"ssh"}
+	sshKeys    = []string{"user", "port", "private_key", "passphrase_env", "agent", "jump",
+		"connect_timeout", "sudo", "sudo_password_env", "host_key_check", "known_hosts"}
+	hostKeyChecks = []string{"strict", "accept-new", "off"}
+
+	groupNameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_-]*$`)
+	envNameRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+)
+
+// setting is one value written at one level, with where it was written.
+type setting struct {
+	v any
+	n ast.Node
+}
+
+// varVal is one var written at one level; secrets holds the sub-paths
+// (relative to the var, "" for the whole value) read from the environment.
+type varVal struct {
+	v       any
+	secrets []string
+}
+
+// layer is what one level (top, group, target entry) sets.
+type layer struct {
+	vars map[string]varVal
+	ssh  map[string]setting
+}
+
+type groupDef struct {
+	g      *Group
+	parent *groupDef
+	keyN   ast.Node
+	layer
+}
+
+// entry is one appearance of a target in the file.
+type entry struct {
+	name    string
+	node    ast.Node
+	isMap   bool
+	group   *groupDef // nil for top-level targets
+	address string
+	addrN   ast.Node
+	aliases []string
+	aliasN  []ast.Node
+	layer
+}
+
+type hostDef struct {
+	h       *Host
+	entries []*entry
+	member  map[*groupDef]bool
+	address string
+	addrN   ast.Node
+}
+
+type loader struct {
+	d       *doc
+	inv     *Inventory
+	top     layer
+	groups  []*groupDef
+	byName  map[string]*groupDef
+	entries []*entry
+}
+
+// LoadBytes decodes and checks an inventory; name is used in error positions.
+func LoadBytes(name string, src []byte) (*Inventory, error) {
+	d, body, err := parse(name, src)
+	if err != nil {
+		return nil, err
+	}
+	l := &loader{d: d, inv: &Inventory{File: name, Vars: map[string]any{}}, byName: map[string]*groupDef{}}
+	if body == nil {
+		return nil, diag.List{&diag.Error{File: name, Msg: "empty inventory: expected a mapping starting with \"version: 1\""}}
+	}
+	ps, ok := d.mapping(body, "the inventory")
+	if !ok {
+		return nil, d.errs
+	}
+	d.checkKeys(ps, "the inventory", topKeys...)
+	sawVersion := false
+	for _, p := range ps {
+		switch p.Key {
+		case "version":
+			sawVersion = true
+			if v, ok := d.integer(p.Val, "version"); ok && v != 1 {
+				d.errorf(p.Val, "unsupported inventory version %d (this troupe reads version 1)", v)
+			}
+		case "vars":
+			l.top.vars = l.vars(p.Val, "vars")
+		case "config":
+			l.top.ssh = l.config(p.Val)
+		case "targets":
+			l.targets(p.Val, nil)
+		case "groups":
+			l.groupMap(p.Val, nil)
+		}
+	}
+	if !sawVersion {
+		d.errorf(body, "missing \"version: 1\" at the top of the inventory")
+	}
+	l.resolve()
+	sort.SliceStable(d.errs, func(i, j int) bool {
+		a, b := d.errs[i], d.errs[j]
+		return a.Line < b.Line || a.Line == b.Line && a.Col < b.Col
+	})
+	if err := d.errs.Err(); err != nil {
+		return nil, err
+	}
+	return l.inv, nil
+}
+
+// vars decodes a vars mapping; {env: NAME} values are read from the environment.
+func (l *loader) vars(n ast.Node, what string) map[string]varVal {
+	ps, ok := l.d.mapping(n, what)
+	if !ok {
+		return nil
+	}
+	out := make(map[string]varVal, len(ps))
+	for _, p := range ps {
+		var secrets []string
+		v := l.varValue(p.Val, p.Key, "", &secrets)
+		out[p.Key] = varVal{v: v, secrets: secrets}
+	}
+	return out
+}
+
+func (l *loader) varValue(n ast.Node, name, sub string, secrets *[]string) any {
+	n = l.d.resolve(n)
+	switch v := n.(type) {
+	case *ast.MappingNode, *ast.MappingValueNode:
+		ps, _ := l.d.mapping(v, "value")
+		if len(ps) == 1 && ps[0].Key == "env" {
+			env, ok := l.d.str(ps[0].Val, "env")
+			if !ok {
+				return nil
+			}
+			if !envNameRE.MatchString(env) {
+				l.d.errorf(ps[0].Val, "var %q: %q is not an environment variable name", name, env)
+				return nil
+			}
+			val, set := os.LookupEnv(env)
+			if !set {
+				l.d.errorf(ps[0].Val, "var %q: environment variable %s is not set", name, env)
+				return nil
+			}
+			*secrets = append(*secrets, sub)
+			return val
+		}
+		m := make(map[string]any, len(ps))
+		for _, p := range ps {
+			m[p.Key] = l.varValue(p.Val, name, joinPath(sub, p.Key), secrets)
+		}
+		return m
+	case *ast.SequenceNode:
+		out := make([]any, 0, len(v.Values))
+		for i, x := range v.Values {
+			out = append(out, l.varValue(x, name, joinPath(sub, strconv.Itoa(i)), secrets))
+		}
+		return out
+	}
+	return l.d.value(n)
+}
+
+func joinPath(a, b string) string {
+	if a == "" {
+		return b
+	}
+	if b == "" {
+		return a
+	}
+	return a + "." + b
+}
+
+// config decodes `config: {ssh: {...}}`.
+func (l *loader) config(n ast.Node) map[string]setting {
+	ps, ok := l.d.mapping(n, "config")
+	if !ok {
+		return nil
+	}
+	l.d.checkKeys(ps, "config", configKeys...)
+	out := map[string]setting{}
+	for _, p := range ps {
+		if p.Key != "ssh" {
+			continue
+		}
+		sps, ok := l.d.mapping(p.Val, "config.ssh")
+		if !ok {
+			continue
+		}
+		l.d.checkKeys(sps, "config.ssh", sshKeys...)
+		for _, s := range sps {
+			if v, ok := l.sshValue(s.Key, s.Val); ok {
+				out[s.Key] = setting{v: v, n: s.Val}
+			}
+		}
+	}
+	return out
+}
+
+func (l *loader) sshValue(key string, n ast.Node) (any, bool) {
+	d := l.d
+	what := "ssh." + key
+	switch key {
+	case "user", "private_key", "known_hosts", "jump":
+		s, ok := d.str(n, what)
+		if ok && s == "" {
+			d.errorf(n, "%s must not be empty", what)
+			return nil, false
+		}
+		return s, ok
+	case "passphrase_env", "sudo_password_env":
+		s, ok := d.str(n, what)
+		if ok && !envNameRE.MatchString(s) {
+			d.errorf(n, "%s: %q is not an environment variable name", what, s)
+			return nil, false
+		}
+		return s, ok
+	case "port":
+		return l.port(n, what)
+	case "agent", "sudo":
+		return d.boolean(n, what)
+	case "connect_timeout":
+		return d.duration(n, what)
+	case "host_key_check":
+		s, ok := d.str(n, what)
+		if !ok {
+			return nil, false
+		}
+		for _, c := range hostKeyChecks {
+			if s == c {
+				return s, true
+			}
+		}
+		d.errorf(n, "%s must be one of %s, got %q", what, strings.Join(hostKeyChecks, ", "), s)
+		return nil, false
+	}
+	return nil, false
+}
+
+func (l *loader) port(n ast.Node, what string) (int, bool) {
+	v, ok := l.d.integer(n, what)
+	if ok && (v < 1 || v > 65535) {
+		l.d.errorf(n, "%s must be between 1 and 65535, got %d", what, v)
+		return 0, false
+	}
+	return v, ok
+}
+
+// groupMap decodes `groups:` (name → group) under parent.
+func (l *loader) groupMap(n ast.Node, parent *groupDef) {
+	ps, ok := l.d.mapping(n, "groups")
+	if !ok {
+		return
+	}
+	for _, p := range ps {
+		l.group(p, parent)
+	}
+}
+
+func (l *loader) group(p pair, parent *groupDef) {
+	d := l.d
+	name := p.Key
+	switch {
+	case name == "all":
+		d.errorf(p.KeyN, "group name \"all\" is reserved (it selects every host)")
+		return
+	case !groupNameRE.MatchString(name):
+		d.errorf(p.KeyN, "invalid group name %q (use letters, digits, '_' and '-')", name)
+		return
+	}
+	if prev, dup := l.byName[name]; dup {
+		line, col := pos(prev.keyN)
+		d.errorf(p.KeyN, "group %q is already defined at %d:%d", name, line, col)
+		return
+	}
+	gd := &groupDef{g: &Group{Name: name, Vars: map[string]any{}}, parent: parent, keyN: p.KeyN}
+	if parent != nil {
+		gd.g.Parent = parent.g.Name
+		parent.g.Children = append(parent.g.Children, name)
+	}
+	l.byName[name] = gd
+	l.groups = append(l.groups, gd)
+	l.inv.Groups = append(l.inv.Groups, gd.g)
+
+	what := fmt.Sprintf("group %q", name)
+	ps, ok := d.mapping(p.Val, what)
+	if !ok {
+		return
+	}
+	d.checkKeys(ps, what, groupKeys...)
+	for _, q := range ps {
+		switch q.Key {
+		case "vars":
+			gd.vars = l.vars(q.Val, what+" vars")
+		case "config":
+			gd.ssh = l.config(q.Val)
+		case "targets":
+			l.targets(q.Val, gd)
+		case "groups":
+			l.groupMap(q.Val, gd)
+		}
+	}
+}
+
+// targets decodes a list of targets (names or mappings) in group g.
+func (l *loader) targets(n ast.Node, g *groupDef) {
+	d := l.d
+	n = d.resolve(n)
+	if isNull(n) {
+		return
+	}
+	seq, ok := n.(*ast.SequenceNode)
+	if !ok {
+		d.errorf(n, "targets must be a list, got %s", kind(n))
+		return
+	}
+	for _, item := range seq.Values {
+		item = d.resolve(item)
+		switch v := item.(type) {
+		case *ast.StringNode:
+			if l.checkHostName(v.Value, item, "target") {
+				l.entries = append(l.entries, &entry{name: v.Value, node: item, group: g})
+			}
+		case *ast.MappingNode, *ast.MappingValueNode:
+			l.targetMap(item, g)
+		default:
+			d.errorf(item, "a target must be a host name or a mapping with \"name\", got %s", kind(item))
+		}
+	}
+}
+
+func (l *loader) targetMap(n ast.Node, g *groupDef) {
+	d := l.d
+	ps, _ := d.mapping(n, "target")
+	e := &entry{node: n, isMap: true, group: g}
+	for _, p := range ps {
+		if p.Key == "name" {
+			if s, ok := d.str(p.Val, "target name"); ok && l.checkHostName(s, p.Val, "target") {
+				e.name = s
+			}
+		}
+	}
+	what := "target"
+	if e.name != "" {
+		what = fmt.Sprintf("target %q", e.name)
+	}
+	d.checkKeys(ps, what, targetKeys...)
+	var portN ast.Node
+	port := 0
+	for _, p := range ps {
+		switch p.Key {
+		case "address":
+			if s, ok := d.str(p.Val, "address"); ok {
+				if s == "" {
+					d.errorf(p.Val, "address must not be empty")
+				} else {
+					e.address, e.addrN = s, p.Val
+				}
+			}
+		case "port":
+			if v, ok := l.port(p.Val, "port"); ok {
+				port, portN = v, p.Val
+			}
+		case "aliases":
+			al, _ := d.strList(p.Val, "aliases")
+			for _, a := range al {
+				if l.checkHostName(a, p.Val, "alias") {
+					e.aliases = append(e.aliases, a)
+					e.aliasN = append(e.aliasN, p.Val)
+				}
+			}
+		case "vars":
+			e.vars = l.vars(p.Val, what+" vars")
+		case "config":
+			e.ssh = l.config(p.Val)
+		}
+	}
+	if portN != nil {
+		if e.ssh == nil {
+			e.ssh = map[string]setting{}
+		}
+		e.ssh["port"] = setting{v: port, n: portN}
+	}
+	if e.name == "" {
+		if len(ps) > 0 && !hasKey(ps, "name") {
+			d.errorf(n, "target has no \"name\"")
+		}
+		return
+	}
+	l.entries = append(l.entries, e)
+}
+
+func hasKey(ps []pair, k string) bool {
+	for _, p := range ps {
+		if p.Key == k {
+			return true
+		}
+	}
+	return false
+}
+
+func (l *loader) checkHostName(s string, n ast.Node, what string) bool {
+	switch {
+	case s == "":
+		l.d.errorf(n, "%s name must not be empty", what)
+	case s == "all":
+		l.d.errorf(n, "%s name \"all\" is reserved (it selects every host)", what)
+	case strings.ContainsAny(s, " \t,!*?[]{}"):
+		l.d.errorf(n, "invalid %s name %q (no spaces, commas, '!' or glob characters)", what, s)
+	default:
+		return true
+	}
+	return false
+}
+
+// resolve turns the collected entries into hosts with merged vars and SSH settings.
+func (l *loader) resolve() {
+	d := l.d
+	// Names defined by mapping entries, then their aliases.
+	defined := map[string]bool{}
+	for _, e := range l.entries {
+		if e.isMap {
+			defined[e.name] = true
+		}
+	}
+	aliasOf := map[string]string{}
+	for _, e := range l.entries {
+		for i, a := range e.aliases {
+			switch prev, dup := aliasOf[a]; {
+			case a == e.name:
+			case defined[a]:
+				d.errorf(e.aliasN[i], "alias %q of host %q is the name of another host", a, e.name)
+			case dup && prev != e.name:
+				d.errorf(e.aliasN[i], "alias %q of host %q is already an alias of host %q", a, e.name, prev)
+			default:
+				aliasOf[a] = e.name
+			}
+		}
+	}
+	hosts := map[string]*hostDef{}
+	var order []*hostDef
+	for _, e := range l.entries {
+		name := e.name
+		if !e.isMap && !defined[name] {
+			if canon, ok := aliasOf[name]; ok {
+				name = canon
+			}
+		}
+		hd := hosts[name]
+		if hd == nil {
+			hd = &hostDef{h: &Host{Name: name}, member: map[*groupDef]bool{}}
+			hosts[name] = hd
+			order = append(order, hd)
+		}
+		hd.entries = append(hd.entries, e)
+		if e.address != "" {
+			if hd.address != "" && hd.address != e.address {
+				line, col := pos(hd.addrN)
+				d.errorf(e.addrN, "host %q: address %q conflicts with address %q set at %d:%d", name, e.address, hd.address, line, col)
+			} else if hd.address == "" {
+				hd.address, hd.addrN = e.address, e.addrN
+			}
+		}
+		for _, a := range e.aliases {
+			if a != name && !contains(hd.h.Aliases, a) {
+				hd.h.Aliases = append(hd.h.Aliases, a)
+			}
+		}
+		for g := e.group; g != nil; g = g.parent {
+			hd.member[g] = true
+			if !contains(g.g.Targets, name) {
+				g.g.Targets = append(g.g.Targets, name)
+			}
+		}
+	}
+	// Group names must not collide with host names or aliases.
+	for _, gd := range l.groups {
+		if hd, ok := hosts[gd.g.Name]; ok {
+			d.errorf(gd.keyN, "group %q has the same name as host %q", gd.g.Name, hd.h.Name)
+		} else if canon, ok := aliasOf[gd.g.Name]; ok {
+			d.errorf(gd.keyN, "group %q has the same name as an alias of host %q", gd.g.Name, canon)
+		}
+	}
+
+	l.inv.Vars, l.inv.Secrets = flatten(l.top.vars)
+	for _, gd := range l.groups {
+		gd.g.Vars, gd.g.Secrets = flatten(gd.vars)
+	}
+
+	settings := map[*Host]map[string]setting{}
+	for _, hd := range order {
+		h := hd.h
+		vars := map[string]varVal{}
+		ssh := map[string]setting{}
+		apply := func(ly layer) {
+			for k, v := range ly.vars {
+				vars[k] = v
+			}
+			for k, v := range ly.ssh {
+				ssh[k] = v
+			}
+		}
+		apply(l.top)
+		for _, gd := range l.groups {
+			if hd.member[gd] {
+				h.Groups = append(h.Groups, gd.g.Name)
+				apply(gd.layer)
+			}
+		}
+		for _, e := range hd.entries {
+			apply(e.layer)
+		}
+		h.Vars, h.Secrets = flatten(vars)
+		h.SSH = transport.Config{
+			Host:           h.Name,
+			Address:        h.Name,
+			Port:           DefaultPort,
+			User:           currentUser(),
+			ConnectTimeout: DefaultConnectTimeout,
+			HostKeyCheck:   DefaultHostKeyCheck,
+		}
+		if hd.address != "" {
+			h.SSH.Address = hd.address
+		}
+		for k, s := range ssh {
+			setSSH(&h.SSH, k, s.v)
+		}
+		settings[h] = ssh
+		l.inv.Hosts = append(l.inv.Hosts, h)
+	}
+
+	// Jump hosts: an inventory host (by name or alias) or [user@]host[:port].
+	done := map[*Host]bool{}
+	var jump func(h *Host, chain []string)
+	jump = func(h *Host, chain []string) {
+		if done[h] {
+			return
+		}
+		s, ok := settings[h]["jump"]
+		if !ok {
+			done[h] = true
+			return
+		}
+		spec := s.v.(string)
+		if target := l.inv.Host(spec); target != nil {
+			if target == h {
+				d.errorf(s.n, "host %q uses itself as its jump host", h.Name)
+				done[h] = true
+				return
+			}
+			if contains(chain, target.Name) {
+				d.errorf(s.n, "jump host cycle: %s", strings.Join(append(chain, h.Name, target.Name), " -> "))
+				done[h] = true
+				return
+			}
+			jump(target, append(chain, h.Name))
+			j := target.SSH
+			h.SSH.Jump = &j
+			done[h] = true
+			return
+		}
+		j, err := parseJump(spec, h.SSH)
+		if err != nil {
+			d.errorf(s.n, "ssh.jump: %v", err)
+		} else {
+			h.SSH.Jump = j
+		}
+		done[h] = true
+	}
+	for _, h := range l.inv.Hosts {
+		jump(h, nil)
+	}
+}
+
+// parseJump parses [user@]host[:port]; the jump host inherits the target's
+// user, key and host-key settings.
+func parseJump(spec string, from transport.Config) (*transport.Config, error) {
+	j := transport.Config{
+		User:           from.User,
+		Port:           DefaultPort,
+		PrivateKey:     from.PrivateKey,
+		PassphraseEnv:  from.PassphraseEnv,
+		Agent:          from.Agent,
+		ConnectTimeout: from.ConnectTimeout,
+		HostKeyCheck:   from.HostKeyCheck,
+		KnownHosts:     from.KnownHosts,
+	}
+	rest := spec
+	if i := strings.LastIndex(rest, "@"); i >= 0 {
+		j.User, rest = rest[:i], rest[i+1:]
+		if j.User == "" {
+			return nil, fmt.Errorf("empty user in %q", spec)
+		}
+	}
+	host := rest
+	if strings.HasPrefix(rest, "[") || strings.Count(rest, ":") == 1 {
+		h, p, err := net.SplitHostPort(rest)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not an inventory host or [user@]host[:port]", spec)
+		}
+		port, err := strconv.Atoi(p)
+		if err != nil || port < 1 || port > 65535 {
+			return nil, fmt.Errorf("invalid port %q in %q", p, spec)
+		}
+		host, j.Port = h, port
+	}
+	if host == "" || strings.ContainsAny(host, " /@") {
+		return nil, fmt.Errorf("%q is not an inventory host or [user@]host[:port]", spec)
+	}
+	j.Host, j.Address = host, host
+	return &j, nil
+}
+
+func setSSH(c *transport.Config, key string, v any) {
+	switch key {
+	case "user":
+		c.User = v.(string)
+	case "port":
+		c.Port = v.(int)
+	case "private_key":
+		c.PrivateKey = v.(string)
+	case "passphrase_env":
+		c.PassphraseEnv = v.(string)
+	case "agent":
+		c.Agent = v.(bool)
+	case "jump":
+		c.JumpSpec = v.(string)
+	case "connect_timeout":
+		c.ConnectTimeout = v.(time.Duration)
+	case "sudo":
+		c.Sudo = v.(bool)
+	case "sudo_password_env":
+		c.SudoPasswordEnv = v.(string)
+	case "host_key_check":
+		c.HostKeyCheck = v.(string)
+	case "known_hosts":
+		c.KnownHosts = v.(string)
+	}
+}
+
+// flatten returns plain vars and the paths ("vars.x", "vars.db.password")
+// of the values read from the environment, sorted.
+func flatten(vars map[string]varVal) (map[string]any, []string) {
+	out := make(map[string]any, len(vars))
+	var secrets []string
+	for _, k := range sortedKeys(vars) {
+		v := vars[k]
+		out[k] = v.v
+		for _, sub := range v.secrets {
+			secrets = append(secrets, joinPath("vars."+k, sub))
+		}
+	}
+	return out, secrets
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

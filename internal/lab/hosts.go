@@ -1,0 +1,527 @@
+package lab
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// newLab lays out the topology of s: ca .10, compile1..N .11.., lb .20
+// (alias puppet.<domain>), puppetdb .30, agent1..M .40..
+func newLab(s Spec) *Lab {
+	w := s.WorkDir
+	gw := s.Subnet + ".1"
+	l := &Lab{
+		Spec:           s,
+		WorkDir:        w,
+		Inventory:      filepath.Join(w, "inventory.yaml"),
+		KnownHosts:     filepath.Join(w, "known_hosts"),
+		Key:            filepath.Join(w, "id_ed25519"),
+		Bridge:         bridgeName,
+		Gateway:        gw,
+		RepoURL:        "http://" + gw + ":" + servePort + "/debian",
+		UpgradeRepoURL: "http://" + gw + ":" + servePort + "/upgrade",
+		ControlRepoURL: "http://" + gw + ":" + servePort + "/control.git",
+	}
+	add := func(short string, octet int, group string, aliases ...string) {
+		l.Hosts = append(l.Hosts, LabHost{
+			Name: short + "." + s.Domain, Short: short, Address: fmt.Sprintf("%s.%d", s.Subnet, octet),
+			Groups: []string{group}, Aliases: aliases,
+		})
+	}
+	add("ca", 10, "ca")
+	for i := 1; i <= s.Compilers; i++ {
+		add(fmt.Sprintf("compile%d", i), 10+i, "compilers")
+	}
+	add("lb", 20, "loadbalancer", "puppet."+s.Domain, "puppet")
+	add("puppetdb", 30, "puppetdb")
+	for i := 1; i <= s.Agents; i++ {
+		add(fmt.Sprintf("agent%d", i), 39+i, "agents")
+	}
+	return l
+}
+
+func (l *Lab) hostDir(h LabHost) string { return filepath.Join(hostsDir(l.WorkDir), h.Short) }
+
+// start does everything after the cache: keys, control repo, bridge, server,
+// hosts, known_hosts, inventory; it returns when every sshd answers.
+func (l *Lab) start(ctx context.Context, cache suiteCache, log io.Writer) error {
+	t0 := time.Now()
+	if err := os.MkdirAll(hostsDir(l.WorkDir), 0o755); err != nil {
+		return err
+	}
+	if err := run(ctx, nil, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "troupe-lab", "-f", l.Key); err != nil {
+		return err
+	}
+	pub, err := os.ReadFile(l.Key + ".pub")
+	if err != nil {
+		return err
+	}
+	// Host keys are made here, before boot, so known_hosts holds the real ones.
+	var wg sync.WaitGroup
+	errs := make([]error, len(l.Hosts))
+	for i, h := range l.Hosts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = l.prepareHost(ctx, h, string(pub))
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if err := l.writeKnownHosts(); err != nil {
+		return err
+	}
+	if err := l.writeInventory(); err != nil {
+		return err
+	}
+	logf(log, "keys and host files ready (%.1fs)", time.Since(t0).Seconds())
+
+	// What the HTTP server shows: the cached repositories and the control repo.
+	www := wwwDir(l.WorkDir)
+	if err := os.MkdirAll(www, 0o755); err != nil {
+		return err
+	}
+	for name, target := range map[string]string{
+		"debian":  filepath.Join(cache.repo(), "debian"),
+		"upgrade": filepath.Join(cache.repo(), "upgrade"),
+	} {
+		if err := os.Symlink(target, filepath.Join(www, name)); err != nil {
+			return err
+		}
+	}
+	if err := buildControlRepo(ctx, filepath.Join(www, "control.git")); err != nil {
+		return fmt.Errorf("control repository: %w", err)
+	}
+
+	// Network: bridge at .1; hosts get only the link route of the /24.
+	if err := run(ctx, nil, "ip", "link", "add", l.Bridge, "type", "bridge"); err != nil {
+		return err
+	}
+	if err := run(ctx, nil, "ip", "addr", "add", l.Gateway+"/24", "dev", l.Bridge); err != nil {
+		return err
+	}
+	if err := run(ctx, nil, "ip", "link", "set", l.Bridge, "up"); err != nil {
+		return err
+	}
+	if err := startServer(l.WorkDir, l.Gateway+":"+servePort, "/debian/Release"); err != nil {
+		return err
+	}
+	t1 := time.Now()
+	for _, h := range l.Hosts {
+		if err := l.bootHost(ctx, cache, h); err != nil {
+			return err
+		}
+	}
+	for _, h := range l.Hosts {
+		if err := l.waitSSH(ctx, h, 30*time.Second); err != nil {
+			return err
+		}
+	}
+	logf(log, "%d hosts booted, sshd answering (%.1fs)", len(l.Hosts), time.Since(t1).Seconds())
+	return nil
+}
+
+// prepareHost writes WorkDir/hosts/<short>/files: the tree stage1 copies
+// over the host's root, with its SSH host keys.
+func (l *Lab) prepareHost(ctx context.Context, h LabHost, pub string) error {
+	hd := l.hostDir(h)
+	f := filepath.Join(hd, "files")
+	for _, d := range []string{"upper", "work", "merged", "files/etc/ssh", "files/root/.ssh", "files/home/lab/.ssh"} {
+		if err := os.MkdirAll(filepath.Join(hd, d), 0o755); err != nil {
+			return err
+		}
+	}
+	// Host keys are generated once per host name and kept in
+	// CacheDir/hostkeys/<fqdn>, so a host keeps its keys across up/down
+	// (RSA generation costs seconds), then copied into the host's files.
+	kd := filepath.Join(l.Spec.CacheDir, "hostkeys", h.Name)
+	if err := os.MkdirAll(kd, 0o700); err != nil {
+		return err
+	}
+	for _, t := range []string{"ed25519", "ecdsa", "rsa"} {
+		key := filepath.Join(kd, "ssh_host_"+t+"_key")
+		if !exists(key) || !exists(key+".pub") {
+			os.Remove(key)
+			os.Remove(key + ".pub")
+			args := []string{"-q", "-t", t, "-N", "", "-C", "root@" + h.Name, "-f", key}
+			if t == "rsa" {
+				args = append(args, "-b", "3072")
+			}
+			if err := run(ctx, nil, "ssh-keygen", args...); err != nil {
+				return err
+			}
+		}
+		for _, suffix := range []string{"", ".pub"} {
+			b, err := os.ReadFile(key + suffix)
+			if err != nil {
+				return err
+			}
+			mode := os.FileMode(0o600)
+			if suffix != "" {
+				mode = 0o644
+			}
+			if err := os.WriteFile(filepath.Join(f, "etc/ssh", filepath.Base(key)+suffix), b, mode); err != nil {
+				return err
+			}
+		}
+	}
+	var hosts strings.Builder
+	fmt.Fprintf(&hosts, "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\tgw.%s gw\n", l.Gateway, l.Spec.Domain)
+	for _, o := range l.Hosts {
+		fmt.Fprintf(&hosts, "%s\t%s %s", o.Address, o.Name, o.Short)
+		for _, a := range o.Aliases {
+			fmt.Fprintf(&hosts, " %s", a)
+		}
+		hosts.WriteString("\n")
+	}
+	files := []struct {
+		path, content string
+		mode          os.FileMode
+	}{
+		{"etc/hostname", h.Short + "\n", 0o644},
+		{"etc/hosts", hosts.String(), 0o644},
+		{"etc/resolv.conf", "search " + l.Spec.Domain + "\noptions timeout:1 attempts:1\n", 0o644},
+		{"etc/apt/sources.list", "# the lab's local repository (troupe lab); nothing else is reachable\ndeb [trusted=yes] " + l.RepoURL + " ./\n", 0o644},
+		{"root/.ssh/authorized_keys", pub, 0o600},
+		{"home/lab/.ssh/authorized_keys", pub, 0o600},
+		{"usr/sbin/lab-init", scriptLabInit, 0o755},
+		{"usr/local/bin/systemctl", scriptSystemctl, 0o755},
+	}
+	for _, x := range files {
+		if err := writeFile(filepath.Join(f, x.path), x.content, x.mode); err != nil {
+			return err
+		}
+		if err := os.Chmod(filepath.Join(f, x.path), x.mode); err != nil {
+			return err
+		}
+	}
+	os.Chmod(filepath.Join(f, "root/.ssh"), 0o700)
+	os.Chmod(filepath.Join(f, "home/lab/.ssh"), 0o700)
+	return writeFile(filepath.Join(hd, "stage1"), scriptStage1, 0o755)
+}
+
+func (l *Lab) writeKnownHosts() error {
+	var b strings.Builder
+	for _, h := range l.Hosts {
+		names := append([]string{h.Name, h.Short, h.Address}, h.Aliases...)
+		for _, t := range []string{"ed25519", "ecdsa", "rsa"} {
+			pub, err := os.ReadFile(filepath.Join(l.hostDir(h), "files/etc/ssh/ssh_host_"+t+"_key.pub"))
+			if err != nil {
+				return err
+			}
+			fields := strings.Fields(string(pub))
+			if len(fields) < 2 {
+				return fmt.Errorf("bad host key %s", t)
+			}
+			fmt.Fprintf(&b, "%s %s %s\n", strings.Join(names, ","), fields[0], fields[1])
+		}
+	}
+	return os.WriteFile(l.KnownHosts, []byte(b.String()), 0o644)
+}
+
+// bootHost starts the host's namespaces with stage1 as their PID 1 and
+// plugs a veth into the bridge.
+func (l *Lab) bootHost(ctx context.Context, cache suiteCache, h LabHost) error {
+	hd := l.hostDir(h)
+	console, err := os.Create(filepath.Join(hd, "console.log"))
+	if err != nil {
+		return err
+	}
+	defer console.Close()
+	cmd := exec.Command("unshare", "--mount", "--uts", "--ipc", "--net", "--pid", "--fork",
+		"--propagation", "private", "--", "bash", filepath.Join(hd, "stage1"), h.Short, hd, cache.rootfs())
+	cmd.Stdout, cmd.Stderr = console, console
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	go cmd.Wait()
+	upid := cmd.Process.Pid
+	if err := os.WriteFile(filepath.Join(hd, "unshare.pid"), []byte(strconv.Itoa(upid)+"\n"), 0o644); err != nil {
+		return err
+	}
+	var ipid int
+	for i := 0; i < 100 && ipid == 0; i++ {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", upid, upid))
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			ipid, _ = strconv.Atoi(f[0])
+		} else {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if ipid == 0 {
+		return fmt.Errorf("%s: namespace init did not start: %s", h.Short, tail(console.Name(), 10))
+	}
+	if err := os.WriteFile(filepath.Join(hd, "init.pid"), []byte(strconv.Itoa(ipid)+"\n"), 0o644); err != nil {
+		return err
+	}
+	veth := vethName(h)
+	p := strconv.Itoa(upid)
+	for _, args := range [][]string{
+		{"ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", p},
+		{"ip", "link", "set", veth, "master", l.Bridge, "up"},
+		{"nsenter", "-t", p, "-n", "ip", "addr", "add", h.Address + "/24", "dev", "eth0"},
+		{"nsenter", "-t", p, "-n", "ip", "link", "set", "eth0", "up"},
+	} {
+		if err := run(ctx, nil, args[0], args[1:]...); err != nil {
+			return fmt.Errorf("%s: %w", h.Short, err)
+		}
+	}
+	return nil
+}
+
+func vethName(h LabHost) string {
+	n := "lab-" + h.Short
+	if len(n) > 15 {
+		n = n[:15]
+	}
+	return n
+}
+
+// waitSSH waits until the host's sshd sends its banner.
+func (l *Lab) waitSSH(ctx context.Context, h LabHost, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		c, err := net.DialTimeout("tcp", h.Address+":22", 500*time.Millisecond)
+		if err == nil {
+			c.SetReadDeadline(time.Now().Add(2 * time.Second))
+			line, _ := bufio.NewReader(c).ReadString('\n')
+			c.Close()
+			if strings.HasPrefix(line, "SSH-") {
+				return nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	hd := l.hostDir(h)
+	return fmt.Errorf("%s: sshd did not answer on %s:22 within %s; console: %s; upper/var/log/sshd.log: %s",
+		h.Short, h.Address, d, tail(filepath.Join(hd, "console.log"), 10), tail(filepath.Join(hd, "upper/var/log/sshd.log"), 5))
+}
+
+// initPID returns the PID of the host's PID 1 if it is still our lab-init.
+func (l *Lab) initPID(h LabHost) int {
+	hd := l.hostDir(h)
+	upid := readPID(filepath.Join(hd, "unshare.pid"))
+	ipid := readPID(filepath.Join(hd, "init.pid"))
+	if ipid == 0 || !procAlive(ipid) || !procAlive(upid) || !strings.Contains(procCmdline(upid), hd) {
+		return 0
+	}
+	return ipid
+}
+
+// healthy: every host's PID 1 and the HTTP server are alive.
+func (l *Lab) healthy() error {
+	for _, h := range l.Hosts {
+		if l.initPID(h) == 0 {
+			return fmt.Errorf("host %s is not running", h.Short)
+		}
+	}
+	if !serverAlive(l.WorkDir) {
+		return errors.New("the lab HTTP server is not running")
+	}
+	return nil
+}
+
+// down: hosts (SIGTERM to each PID 1, SIGKILL after 30 s), server, veths,
+// bridge, stray mounts, then everything in workDir but the lock.
+func down(ctx context.Context, workDir string, log io.Writer) error {
+	t0 := time.Now()
+	l, _ := loadState(workDir)
+	hd := hostsDir(workDir)
+	// Every unshare process started for a host of this WorkDir, by command line
+	// (also covers hosts whose pid files were never written).
+	var unshares []int
+	for _, p := range allPIDs() {
+		cl := procCmdline(p)
+		if strings.HasPrefix(cl, "unshare ") && strings.Contains(cl, hd+"/") {
+			unshares = append(unshares, p)
+		}
+	}
+	inits := map[int]int{} // unshare -> its child (the host's PID 1)
+	for _, u := range unshares {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", u, u))
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			c, _ := strconv.Atoi(f[0])
+			inits[u] = c
+			syscall.Kill(c, syscall.SIGTERM)
+		} else {
+			syscall.Kill(u, syscall.SIGKILL)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for _, u := range unshares {
+		if !waitGone(u, time.Until(deadline)) {
+			logf(log, "host process %d did not stop in 30s; killing its namespace", u)
+			if c := inits[u]; c > 0 {
+				syscall.Kill(c, syscall.SIGKILL)
+			}
+			syscall.Kill(u, syscall.SIGKILL)
+			waitGone(u, 5*time.Second)
+		}
+	}
+	stopServer(workDir)
+	// veths normally vanish with their netns; the bridge is ours to delete.
+	if l != nil {
+		for _, h := range l.Hosts {
+			if exists("/sys/class/net/" + vethName(h)) {
+				run(ctx, nil, "ip", "link", "del", vethName(h))
+			}
+		}
+		br := l.Bridge
+		if br == "" {
+			br = bridgeName
+		}
+		if exists("/sys/class/net/" + br) {
+			if err := run(ctx, nil, "ip", "link", "del", br); err != nil {
+				return err
+			}
+		}
+	}
+	// No mount of the root namespace should point into workDir; in case one does.
+	for _, m := range mountsUnder(workDir) {
+		syscall.Unmount(m, syscall.MNT_DETACH)
+	}
+	ents, _ := os.ReadDir(workDir)
+	for _, e := range ents {
+		if e.Name() == "lock" {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(workDir, e.Name())); err != nil {
+			return fmt.Errorf("lab down: %w", err)
+		}
+	}
+	if len(unshares) > 0 || l != nil {
+		logf(log, "lab down (%d hosts stopped) in %.1fs", len(unshares), time.Since(t0).Seconds())
+	}
+	return nil
+}
+
+// mountsUnder lists mount points of this mount namespace under dir, deepest first.
+func mountsUnder(dir string) []string {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	var ms []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
+			ms = append(ms, f[4])
+		}
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(ms)))
+	return ms
+}
+
+// Status reports each host: address, groups, main processes and memory
+// (RSS and PSS summed over the host's pid namespace).
+func (l *Lab) Status() ([]HostStatus, error) {
+	// pid namespace -> processes
+	byNS := map[string][]int{}
+	for _, p := range allPIDs() {
+		ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", p))
+		if err == nil {
+			byNS[ns] = append(byNS[ns], p)
+		}
+	}
+	var out []HostStatus
+	for _, h := range l.Hosts {
+		st := HostStatus{Name: h.Name, Short: h.Short, Address: h.Address, Groups: h.Groups}
+		ipid := l.initPID(h)
+		ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", ipid))
+		if ipid == 0 || err != nil {
+			out = append(out, st)
+			continue
+		}
+		st.Running, st.InitPID = true, ipid
+		counts := map[string]int{}
+		for _, p := range byNS[ns] {
+			st.Procs++
+			rss, pss := smapsRollup(p)
+			st.RSSMiB += rss / 1024
+			st.PSSMiB += pss / 1024
+			if name := serviceName(p); name != "" {
+				counts[name]++
+			}
+		}
+		names := make([]string, 0, len(counts))
+		for n := range counts {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			if counts[n] > 1 {
+				n = fmt.Sprintf("%s x%d", n, counts[n])
+			}
+			st.Services = append(st.Services, n)
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// serviceName classifies a process as one of the lab's main services.
+func serviceName(pid int) string {
+	comm := strings.TrimSpace(readFileString(fmt.Sprintf("/proc/%d/comm", pid)))
+	switch comm {
+	case "sshd", "haproxy", "postgres", "puppet":
+		return comm
+	case "java":
+		cl := procCmdline(pid)
+		switch {
+		case strings.Contains(cl, "puppetserver"):
+			return "puppetserver(java)"
+		case strings.Contains(cl, "puppetdb"):
+			return "puppetdb(java)"
+		}
+		return "java"
+	}
+	if strings.HasPrefix(comm, "sshd") { // sshd-session on trixie
+		return "sshd"
+	}
+	if strings.HasPrefix(comm, "puppet") || strings.Contains(procCmdline(pid), "/usr/bin/puppet agent") {
+		return "puppet"
+	}
+	return ""
+}
+
+// smapsRollup returns Rss and Pss in KiB.
+func smapsRollup(pid int) (rss, pss float64) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return 0, 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		v, _ := strconv.ParseFloat(f[1], 64)
+		switch f[0] {
+		case "Rss:":
+			rss = v
+		case "Pss:":
+			pss = v
+		}
+	}
+	return rss, pss
+}

@@ -1,0 +1,36 @@
+package lab
+
+import (
+	"fmt"
+	"os"
+	"strings"
+)
+
+// inventoryGroups is the order of groups in the inventory.
+var inventoryGroups = []string{"ca", "compilers", "loadbalancer", "puppetdb", "agents"}
+
+// writeInventory writes the troupe inventory (format version 1) for the lab.
+func (l *Lab) writeInventory() error {
+	s := l.Spec
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Written by `troupe lab up` (%s lab in %s); rewritten on every up, removed by `troupe lab down`.\n", s.Suite, l.WorkDir)
+	b.WriteString("version: 1\nvars:\n")
+	fmt.Fprintf(&b, "  flavor: debian\n  domain: %s\n  lb_name: puppet.%s\n  ca_name: ca.%s\n", s.Domain, s.Domain, s.Domain)
+	fmt.Fprintf(&b, "  package_repo: %q\n", "deb [trusted=yes] "+l.RepoURL+" ./")
+	fmt.Fprintf(&b, "  control_repo: %s\n", l.ControlRepoURL)
+	b.WriteString("config:\n  ssh:\n    user: lab\n")
+	fmt.Fprintf(&b, "    private_key: %s\n    known_hosts: %s\n", l.Key, l.KnownHosts)
+	b.WriteString("    host_key_check: strict\n    sudo: true\ngroups:\n")
+	for _, g := range inventoryGroups {
+		var targets []string
+		for _, h := range l.Hosts {
+			if len(h.Groups) > 0 && h.Groups[0] == g {
+				aliases := append([]string{h.Short}, h.Aliases...)
+				targets = append(targets, fmt.Sprintf("{name: %s, address: %s, aliases: [%s]}",
+					h.Name, h.Address, strings.Join(aliases, ", ")))
+			}
+		}
+		fmt.Fprintf(&b, "  %-13s {targets: [%s]}\n", g+":", strings.Join(targets, ", "))
+	}
+	return os.WriteFile(l.Inventory, []byte(b.String()), 0o644)
+}

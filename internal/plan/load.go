@@ -1,0 +1,888 @@
+package plan
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/goccy/go-yaml/ast"
+
+	"github.com/troupe/troupe/internal/diag"
+)
+
+// Loader reads plans and roles.
+type Loader struct {
+	FS      fs.FS            // holds plans/ and roles/
+	Actions Actions          // the action kinds steps may use
+	Funcs   template.FuncMap // template functions available in plans
+	// FSName prefixes the names of files read from FS in positions
+	// ("embedded:plans/x.yaml"); "" means "embedded".
+	FSName string
+}
+
+// ParamTypes are the declared types a param may have.
+var ParamTypes = []string{"string", "int", "bool", "list", "map", "secret"}
+
+var (
+	planKeys  = []string{"name", "description", "params", "steps"}
+	roleKeys  = []string{"name", "description", "vars", "steps"}
+	paramKeys = []string{"type", "description", "required", "default"}
+
+	// controlKeys are the keys every step may carry besides its action.
+	controlKeys = []string{"id", "name", "targets", "when", "serial", "max_failures", "retries", "delay",
+		"until", "timeout", "run_once", "sudo", "creates", "unless", "onlyif", "register",
+		"changed_when", "failed_when", "ignore_errors", "vars", "params"}
+	// actionOnly are the controls that make no sense on a block, role or sub-plan.
+	actionOnly = []string{"retries", "delay", "until", "creates", "unless", "onlyif", "register", "changed_when", "failed_when"}
+	blockKinds = []string{"steps", "role", "plan"}
+
+	idRE       = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
+	registerRE = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
+	paramRE    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	nameRE     = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
+)
+
+// srcFile is one parsed plan or role file.
+type srcFile struct {
+	d    *doc
+	body ast.Node
+	dir  string // directory on disk, "" for files from FS
+}
+
+// include is one entry of the include chain, for cycle detection.
+type include struct{ key, label string }
+
+// scope is what templates of a step may reference.
+type scope struct {
+	plan      string
+	params    []Param
+	registers map[string]ast.Node // register names defined in this file (uniqueness)
+}
+
+type loadCtx struct {
+	l          *Loader
+	kinds      []string
+	files      map[string]*srcFile
+	fileOrder  []string
+	stack      []include
+	registered map[string]bool // registers of steps seen so far, in document order
+	errs       diag.List
+}
+
+// Load reads a plan by name (plans/NAME.yaml in FS) or by path (ending in
+// .yaml/.yml or containing a slash: read from disk), expands its roles and
+// sub-plans and checks everything, returning all problems as a diag.List.
+func (l *Loader) Load(nameOrPath string) (*Plan, error) {
+	c := &loadCtx{l: l, files: map[string]*srcFile{}, registered: map[string]bool{}}
+	if l.Actions != nil {
+		for _, k := range l.Actions.Kinds() {
+			if !slicesContains(controlKeys, k) && !slicesContains(blockKinds, k) {
+				c.kinds = append(c.kinds, k)
+			}
+		}
+	}
+	key, label, f, err := c.openPlan(nameOrPath, "")
+	if err != nil {
+		return nil, err
+	}
+	c.stack = append(c.stack, include{key, label})
+	p := &Plan{File: f.d.file, sources: map[string][]byte{}}
+	top, _ := f.d.mapping(f.body, "a plan")
+	f.d.checkKeys(top, "a plan", planKeys...)
+	p.Name = strings.TrimSuffix(strings.TrimSuffix(path.Base(filepath.ToSlash(nameOrPath)), ".yaml"), ".yml")
+	var stepsN ast.Node
+	for _, kv := range top {
+		switch kv.Key {
+		case "name":
+			if s, ok := f.d.str(kv.Val, "name"); ok {
+				p.Name = s
+			}
+		case "description":
+			p.Description, _ = f.d.str(kv.Val, "description")
+		case "params":
+			p.Params = c.params(f, kv.Val)
+		case "steps":
+			stepsN = kv.Val
+		}
+	}
+	if f.body == nil {
+		f.d.errs = append(f.d.errs, &diag.Error{File: f.d.file, Msg: "empty plan: expected a mapping with name, params and steps"})
+	} else if !hasKey(top, "steps") {
+		f.d.errorf(f.body, "plan %q has no steps", p.Name)
+	}
+	sc := &scope{plan: p.Name, params: p.Params, registers: map[string]ast.Node{}}
+	if stepsN != nil {
+		p.Steps = c.steps(f, stepsN, "", sc, "plan "+strconv.Quote(p.Name))
+	}
+	for name, sf := range c.files {
+		p.sources[name] = sf.d.src
+	}
+	if err := c.collect(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// collect gathers the errors of every file: file order, then line and column,
+// duplicates (a role included twice) dropped.
+func (c *loadCtx) collect() error {
+	var all diag.List
+	seen := map[string]bool{}
+	for _, name := range c.fileOrder {
+		errs := c.files[name].d.errs
+		sort.SliceStable(errs, func(i, j int) bool {
+			a, b := errs[i], errs[j]
+			return a.Line < b.Line || a.Line == b.Line && a.Col < b.Col
+		})
+		for _, e := range errs {
+			k := e.Position() + "\x00" + e.Msg
+			if !seen[k] {
+				seen[k] = true
+				all = append(all, e)
+			}
+		}
+	}
+	return append(all, c.errs...).Err()
+}
+
+func (l *Loader) fsName() string {
+	if l.FSName == "" {
+		return "embedded"
+	}
+	return l.FSName
+}
+
+// isPath reports whether a plan reference names a file on disk.
+func isPath(s string) bool {
+	return strings.HasSuffix(s, ".yaml") || strings.HasSuffix(s, ".yml") || strings.ContainsRune(s, '/') || strings.ContainsRune(s, filepath.Separator)
+}
+
+// openPlan reads a plan by name or path; relDir is the directory of the
+// including file on disk ("" for the working directory).
+func (c *loadCtx) openPlan(ref, relDir string) (key, label string, f *srcFile, err error) {
+	if isPath(ref) {
+		p := ref
+		if relDir != "" && !filepath.IsAbs(p) {
+			p = filepath.Join(relDir, p)
+		}
+		abs, aerr := filepath.Abs(p)
+		if aerr != nil {
+			abs = p
+		}
+		key, label = "plan:"+abs, "plan:"+ref
+		if f := c.files[p]; f != nil {
+			return key, label, f, nil
+		}
+		src, rerr := os.ReadFile(p)
+		if rerr != nil {
+			return "", "", nil, fmt.Errorf("plan %s: %w", ref, rerr)
+		}
+		f, err = c.parse(p, src, filepath.Dir(p))
+		return key, label, f, err
+	}
+	if !nameRE.MatchString(ref) {
+		return "", "", nil, fmt.Errorf("invalid plan name %q", ref)
+	}
+	if c.l.FS == nil {
+		return "", "", nil, fmt.Errorf("unknown plan %q (no plan directory)", ref)
+	}
+	key, label = "plan:"+ref, "plan:"+ref
+	name := c.l.fsName() + ":plans/" + ref + ".yaml"
+	if f := c.files[name]; f != nil {
+		return key, label, f, nil
+	}
+	src, rerr := fs.ReadFile(c.l.FS, "plans/"+ref+".yaml")
+	if rerr != nil {
+		if errors.Is(rerr, fs.ErrNotExist) {
+			return "", "", nil, fmt.Errorf("unknown plan %q (plans: %s)", ref, strings.Join(c.names("plans"), ", "))
+		}
+		return "", "", nil, fmt.Errorf("plan %s: %w", ref, rerr)
+	}
+	f, err = c.parse(name, src, "")
+	return key, label, f, err
+}
+
+func (c *loadCtx) openRole(ref string) (*srcFile, error) {
+	if !nameRE.MatchString(ref) {
+		return nil, fmt.Errorf("invalid role name %q", ref)
+	}
+	name := c.l.fsName() + ":roles/" + ref + ".yaml"
+	if f := c.files[name]; f != nil {
+		return f, nil
+	}
+	if c.l.FS == nil {
+		return nil, fmt.Errorf("unknown role %q (no role directory)", ref)
+	}
+	src, err := fs.ReadFile(c.l.FS, "roles/"+ref+".yaml")
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("unknown role %q (roles: %s)", ref, strings.Join(c.names("roles"), ", "))
+		}
+		return nil, fmt.Errorf("role %s: %w", ref, err)
+	}
+	return c.parse(name, src, "")
+}
+
+// names lists dir/*.yaml in FS without the extension.
+func (c *loadCtx) names(dir string) []string {
+	m, _ := fs.Glob(c.l.FS, dir+"/*.yaml")
+	out := []string{}
+	for _, f := range m {
+		out = append(out, strings.TrimSuffix(path.Base(f), ".yaml"))
+	}
+	if len(out) == 0 {
+		out = append(out, "none")
+	}
+	return out
+}
+
+func (c *loadCtx) parse(name string, src []byte, dir string) (*srcFile, error) {
+	d, body, err := parse(name, src)
+	if err != nil {
+		return nil, err
+	}
+	f := &srcFile{d: d, body: body, dir: dir}
+	c.files[name] = f
+	c.fileOrder = append(c.fileOrder, name)
+	return f, nil
+}
+
+// params decodes a plan's params.
+func (c *loadCtx) params(f *srcFile, n ast.Node) []Param {
+	d := f.d
+	ps, ok := d.mapping(n, "params")
+	if !ok {
+		return nil
+	}
+	var out []Param
+	for _, kv := range ps {
+		line, col := pos(kv.KeyN)
+		p := Param{Name: kv.Key, Type: "string", Pos: Pos{File: d.file, Line: line, Col: col}}
+		if !paramRE.MatchString(p.Name) {
+			d.errorf(kv.KeyN, "invalid param name %q (use letters, digits and '_'; it is used as .params.%s)", p.Name, p.Name)
+			continue
+		}
+		what := fmt.Sprintf("param %q", p.Name)
+		fields, ok := d.mapping(kv.Val, what)
+		if !ok {
+			continue
+		}
+		d.checkKeys(fields, what, paramKeys...)
+		var defN ast.Node
+		for _, fl := range fields {
+			switch fl.Key {
+			case "type":
+				if s, ok := d.str(fl.Val, what+" type"); ok {
+					if !slicesContains(ParamTypes, s) {
+						d.errorf(fl.Val, "%s: unknown type %q (expected one of: %s)", what, s, strings.Join(ParamTypes, ", "))
+					} else {
+						p.Type = s
+					}
+				}
+			case "description":
+				p.Description, _ = d.str(fl.Val, what+" description")
+			case "required":
+				p.Required, _ = d.boolean(fl.Val, what+" required")
+			case "default":
+				defN = fl.Val
+			}
+		}
+		if defN != nil {
+			if v, ok := c.typed(d, defN, p, "default of "+what); ok {
+				p.Default = v
+			}
+			if p.Required {
+				d.errorf(defN, "%s is required and has a default; use one or the other", what)
+			}
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// typed checks that n holds a value of p's type and returns it.
+func (c *loadCtx) typed(d *doc, n ast.Node, p Param, what string) (any, bool) {
+	n = d.resolve(n)
+	ok := false
+	switch p.Type {
+	case "string", "secret":
+		switch n.(type) {
+		case *ast.StringNode, *ast.LiteralNode:
+			ok = true
+		}
+	case "int":
+		_, ok = n.(*ast.IntegerNode)
+	case "bool":
+		_, ok = n.(*ast.BoolNode)
+	case "list":
+		_, ok = n.(*ast.SequenceNode)
+	case "map":
+		switch n.(type) {
+		case *ast.MappingNode, *ast.MappingValueNode:
+			ok = true
+		}
+	}
+	if !ok {
+		hint := ""
+		if p.Type == "string" || p.Type == "secret" {
+			hint = "; quote it"
+		}
+		d.errorf(n, "%s must be %s (type %s), got %s%s", what, article(p.Type), p.Type, kind(n), hint)
+		return nil, false
+	}
+	return d.value(n), true
+}
+
+func article(t string) string {
+	switch t {
+	case "int":
+		return "an integer"
+	case "bool":
+		return "true or false"
+	case "list":
+		return "a list"
+	case "map":
+		return "a mapping"
+	}
+	return "a string"
+}
+
+// steps decodes a list of steps; parent is the parent's full id ("" at the top).
+func (c *loadCtx) steps(f *srcFile, n ast.Node, parent string, sc *scope, owner string) []*Step {
+	d := f.d
+	n = d.resolve(n)
+	seq, ok := n.(*ast.SequenceNode)
+	if !ok || len(seq.Values) == 0 {
+		if ok || isNull(n) {
+			d.errorf(n, "%s has no steps", owner)
+		} else {
+			d.errorf(n, "steps must be a list, got %s", kind(n))
+		}
+		return nil
+	}
+	ids := map[string]ast.Node{}
+	var out []*Step
+	for _, item := range seq.Values {
+		if s := c.step(f, item, parent, sc, ids); s != nil {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (c *loadCtx) step(f *srcFile, n ast.Node, parent string, sc *scope, ids map[string]ast.Node) *Step {
+	d := f.d
+	n = d.resolve(n)
+	ps, ok := d.mapping(n, "a step")
+	if !ok {
+		return nil
+	}
+	line, col := pos(n)
+	s := &Step{Pos: Pos{File: d.file, Line: line, Col: col}}
+
+	// id first, so every other message can name the step.
+	var id string
+	if i := indexKey(ps, "id"); i < 0 {
+		d.errorf(n, "step has no id (a kebab-case name unique within its block)")
+	} else if v, ok := d.str(ps[i].Val, "id"); ok {
+		switch prev, dup := ids[v]; {
+		case !idRE.MatchString(v):
+			d.errorf(ps[i].Val, "step id %q must be kebab-case (lower-case letters, digits and single dashes)", v)
+		case dup:
+			pl, pc := pos(prev)
+			d.errorf(ps[i].Val, "duplicate step id %q (first used at %d:%d)", v, pl, pc)
+		default:
+			ids[v] = ps[i].Val
+		}
+		id = v
+	}
+	label := "step"
+	if id != "" {
+		label = fmt.Sprintf("step %q", id)
+	}
+	s.ID = id
+	if parent != "" {
+		s.ID = parent + "/" + id
+	}
+
+	// Find the action: exactly one action kind or block key.
+	var found []string
+	var form string // the action kind, or steps / role / plan
+	var actN []pair
+	unknown := false
+	for _, kv := range ps {
+		switch {
+		case slicesContains(blockKinds, kv.Key) || slicesContains(c.kinds, kv.Key):
+			found = append(found, kv.Key)
+			actN = append(actN, kv)
+		case slicesContains(controlKeys, kv.Key):
+		default:
+			unknown = true
+			d.errorf(kv.KeyN, "unknown key %q in %s%s: not a step control or an action (actions: %s)",
+				kv.Key, label, suggest(kv.Key, append(append([]string{}, controlKeys...), c.kinds...)), strings.Join(c.kinds, ", "))
+		}
+	}
+	switch {
+	case len(found) > 1:
+		d.errorf(actN[1].KeyN, "%s has several actions [%s]; use exactly one", label, strings.Join(found, " "))
+	case len(found) == 0 && !unknown:
+		d.errorf(n, "%s has no action: expected one of %s, or steps, role, plan", label, strings.Join(c.kinds, ", "))
+	case len(found) == 1:
+		form = found[0]
+	}
+	isAction := form != "" && !slicesContains(blockKinds, form)
+	if isAction {
+		s.Kind = form // blocks, roles and sub-plans keep Kind ""
+	}
+
+	// Controls (document order); until/changed_when/failed_when are checked
+	// after the step's own register is known.
+	var late []pair
+	var varsN, paramsN ast.Node
+	for _, kv := range ps {
+		what := label + " " + kv.Key
+		if form != "" && !isAction && slicesContains(actionOnly, kv.Key) {
+			d.errorf(kv.KeyN, "%q applies to action steps only, not to %s (a %s)", kv.Key, label, kindLabel(form))
+			continue
+		}
+		switch kv.Key {
+		case "name":
+			s.Name, _ = d.str(kv.Val, what)
+		case "targets":
+			s.Targets = c.selector(d, kv.Val, what)
+			line, col := pos(kv.Val)
+			s.targetsPos = Pos{File: d.file, Line: line, Col: col}
+			c.template(d, kv.Val, s.Targets, sc)
+		case "when", "creates", "unless", "onlyif":
+			v := c.condition(d, kv.Val, what)
+			c.template(d, kv.Val, v, sc)
+			switch kv.Key {
+			case "when":
+				s.When = v
+			case "creates":
+				s.Creates = v
+			case "unless":
+				s.Unless = v
+			case "onlyif":
+				s.Onlyif = v
+			}
+		case "until", "changed_when", "failed_when":
+			late = append(late, kv)
+		case "serial":
+			s.Serial, _ = c.count(d, kv.Val, what, 1)
+		case "max_failures":
+			s.MaxFailures, _ = c.count(d, kv.Val, what, 0)
+		case "retries":
+			if v, ok := d.integer(kv.Val, what); ok {
+				if v < 0 {
+					d.errorf(kv.Val, "%s must be 0 or more, got %d", what, v)
+				}
+				s.Retries = v
+			}
+		case "delay", "timeout":
+			if v, ok := c.duration(d, kv.Val, what, kv.Key == "delay"); ok {
+				if kv.Key == "delay" {
+					s.Delay = v
+				} else {
+					s.Timeout = v
+				}
+			}
+		case "run_once":
+			s.RunOnce, _ = d.boolean(kv.Val, what)
+		case "ignore_errors":
+			s.IgnoreErrors, _ = d.boolean(kv.Val, what)
+		case "sudo":
+			if v, ok := d.boolean(kv.Val, what); ok {
+				s.Sudo = &v
+			}
+		case "register":
+			if v, ok := d.str(kv.Val, what); ok {
+				switch prev, dup := sc.registers[v]; {
+				case !registerRE.MatchString(v):
+					d.errorf(kv.Val, "%s: %q is not an identifier ([a-z_][a-z0-9_]*)", what, v)
+				case dup:
+					pl, pc := pos(prev)
+					d.errorf(kv.Val, "%s: %q is already registered at %d:%d", what, v, pl, pc)
+				default:
+					sc.registers[v] = kv.Val
+					s.Register = v
+				}
+			}
+		case "vars":
+			varsN = kv.Val
+			if form != "" && form != "role" {
+				d.errorf(kv.KeyN, "\"vars\" is only allowed on a role include, not on %s (a %s)", label, kindLabel(form))
+			}
+		case "params":
+			paramsN = kv.Val
+			if form != "" && form != "plan" {
+				d.errorf(kv.KeyN, "\"params\" is only allowed on a sub-plan include, not on %s (a %s)", label, kindLabel(form))
+			}
+		}
+	}
+
+	// The action or block.
+	if form != "" {
+		kv := actN[0]
+		switch form {
+		case "steps":
+			s.Steps = c.steps(f, kv.Val, s.ID, sc, label)
+		case "role":
+			c.expandRole(f, s, kv, varsN, sc, label)
+		case "plan":
+			c.expandPlan(f, s, kv, paramsN, sc, label)
+		default:
+			body := kv.Val
+			if body == nil {
+				body = ast.Null(kv.KeyN.GetToken())
+			}
+			v, err := c.l.Actions.Decode(s.Kind, body)
+			if err != nil {
+				for _, e := range d.fromYAML(err).(diag.List) {
+					e.Msg = fmt.Sprintf("%s %s: %s", label, s.Kind, e.Msg)
+					d.errs = append(d.errs, e)
+				}
+			} else {
+				s.Action = v
+			}
+			c.templates(d, kv.Val, sc)
+		}
+	}
+	if s.Register != "" {
+		c.registered[s.Register] = true
+	}
+	for _, kv := range late {
+		v := c.condition(d, kv.Val, label+" "+kv.Key)
+		c.template(d, kv.Val, v, sc)
+		switch kv.Key {
+		case "until":
+			s.Until = v
+		case "changed_when":
+			s.ChangedWhen = v
+		case "failed_when":
+			s.FailedWhen = v
+		}
+	}
+	if s.Name == "" {
+		s.Name = defaultName(s, id)
+	}
+	return s
+}
+
+func kindLabel(k string) string {
+	switch k {
+	case "steps":
+		return "block"
+	case "role":
+		return "role include"
+	case "plan":
+		return "sub-plan include"
+	}
+	return k + " step"
+}
+
+// defaultName is the title of a step without `name`.
+func defaultName(s *Step, id string) string {
+	if st, ok := s.Action.(fmt.Stringer); ok {
+		if t := st.String(); t != "" {
+			return t
+		}
+	}
+	switch {
+	case strings.HasPrefix(s.Source, "role:"):
+		return "Role " + strings.TrimPrefix(s.Source, "role:")
+	case strings.HasPrefix(s.Source, "plan:"):
+		return "Plan " + strings.TrimPrefix(s.Source, "plan:")
+	case s.Kind == "":
+		return strings.ReplaceAll(id, "-", " ")
+	}
+	words := strings.ReplaceAll(s.Kind, "_", " ")
+	return strings.ToUpper(words[:1]) + words[1:] + " (" + id + ")"
+}
+
+// selector decodes targets: a selector string or a list of terms.
+func (c *loadCtx) selector(d *doc, n ast.Node, what string) string {
+	if seq, ok := d.resolve(n).(*ast.SequenceNode); ok {
+		var terms []string
+		for _, x := range seq.Values {
+			if s, ok := d.str(x, what+" entry"); ok {
+				terms = append(terms, s)
+			}
+		}
+		return strings.Join(terms, ",")
+	}
+	s, ok := d.str(n, what)
+	if ok && strings.TrimSpace(s) == "" {
+		d.errorf(n, "%s must not be empty", what)
+	}
+	return s
+}
+
+// condition decodes a template string (a bare boolean is accepted too).
+func (c *loadCtx) condition(d *doc, n ast.Node, what string) string {
+	if b, ok := d.resolve(n).(*ast.BoolNode); ok {
+		return strconv.FormatBool(b.Value)
+	}
+	s, _ := d.str(n, what)
+	return s
+}
+
+// count decodes serial / max_failures: an integer >= min or "N%".
+func (c *loadCtx) count(d *doc, n ast.Node, what string, min int) (string, bool) {
+	n = d.resolve(n)
+	if i, ok := n.(*ast.IntegerNode); ok {
+		v, _ := d.integer(i, what)
+		if v < min {
+			d.errorf(n, "%s must be %d or more, got %d", what, min, v)
+			return "", false
+		}
+		return strconv.Itoa(v), true
+	}
+	if s, ok := n.(*ast.StringNode); ok {
+		num, pct := strings.CutSuffix(s.Value, "%")
+		v, err := strconv.Atoi(num)
+		switch {
+		case err != nil:
+		case v < min || pct && v > 100:
+			d.errorf(n, "%s must be between %d and 100%%, got %q", what, min, s.Value)
+			return "", false
+		default:
+			if pct {
+				return strconv.Itoa(v) + "%", true
+			}
+			return strconv.Itoa(v), true
+		}
+	}
+	d.errorf(n, "%s must be an integer or a percentage like \"25%%\", got %s", what, kind(n))
+	return "", false
+}
+
+func (c *loadCtx) duration(d *doc, n ast.Node, what string, zeroOK bool) (time.Duration, bool) {
+	s, ok := d.str(n, what)
+	if !ok {
+		return 0, false
+	}
+	v, err := time.ParseDuration(s)
+	switch {
+	case err != nil:
+		d.errorf(n, "%s: invalid duration %q (use a form like \"30s\" or \"5m\")", what, s)
+		return 0, false
+	case v < 0 || v == 0 && !zeroOK:
+		d.errorf(n, "%s must be positive, got %q", what, s)
+		return 0, false
+	}
+	return v, true
+}
+
+// expandRole turns `role: NAME` into a block of the role's steps.
+func (c *loadCtx) expandRole(f *srcFile, s *Step, kv pair, varsN ast.Node, sc *scope, label string) {
+	d := f.d
+	name, ok := d.str(kv.Val, label+" role")
+	if !ok {
+		return
+	}
+	s.Source = "role:" + name
+	inc := include{key: "role:" + name, label: "role:" + name}
+	if c.cycle(d, kv.Val, inc) {
+		return
+	}
+	rf, err := c.openRole(name)
+	if err != nil {
+		if l, ok := diag.As(err); ok {
+			c.errs = append(c.errs, l...)
+		} else {
+			d.errorf(kv.Val, "%s: %v", label, err)
+		}
+		return
+	}
+	rd := rf.d
+	top, _ := rd.mapping(rf.body, "a role")
+	rd.checkKeys(top, "a role", roleKeys...)
+	// The role's own vars are defaults (below inventory vars); the include's
+	// vars sit above inventory vars.
+	defaults := map[string]any{}
+	var stepsN ast.Node
+	for _, p := range top {
+		switch p.Key {
+		case "name", "description":
+			rd.str(p.Val, p.Key)
+		case "vars":
+			if ps, ok := rd.mapping(p.Val, "role vars"); ok {
+				for _, v := range ps {
+					defaults[v.Key] = rd.value(v.Val)
+					c.templates(rd, v.Val, sc)
+				}
+			}
+		case "steps":
+			stepsN = p.Val
+		}
+	}
+	vars := map[string]any{}
+	if varsN != nil {
+		if ps, ok := d.mapping(varsN, label+" vars"); ok {
+			for _, v := range ps {
+				vars[v.Key] = d.value(v.Val)
+				c.templates(d, v.Val, sc)
+			}
+		}
+	}
+	s.Vars, s.Defaults = vars, defaults
+	if rf.body == nil || stepsN == nil {
+		rd.errorf(rf.body, "role %q has no steps", name)
+		if rf.body == nil {
+			d.errorf(kv.Val, "role %q is empty", name)
+		}
+		return
+	}
+	c.stack = append(c.stack, inc)
+	rsc := &scope{plan: sc.plan, params: sc.params, registers: map[string]ast.Node{}}
+	s.Steps = c.steps(rf, stepsN, s.ID, rsc, "role "+strconv.Quote(name))
+	c.stack = c.stack[:len(c.stack)-1]
+}
+
+// expandPlan turns `plan: NAME` into a block of the sub-plan's steps.
+func (c *loadCtx) expandPlan(f *srcFile, s *Step, kv pair, paramsN ast.Node, sc *scope, label string) {
+	d := f.d
+	ref, ok := d.str(kv.Val, label+" plan")
+	if !ok {
+		return
+	}
+	s.Source = "plan:" + ref
+	key, lbl, pf, err := c.openPlan(ref, f.dir)
+	if err != nil {
+		if l, ok := diag.As(err); ok {
+			c.errs = append(c.errs, l...)
+		} else {
+			d.errorf(kv.Val, "%s: %v", label, err)
+		}
+		return
+	}
+	inc := include{key: key, label: lbl}
+	if c.cycle(d, kv.Val, inc) {
+		return
+	}
+	pd := pf.d
+	top, _ := pd.mapping(pf.body, "a plan")
+	pd.checkKeys(top, "a plan", planKeys...)
+	subName := strings.TrimSuffix(strings.TrimSuffix(path.Base(filepath.ToSlash(ref)), ".yaml"), ".yml")
+	var params []Param
+	var stepsN ast.Node
+	for _, p := range top {
+		switch p.Key {
+		case "name":
+			if v, ok := pd.str(p.Val, "name"); ok {
+				subName = v
+			}
+		case "description":
+			pd.str(p.Val, "description")
+		case "params":
+			params = c.params(pf, p.Val)
+		case "steps":
+			stepsN = p.Val
+		}
+	}
+	// The include's params: declared names only, literal values typed,
+	// every required param given.
+	given := map[string]any{}
+	if paramsN != nil {
+		ps, _ := d.mapping(paramsN, label+" params")
+		for _, p := range ps {
+			decl := findParam(params, p.Key)
+			if decl == nil {
+				d.errorf(p.KeyN, "%s: plan %q has no param %q (it declares: %s)", label, subName, p.Key, paramNames(params))
+				continue
+			}
+			c.templates(d, p.Val, sc)
+			if str, isStr := d.resolve(p.Val).(*ast.StringNode); isStr && strings.Contains(str.Value, "{{") {
+				given[p.Key] = str.Value
+			} else if v, ok := c.typed(d, p.Val, *decl, fmt.Sprintf("param %q of plan %q", p.Key, subName)); ok {
+				given[p.Key] = v
+			}
+		}
+	}
+	for _, p := range params {
+		if _, ok := given[p.Name]; !ok && p.Required {
+			d.errorf(kv.Val, "%s: plan %q requires param %q (%s)%s", label, subName, p.Name, p.Type, descSuffix(p.Description))
+		}
+	}
+	s.Params = given
+	if stepsN == nil {
+		pd.errorf(pf.body, "plan %q has no steps", subName)
+		return
+	}
+	c.stack = append(c.stack, inc)
+	psc := &scope{plan: subName, params: params, registers: map[string]ast.Node{}}
+	s.Steps = c.steps(pf, stepsN, s.ID, psc, "plan "+strconv.Quote(subName))
+	c.stack = c.stack[:len(c.stack)-1]
+}
+
+func descSuffix(s string) string {
+	if s == "" {
+		return ""
+	}
+	return ": " + s
+}
+
+// cycle reports (and records) an include cycle.
+func (c *loadCtx) cycle(d *doc, n ast.Node, inc include) bool {
+	for i, e := range c.stack {
+		if e.key == inc.key {
+			chain := []string{}
+			for _, x := range c.stack[i:] {
+				chain = append(chain, x.label)
+			}
+			d.errorf(n, "include cycle: %s -> %s", strings.Join(chain, " -> "), inc.label)
+			return true
+		}
+	}
+	return false
+}
+
+func findParam(ps []Param, name string) *Param {
+	for i := range ps {
+		if ps[i].Name == name {
+			return &ps[i]
+		}
+	}
+	return nil
+}
+
+func paramNames(ps []Param) string {
+	if len(ps) == 0 {
+		return "none"
+	}
+	names := make([]string, len(ps))
+	for i, p := range ps {
+		names[i] = p.Name
+	}
+	return strings.Join(names, ", ")
+}
+
+func indexKey(ps []pair, k string) int {
+	for i, p := range ps {
+		if p.Key == k {
+			return i
+		}
+	}
+	return -1
+}
+
+func hasKey(ps []pair, k string) bool { return indexKey(ps, k) >= 0 }
+
+func slicesContains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,149 @@
+package plan
+
+import (
+	"regexp"
+	"sort"
+	"strings"
+	"text/template"
+	tparse "text/template/parse"
+
+	"github.com/goccy/go-yaml/ast"
+)
+
+var tmplErrPrefix = regexp.MustCompile(`^template: [^:]*:(\d+:)?(\d+:)? ?`)
+
+// templates checks every string scalar under n (mapping values and list
+// items; keys are not templates).
+func (c *loadCtx) templates(d *doc, n ast.Node, sc *scope) {
+	n = d.resolve(n)
+	switch v := n.(type) {
+	case *ast.StringNode:
+		c.template(d, v, v.Value, sc)
+	case *ast.LiteralNode:
+		c.template(d, v, v.Value.Value, sc)
+	case *ast.MappingNode:
+		for _, kv := range v.Values {
+			c.templates(d, kv.Value, sc)
+		}
+	case *ast.MappingValueNode:
+		c.templates(d, v.Value, sc)
+	case *ast.SequenceNode:
+		for _, x := range v.Values {
+			c.templates(d, x, sc)
+		}
+	}
+}
+
+// template parses s (when it holds "{{") with the loader's functions and
+// checks its .params and .registered references; problems point at n.
+func (c *loadCtx) template(d *doc, n ast.Node, s string, sc *scope) {
+	if !strings.Contains(s, "{{") {
+		return
+	}
+	t, err := template.New("").Funcs(c.l.Funcs).Parse(s)
+	if err != nil {
+		d.errorf(n, "invalid template: %s", tmplErrPrefix.ReplaceAllString(err.Error(), ""))
+		return
+	}
+	reported := map[string]bool{}
+	check := func(idents []string) {
+		if len(idents) < 2 {
+			return
+		}
+		root, name := idents[0], idents[1]
+		key := root + "." + name
+		if reported[key] {
+			return
+		}
+		switch root {
+		case "params":
+			if findParam(sc.params, name) == nil {
+				reported[key] = true
+				d.errorf(n, "template references .params.%s but plan %q has no param %q (it declares: %s)%s",
+					name, sc.plan, name, paramNames(sc.params), suggest(name, paramList(sc.params)))
+			}
+		case "registered":
+			if !c.registered[name] {
+				reported[key] = true
+				known := make([]string, 0, len(c.registered))
+				for k := range c.registered {
+					known = append(known, k)
+				}
+				sort.Strings(known)
+				list := strings.Join(known, ", ")
+				if list == "" {
+					list = "none"
+				}
+				d.errorf(n, "template references .registered.%s but no earlier step registers %q (registered so far: %s)%s",
+					name, name, list, suggest(name, known))
+			}
+		}
+	}
+	for _, tr := range t.Templates() {
+		if tr.Tree != nil {
+			walkTemplate(tr.Tree.Root, true, check)
+		}
+	}
+}
+
+func paramList(ps []Param) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.Name
+	}
+	return out
+}
+
+// walkTemplate calls check with the field chain of every reference to the
+// root data: `.a.b` while dot is the root, and `$.a.b` anywhere.
+func walkTemplate(n tparse.Node, rootDot bool, check func([]string)) {
+	switch v := n.(type) {
+	case nil:
+	case *tparse.ListNode:
+		if v == nil {
+			return
+		}
+		for _, x := range v.Nodes {
+			walkTemplate(x, rootDot, check)
+		}
+	case *tparse.ActionNode:
+		walkTemplate(v.Pipe, rootDot, check)
+	case *tparse.PipeNode:
+		if v == nil {
+			return
+		}
+		for _, cmd := range v.Cmds {
+			walkTemplate(cmd, rootDot, check)
+		}
+	case *tparse.CommandNode:
+		for _, a := range v.Args {
+			walkTemplate(a, rootDot, check)
+		}
+	case *tparse.FieldNode:
+		if rootDot {
+			check(v.Ident)
+		}
+	case *tparse.VariableNode:
+		if len(v.Ident) > 0 && v.Ident[0] == "$" {
+			check(v.Ident[1:])
+		}
+	case *tparse.ChainNode:
+		walkTemplate(v.Node, rootDot, check)
+	case *tparse.IfNode:
+		walkBranch(&v.BranchNode, rootDot, rootDot, check)
+	case *tparse.RangeNode:
+		walkBranch(&v.BranchNode, false, rootDot, check)
+	case *tparse.WithNode:
+		walkBranch(&v.BranchNode, false, rootDot, check)
+	case *tparse.TemplateNode:
+		walkTemplate(v.Pipe, rootDot, check)
+	}
+}
+
+// walkBranch: the pipeline and the else branch see the outer dot; the body
+// sees the outer dot only for `if`.
+func walkBranch(b *tparse.BranchNode, bodyRoot, outer bool, check func([]string)) {
+	walkTemplate(b.Pipe, outer, check)
+	walkTemplate(b.List, bodyRoot, check)
+	walkTemplate(b.ElseList, outer, check)
+}

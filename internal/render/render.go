@@ -1,0 +1,193 @@
+// Package render evaluates the Go templates inside plans, roles and template
+// files: text/template with missingkey=error and a small curated function
+// set. Nothing here reads the clock, the environment or randomness, so the
+// same inputs always render the same bytes (render → compare → write only on
+// change depends on that).
+package render
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"text/template"
+
+	"github.com/goccy/go-yaml"
+)
+
+// Funcs is the curated function set available to every template.
+func Funcs() template.FuncMap {
+	return template.FuncMap{
+		"join":      join,
+		"split":     strings.Split,
+		"default":   dflt,
+		"required":  required,
+		"quote":     ShellQuote,
+		"lower":     strings.ToLower,
+		"upper":     strings.ToUpper,
+		"trim":      strings.TrimSpace,
+		"replace":   func(old, new, s string) string { return strings.ReplaceAll(s, old, new) },
+		"contains":  func(sub string, s any) bool { return strings.Contains(fmt.Sprint(s), sub) },
+		"hasPrefix": func(prefix string, s any) bool { return strings.HasPrefix(fmt.Sprint(s), prefix) },
+		"indent":    indent,
+		"toJSON":    toJSON,
+		"toYAML":    toYAML,
+		"keys":      keys,
+		"list":      func(v ...any) []any { return v },
+		"has":       has,
+	}
+}
+
+var cache sync.Map // template text → *template.Template
+
+// String renders one template text against data. Texts without "{{" are
+// returned as they are, without parsing.
+func String(text string, data any) (string, error) {
+	if !strings.Contains(text, "{{") {
+		return text, nil
+	}
+	t, err := parse(text)
+	if err != nil {
+		return "", err
+	}
+	var b bytes.Buffer
+	if err := t.Execute(&b, data); err != nil {
+		return "", cleanErr(err)
+	}
+	return b.String(), nil
+}
+
+// File renders a template file's content; name appears in error messages.
+func File(name, text string, data any) ([]byte, error) {
+	t, err := template.New(name).Option("missingkey=error").Funcs(Funcs()).Parse(text)
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	if err := t.Execute(&b, data); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// Bool renders a condition and requires "true" or "false".
+func Bool(text string, data any) (bool, error) {
+	out, err := String(text, data)
+	if err != nil {
+		return false, err
+	}
+	switch strings.TrimSpace(out) {
+	case "true":
+		return true, nil
+	case "false", "":
+		return false, nil
+	}
+	return false, fmt.Errorf("condition %q rendered %q; want true or false", text, strings.TrimSpace(out))
+}
+
+func parse(text string) (*template.Template, error) {
+	if t, ok := cache.Load(text); ok {
+		return t.(*template.Template), nil
+	}
+	t, err := template.New("").Option("missingkey=error").Funcs(Funcs()).Parse(text)
+	if err != nil {
+		return nil, cleanErr(err)
+	}
+	cache.Store(text, t)
+	return t, nil
+}
+
+// cleanErr drops the anonymous template's empty name prefix ("template: :1:3: ").
+func cleanErr(err error) error {
+	msg := strings.TrimPrefix(err.Error(), "template: ")
+	msg = strings.TrimPrefix(msg, ":")
+	return fmt.Errorf("template: %s", msg)
+}
+
+// ShellQuote quotes s for a POSIX shell.
+func ShellQuote(s any) string {
+	str := fmt.Sprint(s)
+	if str != "" && strings.Trim(str, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:=@%+,") == "" {
+		return str
+	}
+	return "'" + strings.ReplaceAll(str, "'", `'\''`) + "'"
+}
+
+func join(sep string, v any) (string, error) {
+	switch l := v.(type) {
+	case []string:
+		return strings.Join(l, sep), nil
+	case []any:
+		parts := make([]string, len(l))
+		for i, x := range l {
+			parts[i] = fmt.Sprint(x)
+		}
+		return strings.Join(parts, sep), nil
+	case nil:
+		return "", nil
+	}
+	return "", fmt.Errorf("join: want a list, got %T", v)
+}
+
+func dflt(def, v any) any {
+	if v == nil {
+		return def
+	}
+	if s, ok := v.(string); ok && s == "" {
+		return def
+	}
+	return v
+}
+
+func required(msg string, v any) (any, error) {
+	if v == nil {
+		return nil, fmt.Errorf("%s", msg)
+	}
+	if s, ok := v.(string); ok && s == "" {
+		return nil, fmt.Errorf("%s", msg)
+	}
+	return v, nil
+}
+
+func indent(n int, s string) string {
+	pad := strings.Repeat(" ", n)
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		if l != "" {
+			lines[i] = pad + l
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+func toJSON(v any) (string, error) {
+	b, err := json.Marshal(v)
+	return string(b), err
+}
+
+func toYAML(v any) (string, error) {
+	b, err := yaml.Marshal(v)
+	return strings.TrimSuffix(string(b), "\n"), err
+}
+
+func keys(m map[string]any) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// has reports whether map m has key k (missingkey=error makes `.vars.x`
+// fail on absent keys; `has "x" .vars` is the way to test for one).
+func has(k string, m any) bool {
+	mm, ok := m.(map[string]any)
+	if !ok {
+		return false
+	}
+	_, ok = mm[k]
+	return ok
+}

@@ -1,0 +1,580 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/troupe/troupe/internal/inventory"
+	"github.com/troupe/troupe/internal/plan"
+	"github.com/troupe/troupe/internal/render"
+	"github.com/troupe/troupe/internal/report"
+	"github.com/troupe/troupe/internal/step"
+)
+
+// policy is the failure tolerance in force: max_failures of the nearest
+// step or block that sets it, counted over that step's whole target set.
+type policy struct {
+	set     bool
+	allowed int
+	pool    []*inventory.Host
+	owner   string // the step id that set it, for messages
+}
+
+// steps runs a list of steps in order. inherited is the enclosing block's
+// batch of hosts (nil at the top level).
+func (r *run) steps(ctx context.Context, steps []*plan.Step, inherited []*inventory.Host, l scopeLayer, pol policy) error {
+	for _, s := range steps {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := r.one(ctx, s, inherited, l, pol); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// one runs a step or block on its targets, in serial batches when asked.
+func (r *run) one(ctx context.Context, s *plan.Step, inherited []*inventory.Host, l scopeLayer, pol policy) error {
+	targets := inherited
+	if s.Targets != "" {
+		var err error
+		if targets, err = r.selectHosts(s.Targets); err != nil {
+			return fmt.Errorf("step %s: %w", s.ID, err)
+		}
+	}
+	targets = r.alive(targets)
+	if s.MaxFailures != "" || !pol.set {
+		allowed, err := amount(s.MaxFailures, len(targets))
+		if err != nil {
+			return fmt.Errorf("step %s: max_failures: %w", s.ID, err)
+		}
+		pol = policy{set: s.MaxFailures != "", allowed: allowed, pool: targets, owner: s.ID}
+	}
+	if len(targets) == 0 {
+		r.emit(report.Event{Kind: report.StepStart, Step: s.ID, Title: title(s)})
+		r.emit(report.Event{Kind: report.StepEnd, Step: s.ID, Text: "no hosts"})
+		return nil
+	}
+	size := len(targets)
+	if s.Serial != "" {
+		n, err := amount(s.Serial, len(targets))
+		if err != nil {
+			return fmt.Errorf("step %s: serial: %w", s.ID, err)
+		}
+		size = max(n, 1)
+	}
+	inner := l
+	if isBlock(s) {
+		inner = l.with(s.Params, s.Defaults, s.Vars)
+	}
+	for i := 0; i < len(targets); i += size {
+		batch := r.alive(targets[i:min(i+size, len(targets))])
+		if len(batch) == 0 {
+			continue
+		}
+		if isBlock(s) {
+			label := title(s)
+			if size < len(targets) {
+				label = fmt.Sprintf("%s (batch %d of %d)", label, i/size+1, (len(targets)+size-1)/size)
+			}
+			r.emit(report.Event{Kind: report.StepStart, Step: s.ID, Title: label, Hosts: names(batch)})
+			start := time.Now()
+			if err := r.steps(ctx, s.Steps, batch, inner, pol); err != nil {
+				return err
+			}
+			r.emit(report.Event{Kind: report.StepEnd, Step: s.ID, Duration: time.Since(start)})
+		} else if err := r.leaf(ctx, s, batch, l); err != nil {
+			return err
+		}
+		if err := r.checkFailures(s, pol); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkFailures stops the run when more hosts of the policy's pool failed
+// than it allows.
+func (r *run) checkFailures(s *plan.Step, pol policy) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var failed []string
+	for _, h := range pol.pool {
+		if why, ok := r.failed[h.Name]; ok {
+			failed = append(failed, h.Name+": "+why)
+		}
+	}
+	if len(failed) <= pol.allowed {
+		return nil
+	}
+	if pol.set {
+		return fmt.Errorf("%w: %d host(s) failed under %s, more than max_failures %d:\n  %s", ErrFailed, len(failed), pol.owner, pol.allowed, strings.Join(failed, "\n  "))
+	}
+	return fmt.Errorf("%w at step %s:\n  %s", ErrFailed, s.ID, strings.Join(failed, "\n  "))
+}
+
+// leaf runs one action step on a batch, hosts in parallel; it returns when
+// every host is done (a step is a barrier).
+func (r *run) leaf(ctx context.Context, s *plan.Step, hosts []*inventory.Host, l scopeLayer) error {
+	if !r.started {
+		if s.ID != r.o.StartAt {
+			for _, h := range hosts {
+				r.result(s, h, report.Skipped, "before --start-at "+r.o.StartAt, nil, 0)
+			}
+			return nil
+		}
+		r.started = true
+	}
+	r.emit(report.Event{Kind: report.StepStart, Step: s.ID, Title: title(s), Hosts: names(hosts)})
+	start := time.Now()
+	runOn := hosts
+	if s.RunOnce {
+		runOn = hosts[:1]
+	}
+	var wg sync.WaitGroup
+	for _, h := range runOn {
+		wg.Add(1)
+		go func(h *inventory.Host) {
+			defer wg.Done()
+			select {
+			case r.sem <- struct{}{}:
+			case <-ctx.Done():
+				r.result(s, h, report.Failed, "", ctx.Err(), 0)
+				return
+			}
+			defer func() { <-r.sem }()
+			r.host(ctx, s, h, l)
+		}(h)
+	}
+	wg.Wait()
+	if s.RunOnce {
+		r.copyRunOnce(s, hosts)
+	}
+	r.emit(report.Event{Kind: report.StepEnd, Step: s.ID, Duration: time.Since(start)})
+	return ctx.Err()
+}
+
+// copyRunOnce gives the other hosts the registered result of the one that ran.
+func (r *run) copyRunOnce(s *plan.Step, hosts []*inventory.Host) {
+	first := hosts[0].Name
+	for _, h := range hosts[1:] {
+		r.mu.Lock()
+		if s.Register != "" && r.registered[first] != nil {
+			if r.registered[h.Name] == nil {
+				r.registered[h.Name] = map[string]any{}
+			}
+			r.registered[h.Name][s.Register] = r.registered[first][s.Register]
+		}
+		r.mu.Unlock()
+		r.result(s, h, report.Skipped, "run_once: ran on "+first, nil, 0)
+	}
+}
+
+// host runs one step on one host: resume, when, guards, retries, until,
+// changed_when, failed_when, register.
+func (r *run) host(ctx context.Context, s *plan.Step, h *inventory.Host, l scopeLayer) {
+	start := time.Now()
+	if d, ok := r.resumed(s, h); ok {
+		r.remember(s, h, d.value)
+		r.result(s, h, report.Skipped, "done in the previous run ("+string(d.status)+")", nil, 0)
+		return
+	}
+	data, err := r.data(h, l)
+	if err != nil {
+		r.result(s, h, report.Failed, "", err, time.Since(start))
+		return
+	}
+	if s.When != "" {
+		ok, err := render.Bool(s.When, data)
+		if err != nil {
+			r.result(s, h, report.Failed, "", fmt.Errorf("when: %w", err), time.Since(start))
+			return
+		}
+		if !ok {
+			r.result(s, h, report.Skipped, "when is false", nil, time.Since(start))
+			return
+		}
+	}
+	conn, err := r.pool.get(ctx, h)
+	if err != nil {
+		r.result(s, h, report.Failed, "", err, time.Since(start))
+		return
+	}
+	sudo := h.SSH.Sudo
+	if s.Sudo != nil {
+		sudo = *s.Sudo
+	}
+	action := s.Action.(step.Action)
+	_, readOnly := action.(step.ReadOnly)
+	x := &step.Exec{
+		Host: h, Conn: conn, Sudo: sudo, Data: data, Files: r.o.Files,
+		Noop: r.o.Noop && !readOnly,
+		Emit: func(e report.Event) {
+			e.Step, e.Host = s.ID, h.Name
+			r.emit(e)
+		},
+	}
+	x.Peer = r.peer(s, l)
+	if why, err := r.guards(ctx, s, x); err != nil || why != "" {
+		if err != nil {
+			r.result(s, h, report.Failed, "", err, time.Since(start))
+		} else {
+			r.result(s, h, report.Skipped, why, nil, time.Since(start))
+		}
+		return
+	}
+	res, err := r.attempts(ctx, s, x, action)
+	reg := registered(res, err)
+	data["result"] = reg
+	status := report.Unchanged
+	if res.Changed {
+		status = report.Changed
+	}
+	if res.Skip != "" {
+		status = report.Skipped
+	}
+	if s.ChangedWhen != "" && err == nil {
+		changed, cerr := render.Bool(s.ChangedWhen, data)
+		if cerr != nil {
+			err = fmt.Errorf("changed_when: %w", cerr)
+		} else if changed {
+			status = report.Changed
+		} else {
+			status = report.Unchanged
+		}
+		reg["changed"] = changed
+	}
+	if s.FailedWhen != "" && (err == nil || isExit(err)) {
+		failed, ferr := render.Bool(s.FailedWhen, data)
+		switch {
+		case ferr != nil:
+			err = fmt.Errorf("failed_when: %w", ferr)
+		case failed && err == nil:
+			err = errors.New("failed_when is true")
+		case !failed:
+			err = nil
+		}
+		reg["failed"] = err != nil
+	}
+	if x.Noop && status == report.Changed {
+		reg["changed"] = true
+	}
+	r.remember(s, h, reg)
+	switch {
+	case err != nil && s.IgnoreErrors:
+		r.emit(report.Event{Kind: report.Warning, Step: s.ID, Host: h.Name, Text: "error ignored: " + err.Error()})
+		r.result(s, h, status, "", nil, time.Since(start))
+	case err != nil:
+		r.resultWithStderr(s, h, err, res.Stderr, time.Since(start))
+	default:
+		r.result(s, h, status, firstNonEmpty(res.Skip, res.Msg), nil, time.Since(start))
+	}
+}
+
+// guards: creates/unless/onlyif. A non-empty reason means skip.
+func (r *run) guards(ctx context.Context, s *plan.Step, x *step.Exec) (string, error) {
+	if s.Creates != "" {
+		path, err := x.Render(s.Creates)
+		if err != nil {
+			return "", fmt.Errorf("creates: %w", err)
+		}
+		res, err := x.Probe(ctx, "test -e "+render.ShellQuote(path))
+		if err != nil {
+			return "", err
+		}
+		if res.ExitCode == 0 {
+			return path + " exists", nil
+		}
+	}
+	for _, g := range []struct {
+		cmd     string
+		skipIf0 bool
+		name    string
+	}{{s.Unless, true, "unless"}, {s.Onlyif, false, "onlyif"}} {
+		if g.cmd == "" {
+			continue
+		}
+		cmd, err := x.Render(g.cmd)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", g.name, err)
+		}
+		res, err := x.Probe(ctx, cmd)
+		if err != nil {
+			return "", err
+		}
+		if (res.ExitCode == 0) == g.skipIf0 {
+			return fmt.Sprintf("%s: %s exited %d", g.name, short(cmd), res.ExitCode), nil
+		}
+	}
+	return "", nil
+}
+
+// attempts runs the action with timeout, retries, delay and until.
+func (r *run) attempts(ctx context.Context, s *plan.Step, x *step.Exec, a step.Action) (step.Result, error) {
+	tries := s.Retries + 1
+	delay := s.Delay
+	if delay == 0 && tries > 1 {
+		delay = 5 * time.Second
+	}
+	var res step.Result
+	var err error
+	for i := 1; i <= tries; i++ {
+		actx, cancel := ctx, context.CancelFunc(func() {})
+		if s.Timeout > 0 {
+			actx, cancel = context.WithTimeout(ctx, s.Timeout)
+		}
+		res, err = a.Run(actx, x)
+		if actx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
+			err = fmt.Errorf("timed out after %s", s.Timeout)
+		}
+		cancel()
+		if ctx.Err() != nil {
+			return res, ctx.Err()
+		}
+		done := err == nil
+		if s.Until != "" && err == nil && !x.Noop {
+			x.Data["result"] = registered(res, nil)
+			ok, uerr := render.Bool(s.Until, x.Data)
+			if uerr != nil {
+				return res, fmt.Errorf("until: %w", uerr)
+			}
+			done = ok
+			if !ok && i == tries {
+				err = fmt.Errorf("until %q still false after %d tries", s.Until, tries)
+			}
+		}
+		if done || i == tries {
+			break
+		}
+		why := "until is false"
+		if err != nil {
+			why = err.Error()
+		}
+		r.emit(report.Event{Kind: report.HostLine, Step: s.ID, Host: x.Host.Name, Stream: "stderr",
+			Text: fmt.Sprintf("try %d/%d: %s; again in %s", i, tries, oneLine(why), delay)})
+		select {
+		case <-ctx.Done():
+			return res, ctx.Err()
+		case <-time.After(delay):
+		}
+	}
+	return res, err
+}
+
+// registered is the value `register` stores and .result exposes.
+func registered(res step.Result, err error) map[string]any {
+	m := map[string]any{
+		"stdout":  res.Stdout,
+		"stderr":  res.Stderr,
+		"rc":      res.ExitCode,
+		"changed": res.Changed,
+		"failed":  err != nil,
+		"skipped": res.Skip != "",
+		"msg":     res.Msg,
+		"data":    res.Data,
+	}
+	var ee *step.ExitError
+	if errors.As(err, &ee) {
+		m["rc"], m["stdout"], m["stderr"] = ee.Result.ExitCode, ee.Result.Stdout, ee.Result.Stderr
+	}
+	if res.Data == nil {
+		var v any
+		if s := strings.TrimSpace(res.Stdout); s != "" && (s[0] == '{' || s[0] == '[') && json.Unmarshal([]byte(s), &v) == nil {
+			m["data"] = v
+		}
+	}
+	return m
+}
+
+func (r *run) remember(s *plan.Step, h *inventory.Host, v any) {
+	if s.Register == "" {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.registered[h.Name] == nil {
+		r.registered[h.Name] = map[string]any{}
+	}
+	r.registered[h.Name][s.Register] = v
+}
+
+func (r *run) result(s *plan.Step, h *inventory.Host, st report.Status, reason string, err error, d time.Duration) {
+	e := report.Event{Kind: report.HostResult, Step: s.ID, Host: h.Name, Status: st, Reason: reason, Duration: d}
+	if err != nil {
+		e.Status, e.Error = report.Failed, err.Error()
+	}
+	r.finish(s, h, e)
+}
+
+func (r *run) resultWithStderr(s *plan.Step, h *inventory.Host, err error, stderr string, d time.Duration) {
+	var ee *step.ExitError
+	if errors.As(err, &ee) && stderr == "" {
+		stderr = ee.Result.Stderr
+	}
+	r.finish(s, h, report.Event{Kind: report.HostResult, Step: s.ID, Host: h.Name, Status: report.Failed,
+		Error: err.Error(), Stderr: stderr, Duration: d})
+}
+
+func (r *run) finish(s *plan.Step, h *inventory.Host, e report.Event) {
+	r.mu.Lock()
+	r.counts[e.Status]++
+	if e.Status == report.Failed {
+		r.failed[h.Name] = s.ID + ": " + oneLine(e.Error)
+	}
+	var val any
+	if s.Register != "" && r.registered[h.Name] != nil {
+		val = r.registered[h.Name][s.Register]
+	}
+	r.mu.Unlock()
+	r.emit(e)
+	if r.journal != nil {
+		r.journal.result(s.ID, h.Name, e.Status, s.Register, val, e.Error)
+	}
+}
+
+// resumed reports whether --resume skips this step on this host: the host
+// completed it in the previous run, and every step before it too.
+func (r *run) resumed(s *plan.Step, h *inventory.Host) (done, bool) {
+	if r.resume == nil {
+		return done{}, false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	steps := r.resume[h.Name]
+	d, ok := steps[s.ID]
+	if !ok || steps["\x00broken"].status != "" {
+		if steps == nil {
+			steps = map[string]done{}
+			r.resume[h.Name] = steps
+		}
+		steps["\x00broken"] = done{status: report.Failed} // from here on, this host runs everything
+		return done{}, false
+	}
+	return d, true
+}
+
+// restoreRegistered brings back registered values for steps --resume skips.
+func (r *run) restoreRegistered() error { return nil }
+
+// alive drops hosts that already failed.
+func (r *run) alive(hosts []*inventory.Host) []*inventory.Host {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]*inventory.Host, 0, len(hosts))
+	for _, h := range hosts {
+		if _, bad := r.failed[h.Name]; !bad {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// peer gives an action an Exec on another inventory host (the CA, the load
+// balancer) over the run's shared connections.
+func (r *run) peer(s *plan.Step, l scopeLayer) func(ctx context.Context, name string) (*step.Exec, error) {
+	return func(ctx context.Context, name string) (*step.Exec, error) {
+		h := r.o.Inventory.Host(name)
+		if h == nil {
+			return nil, fmt.Errorf("no host %q in the inventory", name)
+		}
+		conn, err := r.pool.get(ctx, h)
+		if err != nil {
+			return nil, err
+		}
+		data, err := r.data(h, l)
+		if err != nil {
+			return nil, err
+		}
+		x := &step.Exec{Host: h, Conn: conn, Sudo: h.SSH.Sudo, Noop: r.o.Noop, Data: data, Files: r.o.Files,
+			Emit: func(e report.Event) {
+				e.Step, e.Host = s.ID, h.Name
+				r.emit(e)
+			}}
+		x.Peer = r.peer(s, l)
+		return x, nil
+	}
+}
+
+// amount parses "N" or "N%" of total.
+func amount(s string, total int) (int, error) {
+	if s == "" {
+		return 0, nil
+	}
+	if p, ok := strings.CutSuffix(s, "%"); ok {
+		v, err := strconv.ParseFloat(p, 64)
+		if err != nil || v < 0 || v > 100 {
+			return 0, fmt.Errorf("%q: want N or N%% (0-100)", s)
+		}
+		return int(math.Floor(v / 100 * float64(total))), nil
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil || v < 0 {
+		return 0, fmt.Errorf("%q: want N or N%%", s)
+	}
+	return v, nil
+}
+
+func title(s *plan.Step) string {
+	if s.Name != "" {
+		return s.Name
+	}
+	if isBlock(s) {
+		if s.Source != "" {
+			return s.Source
+		}
+		return "block"
+	}
+	return step.Title(s.Kind, s.Action)
+}
+
+// isBlock: a `steps` block, or an expanded role or sub-plan.
+func isBlock(s *plan.Step) bool {
+	switch s.Kind {
+	case "", "steps", "role", "plan":
+		return true
+	}
+	return false
+}
+
+func names(hs []*inventory.Host) []string {
+	out := make([]string, len(hs))
+	for i, h := range hs {
+		out[i] = h.Name
+	}
+	return out
+}
+
+func isExit(err error) bool {
+	var ee *step.ExitError
+	return errors.As(err, &ee)
+}
+
+func oneLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i] + " …"
+	}
+	return s
+}
+
+func short(s string) string {
+	if len(s) > 60 {
+		return s[:60] + "…"
+	}
+	return s
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}

@@ -1,0 +1,161 @@
+package runner
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/troupe/troupe/internal/report"
+)
+
+// journal is the NDJSON record of every host's result of every step, one
+// file per plan and inventory, so `--resume` knows where a run stopped.
+type journal struct {
+	path string
+	mu   sync.Mutex
+	f    *os.File // nil under --noop: a dry run must not move the resume point
+	prev []record // the previous run, as the file held it before this one
+}
+
+type record struct {
+	Type      string        `json:"type"` // start | result | end
+	Time      time.Time     `json:"time"`
+	Plan      string        `json:"plan,omitempty"`
+	Inventory string        `json:"inventory,omitempty"`
+	Step      string        `json:"step,omitempty"`
+	Host      string        `json:"host,omitempty"`
+	Status    report.Status `json:"status,omitempty"`
+	Register  string        `json:"register,omitempty"`
+	Value     any           `json:"value,omitempty"`
+	Error     string        `json:"error,omitempty"`
+}
+
+// done is what the previous run recorded for one host and step.
+type done struct {
+	status   report.Status
+	register string
+	value    any
+}
+
+func openJournal(stateDir, planName, invFile string, noop bool) (*journal, error) {
+	abs, _ := filepath.Abs(invFile)
+	sum := sha256.Sum256([]byte(abs))
+	dir := filepath.Join(stateDir, "journal")
+	j := &journal{path: filepath.Join(dir, fmt.Sprintf("%s-%x.ndjson", planName, sum[:6]))}
+	prev, err := j.previousRecords()
+	if err != nil {
+		return nil, err
+	}
+	j.prev = prev
+	if noop {
+		return j, nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	f, err := os.OpenFile(j.path+".new", os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	// Keep only the previous run in the file (it is what --resume reads),
+	// then append this run after it; written beside and renamed, so a crash
+	// never leaves a half-copied journal.
+	enc := json.NewEncoder(f)
+	for _, r := range prev {
+		enc.Encode(r)
+	}
+	if err := f.Sync(); err != nil {
+		return nil, err
+	}
+	if err := os.Rename(j.path+".new", j.path); err != nil {
+		return nil, err
+	}
+	j.f = f
+	j.write(record{Type: "start", Plan: planName, Inventory: abs})
+	return j, nil
+}
+
+func (j *journal) write(r record) {
+	if j.f == nil {
+		return
+	}
+	r.Time = time.Now().UTC()
+	b, _ := json.Marshal(r)
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.f.Write(append(b, '\n'))
+}
+
+func (j *journal) result(step, host string, st report.Status, reg string, val any, err string) {
+	j.write(record{Type: "result", Step: step, Host: host, Status: st, Register: reg, Value: val, Error: err})
+}
+
+func (j *journal) end(err error) {
+	r := record{Type: "end", Status: report.Unchanged}
+	if err != nil {
+		r.Status, r.Error = report.Failed, err.Error()
+	}
+	j.write(r)
+}
+
+func (j *journal) close() {
+	if j.f != nil {
+		j.f.Close()
+	}
+}
+
+// previousRecords returns the records of the last complete or interrupted
+// run in the file (from its last "start").
+func (j *journal) previousRecords() ([]record, error) {
+	f, err := os.Open(j.path)
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	defer f.Close()
+	var recs []record
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		var r record
+		if json.Unmarshal(sc.Bytes(), &r) != nil {
+			continue // a torn last line from a crash
+		}
+		if r.Type == "start" {
+			recs = recs[:0]
+		}
+		recs = append(recs, r)
+	}
+	return recs, sc.Err()
+}
+
+// previous maps host → step → result of the last run, for --resume. It is
+// read before this run's start record is appended.
+func (j *journal) previous() (map[string]map[string]done, error) {
+	recs := j.prev
+	if len(recs) == 0 {
+		return nil, fmt.Errorf("--resume: no previous run of this plan with this inventory (journal %s)", j.path)
+	}
+	last := recs[len(recs)-1]
+	if last.Type == "end" && last.Status != report.Failed {
+		return nil, fmt.Errorf("--resume: the previous run completed successfully; nothing to resume (journal %s)", j.path)
+	}
+	out := map[string]map[string]done{}
+	for _, r := range recs {
+		if r.Type != "result" || r.Status == report.Failed {
+			continue
+		}
+		if out[r.Host] == nil {
+			out[r.Host] = map[string]done{}
+		}
+		out[r.Host][r.Step] = done{status: r.Status, register: r.Register, value: r.Value}
+	}
+	return out, nil
+}

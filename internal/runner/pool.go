@@ -1,0 +1,97 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/troupe/troupe/internal/inventory"
+	"github.com/troupe/troupe/internal/secret"
+	"github.com/troupe/troupe/internal/transport"
+)
+
+// pool holds the one connection per host that the whole run shares.
+type pool struct {
+	dial     func(context.Context, transport.Config) (transport.Conn, error)
+	red      *secret.Redactor
+	mu       sync.Mutex
+	conns    map[string]transport.Conn
+	warnings []string
+}
+
+func newPool(dial func(context.Context, transport.Config) (transport.Conn, error), red *secret.Redactor) *pool {
+	return &pool{dial: dial, red: red, conns: map[string]transport.Conn{}}
+}
+
+// connect dials every host in parallel, before any step runs, so an
+// unreachable host or an unknown host key stops the run before it changes
+// anything.
+func (p *pool) connect(ctx context.Context, hosts []*inventory.Host, limit int) error {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, limit)
+	errs := map[string]error{}
+	var mu sync.Mutex
+	for _, h := range hosts {
+		if h.SSH.HostKeyCheck == "off" {
+			p.warnings = append(p.warnings, fmt.Sprintf("%s: host key checking is OFF: anyone on the path can impersonate this host", h.Name))
+		}
+		wg.Add(1)
+		go func(h *inventory.Host) {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if _, err := p.get(ctx, h); err != nil {
+				mu.Lock()
+				errs[h.Name] = err
+				mu.Unlock()
+			}
+		}(h)
+	}
+	wg.Wait()
+	if len(errs) == 0 {
+		return nil
+	}
+	names := make([]string, 0, len(errs))
+	for n := range errs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	fmt.Fprintf(&b, "cannot reach %d of %d hosts; nothing was changed:", len(errs), len(hosts))
+	for _, n := range names {
+		fmt.Fprintf(&b, "\n  %s: %v", n, errs[n])
+	}
+	return fmt.Errorf("%s", p.red.String(b.String()))
+}
+
+// get returns the host's connection, dialling it the first time.
+func (p *pool) get(ctx context.Context, h *inventory.Host) (transport.Conn, error) {
+	p.mu.Lock()
+	c, ok := p.conns[h.Name]
+	p.mu.Unlock()
+	if ok {
+		return c, nil
+	}
+	c, err := p.dial(ctx, h.SSH)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if old, ok := p.conns[h.Name]; ok { // lost a race with another dial
+		c.Close()
+		return old, nil
+	}
+	p.conns[h.Name] = c
+	return c, nil
+}
+
+func (p *pool) closeAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+}

@@ -1,0 +1,209 @@
+// Package runner executes a checked plan against an inventory: it connects
+// once per host, locks every host, walks the steps in order (each step a
+// barrier across its targets, serial batches when asked), applies the step
+// controls, and reports every host's outcome. Every result goes to a journal
+// so an interrupted run can resume where it stopped.
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sync"
+	"time"
+
+	"github.com/troupe/troupe/internal/inventory"
+	"github.com/troupe/troupe/internal/plan"
+	"github.com/troupe/troupe/internal/report"
+	"github.com/troupe/troupe/internal/secret"
+	"github.com/troupe/troupe/internal/transport"
+)
+
+// Options is everything one run needs.
+type Options struct {
+	Plan        *plan.Plan
+	Inventory   *inventory.Inventory
+	Params      map[string]any // bound and typed (plan.BindParams)
+	Limit       string         // inventory selector intersected with every step's targets
+	Noop        bool
+	Concurrency int    // hosts in parallel; default 100
+	Resume      bool   // skip, per host, what the previous run completed
+	StartAt     string // skip every step before this id
+	StateDir    string // journal and lock bookkeeping
+	Files       fs.FS  // plans' content for template/upload/script sources
+	Reporter    report.Reporter
+	Redactor    *secret.Redactor
+	// Dial opens a host's connection; transport.Dial unless a test swaps it.
+	Dial func(ctx context.Context, cfg transport.Config) (transport.Conn, error)
+	// Scope adds per-host template data (e.g. .flavor from package puppet).
+	Scope func(h *inventory.Host) (map[string]any, error)
+}
+
+// Summary is what a run did.
+type Summary struct {
+	Counts   map[report.Status]int
+	Failed   map[string]string // host → "step: error"
+	Duration time.Duration
+	Journal  string
+}
+
+// ErrFailed is returned (wrapped) when any host failed.
+var ErrFailed = errors.New("run failed")
+
+// Run executes the plan. It returns an error wrapping ErrFailed when a step
+// failed beyond its controls, ctx.Err() when interrupted, or a setup error
+// (unreachable host, held lock) before anything changed.
+func Run(ctx context.Context, o Options) (*Summary, error) {
+	if o.Concurrency <= 0 {
+		o.Concurrency = 100
+	}
+	if o.Dial == nil {
+		o.Dial = transport.Dial
+	}
+	r := &run{
+		o:          o,
+		sem:        make(chan struct{}, o.Concurrency),
+		failed:     map[string]string{},
+		registered: map[string]map[string]any{},
+		counts:     map[report.Status]int{},
+	}
+	start := time.Now()
+	sum, err := r.execute(ctx)
+	sum.Duration = time.Since(start)
+	ev := report.Event{Kind: report.RunEnd, Plan: o.Plan.Name, Status: report.Unchanged, Duration: sum.Duration}
+	if err != nil {
+		ev.Status, ev.Error = report.Failed, err.Error()
+	}
+	r.emit(ev)
+	return sum, err
+}
+
+// run is the typed state of one run.
+type run struct {
+	o       Options
+	sem     chan struct{}
+	pool    *pool
+	journal *journal
+	resume  map[string]map[string]done // host → step id → what the previous run recorded
+	started bool                       // --start-at reached
+
+	mu         sync.Mutex
+	failed     map[string]string         // host → "step: error"; failed hosts leave the run
+	registered map[string]map[string]any // host → register name → result
+	counts     map[report.Status]int
+
+	groupsOnce sync.Once
+	groups     map[string]any // .groups, built once
+}
+
+func (r *run) emit(e report.Event) {
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	r.o.Reporter.Emit(e)
+}
+
+func (r *run) execute(ctx context.Context) (*Summary, error) {
+	sum := &Summary{Counts: r.counts, Failed: r.failed}
+	hosts, err := r.allHosts()
+	if err != nil {
+		return sum, err
+	}
+	names := make([]string, len(hosts))
+	for i, h := range hosts {
+		names[i] = h.Name
+	}
+	r.emit(report.Event{Kind: report.RunStart, Plan: r.o.Plan.Name, Hosts: names})
+	if len(hosts) == 0 {
+		return sum, errors.New("no hosts selected: check the plan's targets and --limit")
+	}
+
+	r.journal, err = openJournal(r.o.StateDir, r.o.Plan.Name, r.o.Inventory.File, r.o.Noop)
+	if err != nil {
+		return sum, err
+	}
+	defer r.journal.close()
+	sum.Journal = r.journal.path
+	if r.o.Resume {
+		if r.resume, err = r.journal.previous(); err != nil {
+			return sum, err
+		}
+		if err := r.restoreRegistered(); err != nil {
+			return sum, err
+		}
+	}
+	r.started = r.o.StartAt == ""
+
+	r.pool = newPool(r.o.Dial, r.o.Redactor)
+	defer r.pool.closeAll()
+	if err := r.pool.connect(ctx, hosts, r.o.Concurrency); err != nil {
+		return sum, err
+	}
+	if !r.o.Noop {
+		locks, err := acquireLocks(ctx, r.pool, hosts, r.o.Plan.Name)
+		if err != nil {
+			return sum, err
+		}
+		defer locks.release()
+	}
+	for _, w := range r.pool.warnings {
+		r.emit(report.Event{Kind: report.Warning, Text: w})
+	}
+
+	err = r.steps(ctx, r.o.Plan.Steps, nil, scopeLayer{params: r.o.Params}, policy{})
+	if err == nil && !r.started {
+		err = fmt.Errorf("--start-at %q: no such step", r.o.StartAt)
+	}
+	if err == nil && len(r.failed) > 0 {
+		err = fmt.Errorf("%w: %d host(s) failed within max_failures", ErrFailed, len(r.failed))
+	}
+	r.journal.end(err)
+	return sum, err
+}
+
+// allHosts is every host some step may target, within --limit.
+func (r *run) allHosts() ([]*inventory.Host, error) {
+	seen := map[string]bool{}
+	var out []*inventory.Host
+	err := r.o.Plan.Walk(func(s *plan.Step, _ int) error {
+		if s.Targets == "" {
+			return nil
+		}
+		hs, err := r.selectHosts(s.Targets)
+		if err != nil {
+			return err
+		}
+		for _, h := range hs {
+			if !seen[h.Name] {
+				seen[h.Name] = true
+				out = append(out, h)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// selectHosts resolves a selector within --limit.
+func (r *run) selectHosts(expr string) ([]*inventory.Host, error) {
+	hs, err := r.o.Inventory.Select(expr)
+	if err != nil || r.o.Limit == "" {
+		return hs, err
+	}
+	lim, err := r.o.Inventory.Select(r.o.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("--limit: %w", err)
+	}
+	in := map[string]bool{}
+	for _, h := range lim {
+		in[h.Name] = true
+	}
+	var out []*inventory.Host
+	for _, h := range hs {
+		if in[h.Name] {
+			out = append(out, h)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,406 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/troupe/troupe/internal/inventory"
+	"github.com/troupe/troupe/internal/plan"
+	"github.com/troupe/troupe/internal/render"
+	"github.com/troupe/troupe/internal/report"
+	"github.com/troupe/troupe/internal/secret"
+	"github.com/troupe/troupe/internal/step"
+	"github.com/troupe/troupe/internal/transport"
+)
+
+// These tests drive the runner against "hosts" that are directories on this
+// machine: each host's connection is the real local transport with $H set
+// to its own directory and the host lock moved into it. A fake only in
+// where the host lives; every command really runs.
+
+type hostConn struct {
+	transport.Conn
+	dir string
+}
+
+func (c hostConn) Run(ctx context.Context, cmd transport.Cmd) (transport.Result, error) {
+	cmd.Command = "H=" + c.dir + "; export H; " + strings.ReplaceAll(cmd.Command, lockPath, c.dir+"/troupe.lock")
+	return c.Conn.Run(ctx, cmd)
+}
+
+type recorder struct {
+	mu     sync.Mutex
+	events []report.Event
+}
+
+func (r *recorder) Emit(e report.Event) { r.mu.Lock(); r.events = append(r.events, e); r.mu.Unlock() }
+func (r *recorder) Close() error        { return nil }
+
+// results maps "step host" to the status (and reason) reported.
+func (r *recorder) results() map[string]string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string]string{}
+	for _, e := range r.events {
+		if e.Kind == report.HostResult {
+			out[e.Step+" "+e.Host] = strings.TrimSpace(string(e.Status) + " " + e.Reason)
+		}
+	}
+	return out
+}
+
+func (r *recorder) kinds(k report.Kind) []report.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []report.Event
+	for _, e := range r.events {
+		if e.Kind == k {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+type fixture struct {
+	t     *testing.T
+	root  string
+	plan  *plan.Plan
+	inv   *inventory.Inventory
+	state string
+}
+
+func setup(t *testing.T, planYAML string, hosts ...string) *fixture {
+	t.Helper()
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "content", "plans"), 0o755)
+	os.MkdirAll(filepath.Join(root, "content", "roles"), 0o755)
+	if err := os.WriteFile(filepath.Join(root, "content", "plans", "p.yaml"), []byte(planYAML), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l := &plan.Loader{FS: os.DirFS(filepath.Join(root, "content")), Actions: step.Registry{}, Funcs: render.Funcs()}
+	p, err := l.Load("p")
+	if err != nil {
+		t.Fatalf("load plan: %v", err)
+	}
+	inv := "version: 1\ngroups:\n  web:\n    targets: [" + strings.Join(hosts, ", ") + "]\n"
+	i, err := inventory.LoadBytes("inv.yaml", []byte(inv))
+	if err != nil {
+		t.Fatalf("inventory: %v", err)
+	}
+	for _, h := range hosts {
+		os.MkdirAll(filepath.Join(root, "hosts", h), 0o755)
+	}
+	return &fixture{t: t, root: root, plan: p, inv: i, state: filepath.Join(root, "state")}
+}
+
+func (f *fixture) hostDir(h string) string { return filepath.Join(f.root, "hosts", h) }
+
+func (f *fixture) run(ctx context.Context, mod func(*Options)) (*recorder, *Summary, error) {
+	rec := &recorder{}
+	o := Options{
+		Plan: f.plan, Inventory: f.inv, Params: map[string]any{}, StateDir: f.state,
+		Reporter: rec, Redactor: &secret.Redactor{},
+		Dial: func(_ context.Context, cfg transport.Config) (transport.Conn, error) {
+			return hostConn{Conn: transport.Local(), dir: f.hostDir(cfg.Host)}, nil
+		},
+	}
+	if mod != nil {
+		mod(&o)
+	}
+	sum, err := Run(ctx, o)
+	return rec, sum, err
+}
+
+func exists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+func TestControls(t *testing.T) {
+	f := setup(t, `name: p
+steps:
+  - id: hello
+    targets: web
+    command: "echo hello-{{ .host.name }}"
+    register: hello
+    changed_when: "{{ false }}"
+  - id: use-register
+    targets: web
+    command: "echo '{{ .registered.hello.stdout | trim }}' > $H/greeting"
+  - id: only-h1
+    targets: web
+    when: '{{ eq .host.name "h1" }}'
+    command: "touch $H/only"
+  - id: creates
+    targets: web
+    creates: "/"
+    command: "touch $H/never"
+  - id: unless
+    targets: web
+    unless: "true"
+    command: "touch $H/never"
+  - id: tolerated
+    targets: web
+    command: "exit 3"
+    failed_when: "{{ ne .result.rc 3 }}"
+  - id: ignored
+    targets: web
+    command: "exit 1"
+    ignore_errors: true
+`, "h1", "h2")
+	rec, sum, err := f.run(context.Background(), nil)
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	got := rec.results()
+	want := map[string]string{
+		"hello h1":        "ok",
+		"use-register h1": "changed",
+		"only-h1 h1":      "changed",
+		"only-h1 h2":      "skipped when is false",
+		"creates h2":      "skipped / exists",
+		"unless h1":       "skipped unless: true exited 0",
+		"tolerated h2":    "changed",
+		"ignored h1":      "changed",
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q", k, got[k], v)
+		}
+	}
+	b, _ := os.ReadFile(filepath.Join(f.hostDir("h2"), "greeting"))
+	if strings.TrimSpace(string(b)) != "hello-h2" {
+		t.Errorf("registered stdout not rendered per host: %q", b)
+	}
+	if exists(filepath.Join(f.hostDir("h2"), "only")) || exists(filepath.Join(f.hostDir("h1"), "never")) {
+		t.Error("a skipped step ran")
+	}
+	if len(rec.kinds(report.Warning)) != 2 {
+		t.Errorf("want an ignored-error warning per host, got %v", rec.kinds(report.Warning))
+	}
+	if sum.Counts[report.Failed] != 0 {
+		t.Errorf("counts: %v", sum.Counts)
+	}
+}
+
+func TestSerialStopsAtMaxFailures(t *testing.T) {
+	f := setup(t, `name: p
+steps:
+  - id: roll
+    targets: web
+    serial: 1
+    steps:
+      - id: work
+        command: '[ "$(basename $H)" != h2 ] && touch $H/done'
+`, "h1", "h2", "h3")
+	rec, _, err := f.run(context.Background(), nil)
+	if !errors.Is(err, ErrFailed) {
+		t.Fatalf("want ErrFailed, got %v", err)
+	}
+	if !exists(filepath.Join(f.hostDir("h1"), "done")) {
+		t.Error("batch 1 did not run")
+	}
+	if exists(filepath.Join(f.hostDir("h3"), "done")) || rec.results()["roll/work h3"] != "" {
+		t.Error("batch 3 ran after batch 2 failed with max_failures 0")
+	}
+	if !strings.Contains(err.Error(), "roll/work") || !strings.Contains(err.Error(), "h2") {
+		t.Errorf("error should name the step and host: %v", err)
+	}
+}
+
+func TestMaxFailuresPercentLetsTheRestGoOn(t *testing.T) {
+	f := setup(t, `name: p
+steps:
+  - id: roll
+    targets: web
+    serial: 1
+    max_failures: 34%
+    steps:
+      - id: work
+        command: '[ "$(basename $H)" != h1 ] && touch $H/done'
+  - id: after
+    targets: web
+    command: touch $H/after
+`, "h1", "h2", "h3")
+	_, sum, err := f.run(context.Background(), nil)
+	if !errors.Is(err, ErrFailed) { // a host failed: the run says so, but finished
+		t.Fatalf("want ErrFailed, got %v", err)
+	}
+	if !exists(filepath.Join(f.hostDir("h3"), "after")) || exists(filepath.Join(f.hostDir("h1"), "after")) {
+		t.Error("the healthy hosts should finish and the failed one stay out")
+	}
+	if len(sum.Failed) != 1 {
+		t.Errorf("failed: %v", sum.Failed)
+	}
+}
+
+func TestResumeSkipsWhatEachHostCompleted(t *testing.T) {
+	f := setup(t, `name: p
+steps:
+  - id: count
+    targets: web
+    command: echo x >> $H/count
+    register: c
+  - id: flaky
+    targets: web
+    command: test ! -e $H/break
+  - id: last
+    targets: web
+    command: touch $H/last
+`, "h1", "h2")
+	os.WriteFile(filepath.Join(f.hostDir("h2"), "break"), nil, 0o644)
+	if _, _, err := f.run(context.Background(), nil); !errors.Is(err, ErrFailed) {
+		t.Fatalf("first run: want ErrFailed, got %v", err)
+	}
+	os.Remove(filepath.Join(f.hostDir("h2"), "break"))
+	rec, _, err := f.run(context.Background(), func(o *Options) { o.Resume = true })
+	if err != nil {
+		t.Fatalf("resumed run: %v", err)
+	}
+	got := rec.results()
+	for _, k := range []string{"count h1", "count h2", "flaky h1"} {
+		if !strings.HasPrefix(got[k], "skipped done in the previous run") {
+			t.Errorf("%s = %q, want skipped as done", k, got[k])
+		}
+	}
+	if got["flaky h2"] != "changed" || got["last h1"] != "changed" {
+		t.Errorf("resume must run from the first incomplete step: %v", got)
+	}
+	for _, h := range []string{"h1", "h2"} {
+		b, _ := os.ReadFile(filepath.Join(f.hostDir(h), "count"))
+		if string(b) != "x\n" {
+			t.Errorf("%s ran a completed step again: %q", h, b)
+		}
+	}
+	if _, _, err := f.run(context.Background(), func(o *Options) { o.Resume = true }); err == nil || !strings.Contains(err.Error(), "nothing to resume") {
+		t.Errorf("resume after success: %v", err)
+	}
+}
+
+func TestStartAt(t *testing.T) {
+	f := setup(t, `name: p
+steps:
+  - {id: one, targets: web, command: touch $H/one}
+  - {id: two, targets: web, command: touch $H/two}
+`, "h1")
+	if _, _, err := f.run(context.Background(), func(o *Options) { o.StartAt = "two" }); err != nil {
+		t.Fatal(err)
+	}
+	if exists(filepath.Join(f.hostDir("h1"), "one")) || !exists(filepath.Join(f.hostDir("h1"), "two")) {
+		t.Error("--start-at two must skip one and run two")
+	}
+	if _, _, err := f.run(context.Background(), func(o *Options) { o.StartAt = "nope" }); err == nil {
+		t.Error("unknown --start-at step must fail")
+	}
+}
+
+func TestLockRefusesASecondRun(t *testing.T) {
+	f := setup(t, `name: p
+steps:
+  - {id: one, targets: web, command: touch $H/one}
+`, "h1", "h2")
+	os.WriteFile(filepath.Join(f.hostDir("h2"), "troupe.lock"), []byte("troupe run other by alice@laptop\n"), 0o644)
+	_, _, err := f.run(context.Background(), nil)
+	if err == nil || !strings.Contains(err.Error(), "alice@laptop") || !strings.Contains(err.Error(), "nothing was changed") {
+		t.Fatalf("want a lock refusal naming the holder, got %v", err)
+	}
+	if exists(filepath.Join(f.hostDir("h1"), "one")) {
+		t.Error("a step ran although a host was locked")
+	}
+	if exists(filepath.Join(f.hostDir("h1"), "troupe.lock")) {
+		t.Error("the lock taken on h1 was not released")
+	}
+	// a stale lock (no heartbeat for longer than lockStale) is taken over
+	old := time.Now().Add(-2 * lockStale)
+	os.Chtimes(filepath.Join(f.hostDir("h2"), "troupe.lock"), old, old)
+	if _, _, err := f.run(context.Background(), nil); err != nil {
+		t.Fatalf("stale lock: %v", err)
+	}
+}
+
+func TestNoopChangesNothing(t *testing.T) {
+	f := setup(t, `name: p
+steps:
+  - {id: cmd, targets: web, command: touch $H/one}
+  - id: file
+    targets: web
+    upload: {content: "hello\n", dest: "{{ .host.name }}-never"}
+`, "h1")
+	rec, _, err := f.run(context.Background(), func(o *Options) { o.Noop = true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if exists(filepath.Join(f.hostDir("h1"), "one")) {
+		t.Error("noop ran a command")
+	}
+	would := rec.kinds(report.WouldRun)
+	if len(would) != 1 || !strings.Contains(would[0].Text, "touch $H/one") {
+		t.Errorf("would_run events: %v", would)
+	}
+	ww := rec.kinds(report.WouldWrite)
+	if len(ww) != 1 || !strings.Contains(ww[0].Diff, "+hello") {
+		t.Errorf("would_write events: %v", ww)
+	}
+}
+
+func TestInterruptKillsRunningCommands(t *testing.T) {
+	f := setup(t, `name: p
+steps:
+  - {id: slow, targets: web, command: "sleep 20; touch $H/late"}
+  - {id: next, targets: web, command: "touch $H/next"}
+`, "h1")
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(500*time.Millisecond, cancel)
+	start := time.Now()
+	_, _, err := f.run(ctx, nil)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("want context.Canceled, got %v", err)
+	}
+	if time.Since(start) > 10*time.Second {
+		t.Errorf("interrupt took %s", time.Since(start))
+	}
+	time.Sleep(200 * time.Millisecond)
+	if exists(filepath.Join(f.hostDir("h1"), "next")) {
+		t.Error("new work started after the interrupt")
+	}
+	if exists(filepath.Join(f.hostDir("h1"), "troupe.lock")) {
+		t.Error("lock left behind after an interrupt")
+	}
+}
+
+func TestRunOnceAndRetries(t *testing.T) {
+	f := setup(t, `name: p
+steps:
+  - id: once
+    targets: web
+    run_once: true
+    command: echo ran-on-$(basename $H)
+    register: once
+  - id: see
+    targets: web
+    command: "echo '{{ .registered.once.stdout | trim }}' > $H/seen"
+  - id: flaky
+    targets: web
+    retries: 3
+    delay: 10ms
+    command: 'echo x >> $H/tries; [ $(wc -l < $H/tries) -ge 3 ]'
+`, "h1", "h2")
+	rec, _, err := f.run(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.results()["once h2"]; got != "skipped run_once: ran on h1" {
+		t.Errorf("once h2 = %q", got)
+	}
+	b, _ := os.ReadFile(filepath.Join(f.hostDir("h2"), "seen"))
+	if strings.TrimSpace(string(b)) != "ran-on-h1" {
+		t.Errorf("run_once result not shared: %q", b)
+	}
+	b, _ = os.ReadFile(filepath.Join(f.hostDir("h1"), "tries"))
+	if strings.Count(string(b), "x") != 3 {
+		t.Errorf("retries: %q", b)
+	}
+}

@@ -1,0 +1,155 @@
+package runner
+
+import (
+	"fmt"
+	"maps"
+	"strings"
+
+	"github.com/troupe/troupe/internal/inventory"
+	"github.com/troupe/troupe/internal/render"
+)
+
+// scopeLayer is what enclosing blocks add to the template scope: the params
+// of the plan (or sub-plan) in force and the vars of included roles, outer
+// first. Role values may be templates, rendered per host.
+type scopeLayer struct {
+	params   map[string]any
+	defaults []map[string]any // role defaults: below inventory vars
+	vars     []map[string]any // include vars: above inventory vars
+}
+
+func (l scopeLayer) with(params map[string]any, defaults, vars map[string]any) scopeLayer {
+	n := scopeLayer{params: l.params, defaults: l.defaults, vars: l.vars}
+	if params != nil {
+		n.params = params
+	}
+	if len(defaults) > 0 {
+		n.defaults = append(append([]map[string]any{}, l.defaults...), defaults)
+	}
+	if len(vars) > 0 {
+		n.vars = append(append([]map[string]any{}, l.vars...), vars)
+	}
+	return n
+}
+
+// data builds one host's template scope:
+//
+//	.params .vars .host .groups .registered (.flavor etc. from Options.Scope)
+//
+// vars precedence, lowest first: role defaults < inventory (already merged
+// by the inventory's own precedence) < include vars.
+func (r *run) data(h *inventory.Host, l scopeLayer) (map[string]any, error) {
+	r.mu.Lock()
+	reg := maps.Clone(r.registered[h.Name])
+	r.mu.Unlock()
+	if reg == nil {
+		reg = map[string]any{}
+	}
+	d := map[string]any{
+		"params":     l.params,
+		"host":       hostData(h),
+		"groups":     r.groupData(),
+		"registered": reg,
+	}
+	if r.o.Scope != nil {
+		extra, err := r.o.Scope(h)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", h.Name, err)
+		}
+		maps.Copy(d, extra)
+	}
+	vars := map[string]any{}
+	d["vars"] = vars
+	apply := func(m map[string]any) error {
+		for k, v := range m {
+			rv, err := renderValue(v, d)
+			if err != nil {
+				return fmt.Errorf("var %s: %w", k, err)
+			}
+			vars[k] = rv
+		}
+		return nil
+	}
+	for _, m := range l.defaults {
+		if err := apply(m); err != nil {
+			return nil, err
+		}
+	}
+	maps.Copy(vars, h.Vars)
+	for _, m := range l.vars {
+		if err := apply(m); err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+// renderValue renders templates inside strings, lists and maps.
+func renderValue(v any, d map[string]any) (any, error) {
+	switch x := v.(type) {
+	case string:
+		if !strings.Contains(x, "{{") {
+			return x, nil
+		}
+		return render.String(x, d)
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			r, err := renderValue(e, d)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = r
+		}
+		return out, nil
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			r, err := renderValue(e, d)
+			if err != nil {
+				return nil, err
+			}
+			out[k] = r
+		}
+		return out, nil
+	}
+	return v, nil
+}
+
+func hostData(h *inventory.Host) map[string]any {
+	short, _, _ := strings.Cut(h.Name, ".")
+	groups := make([]any, len(h.Groups))
+	for i, g := range h.Groups {
+		groups[i] = g
+	}
+	aliases := make([]any, len(h.Aliases))
+	for i, a := range h.Aliases {
+		aliases[i] = a
+	}
+	return map[string]any{
+		"name":    h.Name,
+		"short":   short,
+		"address": h.SSH.Address,
+		"groups":  groups,
+		"aliases": aliases,
+		"vars":    h.Vars,
+	}
+}
+
+// groupData is .groups: every group's hosts, for templates such as
+// haproxy.cfg that list a tier.
+func (r *run) groupData() map[string]any {
+	r.groupsOnce.Do(func() {
+		r.groups = map[string]any{}
+		for _, g := range r.o.Inventory.Groups {
+			list := []any{}
+			for _, name := range g.Targets {
+				if h := r.o.Inventory.Host(name); h != nil {
+					list = append(list, hostData(h))
+				}
+			}
+			r.groups[g.Name] = list
+		}
+	})
+	return r.groups
+}

@@ -1,0 +1,291 @@
+package step
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/troupe/troupe/internal/render"
+	"github.com/troupe/troupe/internal/report"
+)
+
+// LBServer sets this host's state in every HAProxy of the site through the
+// runtime API (reference §5.5): `set server BACKEND/SERVER state
+// ready|drain|maint` over the admin socket, after reading `show servers
+// state` so an unchanged state is no change. With wait (the default), drain
+// waits until the server's current sessions reach 0 and ready until its
+// health check says UP. The step targets the servers; the LB hosts are
+// reached through the inventory group `lb`.
+type LBServer struct {
+	State   string `yaml:"state"`   // ready | drain | maint
+	Backend string `yaml:"backend"` // default compilers
+	Server  string `yaml:"server"`  // default: the host's short name
+	LB      string `yaml:"lb"`      // inventory group of the HAProxy hosts; default loadbalancer
+	Socket  string `yaml:"socket"`  // default /run/haproxy/admin.sock
+	Wait    *bool  `yaml:"wait"`    // default true
+	Timeout string `yaml:"timeout"` // default 10m: a catalog compile may take that long (agent http_read_timeout)
+}
+
+func (l *LBServer) Title() string { return "Set server state " + l.State + " in HAProxy" }
+
+func (l *LBServer) Validate() error {
+	switch l.State {
+	case "ready", "drain", "maint":
+	default:
+		return fmt.Errorf("state %q: want ready, drain or maint", l.State)
+	}
+	if l.Timeout != "" {
+		if _, err := time.ParseDuration(l.Timeout); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// HAProxy's srv_admin_state bits (src/server.h): forced maintenance and
+// forced drain are the two this step sets; the others are inherited or come
+// from the configuration and are reported, never overridden.
+const (
+	admForcedMaint = 0x01
+	admForcedDrain = 0x08
+)
+
+// srvState is one server line of `show servers state`.
+type srvState struct {
+	opState, adminState int // srv_op_state: 0 stopped, 1 starting, 2 running, 3 stopping
+}
+
+func (s srvState) admin() string {
+	switch {
+	case s.adminState&admForcedMaint != 0:
+		return "maint"
+	case s.adminState&admForcedDrain != 0:
+		return "drain"
+	}
+	return "ready"
+}
+
+func (l *LBServer) Run(ctx context.Context, x *Exec) (Result, error) {
+	backend, err := x.Render(dflt(l.Backend, "compilers"))
+	if err != nil {
+		return Result{}, err
+	}
+	server, err := x.Render(dflt(l.Server, "{{ .host.short }}"))
+	if err != nil {
+		return Result{}, err
+	}
+	group, err := x.Render(dflt(l.LB, "loadbalancer"))
+	if err != nil {
+		return Result{}, err
+	}
+	lbs, err := groupHosts(x, group)
+	if err != nil {
+		return Result{}, err
+	}
+	timeout := 10 * time.Minute
+	if l.Timeout != "" {
+		timeout, _ = time.ParseDuration(l.Timeout)
+	}
+	var changed bool
+	var msgs []string
+	for _, name := range lbs {
+		lb, err := x.Peer(ctx, name)
+		if err != nil {
+			return Result{}, fmt.Errorf("%s: %w", name, err)
+		}
+		api := haproxyAPI{x: lb, socket: dflt(l.Socket, "/run/haproxy/admin.sock")}
+		st, err := api.state(ctx, backend, server)
+		if err != nil {
+			return Result{}, fmt.Errorf("%s: %w", name, err)
+		}
+		did := "already " + l.State
+		if st.admin() != l.State {
+			if _, err := api.command(ctx, fmt.Sprintf("set server %s/%s state %s", backend, server, l.State), true); err != nil {
+				return Result{}, fmt.Errorf("%s: %w", name, err)
+			}
+			changed, did = true, st.admin()+" → "+l.State
+		}
+		if (l.Wait == nil || *l.Wait) && !x.Noop {
+			w, err := api.settle(ctx, backend, server, l.State, timeout)
+			if err != nil {
+				return Result{}, fmt.Errorf("%s: %w", name, err)
+			}
+			did += w
+		}
+		msgs = append(msgs, name+": "+did)
+	}
+	return Result{Changed: changed, Msg: backend + "/" + server + " " + strings.Join(msgs, "; ")}, nil
+}
+
+// haproxyAPI speaks to one HAProxy's admin socket with socat.
+type haproxyAPI struct {
+	x      *Exec
+	socket string
+}
+
+// command sends one runtime-API command. Set commands answer with nothing
+// on success and a message on error.
+func (a haproxyAPI) command(ctx context.Context, cmd string, change bool) (string, error) {
+	sh := "echo " + render.ShellQuote(cmd) + " | socat stdio " + render.ShellQuote("unix-connect:"+a.socket)
+	var out string
+	if change {
+		res, err := a.x.MustChange(ctx, sh, "")
+		if err != nil {
+			return "", err
+		}
+		if msg := strings.TrimSpace(res.Stdout); msg != "" && !a.x.Noop {
+			return "", fmt.Errorf("%s: %s", cmd, msg)
+		}
+		return "", nil
+	}
+	res, err := a.x.MustProbe(ctx, sh)
+	if err != nil {
+		return "", err
+	}
+	out = res.Stdout
+	return out, nil
+}
+
+// state reads one server's line of `show servers state BACKEND`.
+func (a haproxyAPI) state(ctx context.Context, backend, server string) (srvState, error) {
+	out, err := a.command(ctx, "show servers state "+backend, false)
+	if err != nil {
+		return srvState{}, err
+	}
+	return parseServersState(out, backend, server)
+}
+
+// parseServersState reads the version-1 format: a version line, a "# "
+// header naming the columns, then one line per server.
+func parseServersState(out, backend, server string) (srvState, error) {
+	var cols []string
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Fields(l)
+		if len(f) == 0 {
+			continue
+		}
+		if f[0] == "#" {
+			cols = f[1:]
+			continue
+		}
+		if cols == nil || len(f) < len(cols) {
+			if strings.HasPrefix(l, "Can't find") || strings.HasPrefix(l, "No such") {
+				return srvState{}, errors.New(strings.TrimSpace(l))
+			}
+			continue
+		}
+		v := map[string]string{}
+		for i, c := range cols {
+			v[c] = f[i]
+		}
+		if v["be_name"] != backend || v["srv_name"] != server {
+			continue
+		}
+		op, err1 := strconv.Atoi(v["srv_op_state"])
+		adm, err2 := strconv.Atoi(v["srv_admin_state"])
+		if err1 != nil || err2 != nil {
+			return srvState{}, fmt.Errorf("show servers state: bad line %q", l)
+		}
+		return srvState{opState: op, adminState: adm}, nil
+	}
+	return srvState{}, fmt.Errorf("no server %s in backend %s (show servers state: %s)", server, backend, lastLine(out))
+}
+
+// sessions reads the server's current sessions (scur) and status from `show stat`.
+func (a haproxyAPI) sessions(ctx context.Context, backend, server string) (int, string, error) {
+	out, err := a.command(ctx, "show stat", false)
+	if err != nil {
+		return 0, "", err
+	}
+	return parseStat(out, backend, server)
+}
+
+func parseStat(out, backend, server string) (int, string, error) {
+	var cols []string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "# ") {
+			cols = strings.Split(strings.TrimPrefix(l, "# "), ",")
+			continue
+		}
+		f := strings.Split(l, ",")
+		if cols == nil || len(f) < len(cols)-1 {
+			continue
+		}
+		v := map[string]string{}
+		for i, c := range cols {
+			if i < len(f) {
+				v[c] = f[i]
+			}
+		}
+		if v["pxname"] == backend && v["svname"] == server {
+			n, _ := strconv.Atoi(v["scur"])
+			return n, v["status"], nil
+		}
+	}
+	return 0, "", fmt.Errorf("no server %s in backend %s (show stat)", server, backend)
+}
+
+// settle waits until the new state took effect: no sessions left after a
+// drain, health check UP after ready.
+func (a haproxyAPI) settle(ctx context.Context, backend, server, state string, timeout time.Duration) (string, error) {
+	if state == "maint" {
+		return "", nil
+	}
+	start, deadline := time.Now(), time.Now().Add(timeout)
+	for {
+		scur, status, err := a.sessions(ctx, backend, server)
+		if err != nil {
+			return "", err
+		}
+		var seen string
+		switch state {
+		case "drain":
+			if scur == 0 {
+				return fmt.Sprintf(", 0 sessions after %s", time.Since(start).Round(time.Second)), nil
+			}
+			seen = fmt.Sprintf("%d sessions left", scur)
+		case "ready":
+			if status == "UP" {
+				return fmt.Sprintf(", UP after %s", time.Since(start).Round(time.Second)), nil
+			}
+			seen = "status " + status
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("%s/%s not settled after %s: %s", backend, server, timeout, seen)
+		}
+		a.x.Emit(report.Event{Kind: report.HostLine, Stream: "stdout", Text: backend + "/" + server + ": " + seen})
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+// groupHosts lists the names of an inventory group from the scope.
+func groupHosts(x *Exec, group string) ([]string, error) {
+	groups, _ := x.Data["groups"].(map[string]any)
+	list, ok := groups[group].([]any)
+	if !ok || len(list) == 0 {
+		return nil, fmt.Errorf("inventory group %q has no hosts", group)
+	}
+	var out []string
+	for _, h := range list {
+		if m, ok := h.(map[string]any); ok {
+			if n, ok := m["name"].(string); ok {
+				out = append(out, n)
+			}
+		}
+	}
+	return out, nil
+}
+
+func dflt(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}

@@ -1,0 +1,165 @@
+package step
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/troupe/troupe/internal/render"
+)
+
+// Package installs, upgrades or removes packages with apt or dnf, with an
+// optional version pin. Only what differs is touched.
+type Package struct {
+	Names       []string `yaml:"names"`
+	State       string   `yaml:"state"`   // present (default) | latest | absent
+	Version     string   `yaml:"version"` // pin every name to this version (apt: name=version, dnf: name-version)
+	UpdateCache bool     `yaml:"update_cache"`
+}
+
+func (p *Package) Title() string {
+	return fmt.Sprintf("Package %s %s", strings.Join(p.Names, " "), p.state())
+}
+
+func (p *Package) state() string {
+	if p.State == "" {
+		return "present"
+	}
+	return p.State
+}
+
+func (p *Package) Validate() error {
+	if len(p.Names) == 0 {
+		return errors.New("names: at least one package is required")
+	}
+	switch p.state() {
+	case "present", "latest", "absent":
+	default:
+		return fmt.Errorf("state %q: want present, latest or absent", p.State)
+	}
+	if p.Version != "" && p.state() == "absent" {
+		return errors.New("version makes no sense with state absent")
+	}
+	return nil
+}
+
+// apt runs non-interactively, keeps changed config files (an operator's edits
+// survive an upgrade) and waits for a held dpkg lock instead of failing.
+const aptGet = "DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=300 " +
+	"-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold"
+
+func (p *Package) Run(ctx context.Context, x *Exec) (Result, error) {
+	names, err := x.RenderAll(p.Names)
+	if err != nil {
+		return Result{}, err
+	}
+	version, err := x.Render(p.Version)
+	if err != nil {
+		return Result{}, err
+	}
+	mgr, err := x.MustProbe(ctx, "if command -v apt-get >/dev/null; then echo apt; elif command -v dnf >/dev/null; then echo dnf; else echo yum; fi")
+	if err != nil {
+		return Result{}, err
+	}
+	apt := strings.TrimSpace(mgr.Stdout) == "apt"
+	if p.UpdateCache && apt {
+		if _, err := x.MustChange(ctx, aptGet+" update", ""); err != nil {
+			return Result{}, err
+		}
+	}
+	installed, err := p.installed(ctx, x, apt, names)
+	if err != nil {
+		return Result{}, err
+	}
+	var todo []string
+	for _, n := range names {
+		have, ok := installed[n]
+		switch {
+		case p.state() == "absent":
+			if ok {
+				todo = append(todo, n)
+			}
+		case version != "":
+			if have != version {
+				todo = append(todo, pin(apt, n, version))
+			}
+		case p.state() == "present":
+			if !ok {
+				todo = append(todo, n)
+			}
+		default: // latest: let the package manager decide, see below
+			todo = append(todo, n)
+		}
+	}
+	if len(todo) == 0 {
+		return Result{Msg: "already " + p.state()}, nil
+	}
+	quoted := make([]string, len(todo))
+	for i, t := range todo {
+		quoted[i] = render.ShellQuote(t)
+	}
+	args := strings.Join(quoted, " ")
+	var cmd string
+	switch {
+	case apt && p.state() == "absent":
+		cmd = aptGet + " remove " + args
+	case apt:
+		cmd = aptGet + " install --allow-downgrades " + args
+	case p.state() == "absent":
+		cmd = "dnf -y remove " + args
+	case p.state() == "latest":
+		cmd = "dnf -y install " + args + " && dnf -y upgrade " + args
+	default:
+		cmd = "dnf -y install " + args
+	}
+	res, err := x.MustChange(ctx, cmd, "")
+	if err != nil {
+		return commandResult(res, true), err
+	}
+	if p.state() == "latest" && !x.Noop {
+		// latest is a change only when a version moved.
+		after, err := p.installed(ctx, x, apt, names)
+		if err != nil {
+			return Result{}, err
+		}
+		changed := false
+		for _, n := range names {
+			changed = changed || after[n] != installed[n]
+		}
+		return Result{Changed: changed, Stdout: res.Stdout, Msg: "latest"}, nil
+	}
+	return Result{Changed: true, Stdout: res.Stdout, Msg: strings.Join(todo, " ")}, nil
+}
+
+// installed maps each installed package to its version.
+func (p *Package) installed(ctx context.Context, x *Exec, apt bool, names []string) (map[string]string, error) {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = render.ShellQuote(n)
+	}
+	cmd := "rpm -q --qf '%{NAME} %{VERSION}-%{RELEASE}\\n' " + strings.Join(q, " ") + " 2>/dev/null | grep -v 'not installed'; true"
+	if apt {
+		cmd = "dpkg-query -W -f '${Package} ${Version} ${db:Status-Abbrev}\\n' " + strings.Join(q, " ") + " 2>/dev/null; true"
+	}
+	res, err := x.MustProbe(ctx, cmd)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, l := range strings.Split(res.Stdout, "\n") {
+		f := strings.Fields(l)
+		if len(f) < 2 || (apt && (len(f) < 3 || f[2] != "ii")) {
+			continue
+		}
+		out[f[0]] = f[1]
+	}
+	return out, nil
+}
+
+func pin(apt bool, name, version string) string {
+	if apt {
+		return name + "=" + version
+	}
+	return name + "-" + version
+}

@@ -1,0 +1,198 @@
+package step
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/troupe/troupe/internal/puppet"
+	"github.com/troupe/troupe/internal/render"
+	"github.com/troupe/troupe/internal/report"
+)
+
+// PuppetCert makes sure this host holds a certificate signed by the site's
+// CA that names exactly certname + dns_alt_names. A matching certificate is
+// left alone; one with other names is an error (reissuing is a deliberate
+// act, not a side effect of a bootstrap). Otherwise:
+//
+//  1. `puppet ssl submit_request` on the host. Not `puppet ssl bootstrap`:
+//     it waits for the signature forever (maxwaitforcert unlimited, pitfall
+//     §10.6).
+//  2. troupe reads the CSR from the CA's requests/ directory and refuses to
+//     sign unless its CN, its names and its public key are exactly this
+//     host's: enabling allow-subject-alt-names means "carefully inspect any
+//     CSRs with SANs" (reference §2.2).
+//  3. `puppetserver ca sign` on the CA host (through the inventory).
+//  4. `puppet ssl download_cert` on the host, then the certificate is
+//     verified here: chain to the CA, names, key.
+type PuppetCert struct {
+	Certname    string   `yaml:"certname"`      // default: the host's `puppet config print certname`
+	DNSAltNames []string `yaml:"dns_alt_names"` // besides the certname; none for an agent
+	CA          string   `yaml:"ca"`            // inventory name of the CA host that signs
+}
+
+func (p *PuppetCert) Title() string { return "Puppet certificate signed by " + p.CA }
+
+func (p *PuppetCert) Validate() error {
+	if p.CA == "" {
+		return errors.New("ca is required (the inventory name of the CA host)")
+	}
+	return nil
+}
+
+// certPaths are the host's own SSL paths, read with `puppet config print`.
+type certPaths struct {
+	certname, hostcert, hostpubkey, localcacert string
+}
+
+func (p *PuppetCert) Run(ctx context.Context, x *Exec) (Result, error) {
+	certname, err := x.Render(p.Certname)
+	if err != nil {
+		return Result{}, err
+	}
+	alts, err := x.RenderAll(p.DNSAltNames)
+	if err != nil {
+		return Result{}, err
+	}
+	caName, err := x.Render(p.CA)
+	if err != nil {
+		return Result{}, err
+	}
+	alts = splitNames(alts)
+	s, err := puppetSettings(ctx, x, "main", certname, "certname", "hostcert", "hostpubkey", "localcacert")
+	if err != nil {
+		return Result{}, err
+	}
+	hp := certPaths{s["certname"], s["hostcert"], s["hostpubkey"], s["localcacert"]}
+	want := puppet.ExpectedNames(hp.certname, alts)
+	data := map[string]any{"certname": hp.certname, "names": want, "hostcert": hp.hostcert}
+
+	// 1. Already there?
+	if cert, err := x.Conn.Download(ctx, hp.hostcert, x.Sudo); err == nil {
+		if err := p.verify(ctx, x, hp, cert, want); err != nil {
+			var ne *puppet.NamesError
+			if errors.As(err, &ne) {
+				return Result{}, fmt.Errorf("%w; reissue it deliberately (clean it on the CA and here), bootstrap does not", err)
+			}
+			return Result{}, err
+		}
+		return Result{Msg: hp.certname + ": certificate OK (" + strings.Join(want, ", ") + ")", Data: data}, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return Result{}, fmt.Errorf("read %s: %w", hp.hostcert, err)
+	}
+	if x.Noop {
+		x.Emit(report.Event{Kind: report.WouldRun, Text: fmt.Sprintf("request a certificate for %s (%s), check it and sign it on %s",
+			hp.certname, strings.Join(want, ", "), caName)})
+		return Result{Changed: true, Msg: "would request and sign " + hp.certname, Data: data}, nil
+	}
+
+	ca, err := x.Peer(ctx, caName)
+	if err != nil {
+		return Result{}, fmt.Errorf("ca %s: %w", caName, err)
+	}
+	cadir, err := puppetSettings(ctx, ca, "server", "", "cadir")
+	if err != nil {
+		return Result{}, fmt.Errorf("ca %s: %w", caName, err)
+	}
+	signedPath := path.Join(cadir["cadir"], "signed", hp.certname+".pem")
+	reqPath := path.Join(cadir["cadir"], "requests", hp.certname+".pem")
+
+	_, err = ca.Conn.Download(ctx, signedPath, ca.Sudo)
+	switch {
+	case err == nil:
+		// Signed in an earlier run that stopped before the download: fetch
+		// it; verify() below still checks names and key.
+		x.Emit(line("%s is already signed on %s; downloading it", hp.certname, caName))
+	case !errors.Is(err, fs.ErrNotExist):
+		return Result{}, fmt.Errorf("ca %s: read %s: %w", caName, signedPath, err)
+	default:
+		if err := p.request(ctx, x, ca, hp, alts, reqPath); err != nil {
+			return Result{}, err
+		}
+		pub, err := x.Conn.Download(ctx, hp.hostpubkey, x.Sudo)
+		if err != nil {
+			return Result{}, fmt.Errorf("read %s: %w", hp.hostpubkey, err)
+		}
+		pubDER, err := puppet.ParsePublicKey(pub)
+		if err != nil {
+			return Result{}, fmt.Errorf("%s: %w", hp.hostpubkey, err)
+		}
+		csr, err := ca.Conn.Download(ctx, reqPath, ca.Sudo)
+		if err != nil {
+			return Result{}, fmt.Errorf("ca %s: read %s: %w", caName, reqPath, err)
+		}
+		if err := puppet.CheckCSR(csr, hp.certname, want, pubDER); err != nil {
+			return Result{}, fmt.Errorf("refusing to sign: %w", err)
+		}
+		x.Emit(line("CSR of %s names exactly %s; signing on %s", hp.certname, strings.Join(want, ", "), caName))
+		if _, err := ca.MustChange(ctx, flavorBin(ca, "puppetserver")+" ca sign --certname "+render.ShellQuote(hp.certname), ""); err != nil {
+			return Result{}, fmt.Errorf("ca %s: sign %s: %w", caName, hp.certname, err)
+		}
+	}
+	if _, err := x.MustChange(ctx, flavorBin(x, "puppet")+" ssl download_cert --certname "+render.ShellQuote(hp.certname), ""); err != nil {
+		return Result{}, fmt.Errorf("download certificate: %w", err)
+	}
+	cert, err := x.Conn.Download(ctx, hp.hostcert, x.Sudo)
+	if err != nil {
+		return Result{}, fmt.Errorf("read %s: %w", hp.hostcert, err)
+	}
+	if err := p.verify(ctx, x, hp, cert, want); err != nil {
+		return Result{}, err
+	}
+	return Result{Changed: true, Msg: hp.certname + ": signed (" + strings.Join(want, ", ") + ")", Data: data}, nil
+}
+
+// request submits a CSR unless the CA already holds one for this certname
+// (an earlier run stopped after submitting; its key is checked before signing).
+func (p *PuppetCert) request(ctx context.Context, x, ca *Exec, hp certPaths, alts []string, reqPath string) error {
+	if _, err := ca.Conn.Download(ctx, reqPath, ca.Sudo); err == nil {
+		x.Emit(line("%s already has a pending request on %s", hp.certname, ca.Host.Name))
+		return nil
+	}
+	cmd := flavorBin(x, "puppet") + " ssl submit_request --certname " + render.ShellQuote(hp.certname)
+	if len(alts) > 0 {
+		cmd += " --dns_alt_names " + render.ShellQuote(strings.Join(alts, ","))
+	}
+	if _, err := x.MustChange(ctx, cmd, ""); err != nil {
+		return fmt.Errorf("submit certificate request: %w", err)
+	}
+	return nil
+}
+
+// verify checks a host certificate against the host's CA cert and key.
+func (p *PuppetCert) verify(ctx context.Context, x *Exec, hp certPaths, cert []byte, want []string) error {
+	caPEM, err := x.Conn.Download(ctx, hp.localcacert, x.Sudo)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", hp.localcacert, err)
+	}
+	pub, err := x.Conn.Download(ctx, hp.hostpubkey, x.Sudo)
+	var pubDER []byte
+	if err == nil {
+		if pubDER, err = puppet.ParsePublicKey(pub); err != nil {
+			return fmt.Errorf("%s: %w", hp.hostpubkey, err)
+		}
+	}
+	return puppet.CheckCert(cert, caPEM, hp.certname, want, pubDER, time.Now())
+}
+
+// splitNames accepts both list items and comma-separated strings (a rendered
+// "{{ join "," ... }}"), dropping blanks.
+func splitNames(in []string) []string {
+	var out []string
+	for _, s := range in {
+		for _, n := range strings.Split(s, ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
+}
+
+func line(format string, a ...any) report.Event {
+	return report.Event{Kind: report.HostLine, Stream: "stdout", Text: fmt.Sprintf(format, a...)}
+}

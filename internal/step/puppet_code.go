@@ -1,0 +1,166 @@
+package step
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path"
+	"regexp"
+	"strings"
+
+	"github.com/troupe/troupe/internal/render"
+)
+
+// PuppetCode deploys the control repository with r10k on this host when a
+// branch's commit differs from what is deployed, and reports the deployed
+// commit of every environment (registered data: environments → commit), so
+// drift between compilers is visible. The environment-cache flush that must
+// follow a deploy (reference §7.5) is left to the plan, which runs it only
+// when this step changed something.
+type PuppetCode struct {
+	Remote  string `yaml:"remote"`  // the control repository, as in r10k.yaml
+	Basedir string `yaml:"basedir"` // the environments directory r10k deploys into
+	Config  string `yaml:"config"`  // r10k.yaml; default .flavor.paths.r10k_config
+	R10k    string `yaml:"r10k"`    // the r10k binary; default .flavor.r10k.bin
+	Force   bool   `yaml:"force"`   // deploy even when every commit matches (Puppetfile-only changes)
+}
+
+func (p *PuppetCode) Title() string { return "Deploy the control repository with r10k" }
+
+func (p *PuppetCode) Validate() error {
+	if p.Remote == "" || p.Basedir == "" {
+		return errors.New("remote and basedir are required")
+	}
+	return nil
+}
+
+// r10k turns branch names into environment names by replacing every
+// non-word character with "_" (R10K::Environment::Name, default settings).
+var nonWord = regexp.MustCompile(`\W`)
+
+func (p *PuppetCode) Run(ctx context.Context, x *Exec) (Result, error) {
+	var remote, basedir, config, bin string
+	for _, f := range []struct {
+		dst  *string
+		src  string
+		dflt string
+	}{{&remote, p.Remote, ""}, {&basedir, p.Basedir, ""},
+		{&config, p.Config, "{{ .flavor.paths.r10k_config }}"}, {&bin, p.R10k, "{{ .flavor.r10k.bin }}"}} {
+		v, err := x.Render(dflt(f.src, f.dflt))
+		if err != nil {
+			return Result{}, err
+		}
+		*f.dst = v
+	}
+	want, err := remoteHeads(ctx, x, remote)
+	if err != nil {
+		return Result{}, err
+	}
+	have, err := deployed(ctx, x, basedir)
+	if err != nil {
+		return Result{}, err
+	}
+	if !p.Force && sameCommits(have, want) {
+		return Result{Msg: describeCommits(have), Data: codeData(have)}, nil
+	}
+	cmd := render.ShellQuote(bin) + " deploy environment --config " + render.ShellQuote(config) + " --modules --verbose info"
+	if x.Noop {
+		x.Emit(line("would deploy: %s (deployed: %s)", describeCommits(want), describeCommits(have)))
+	}
+	if _, err := x.MustChange(ctx, cmd, ""); err != nil {
+		return Result{}, fmt.Errorf("r10k: %w", err)
+	}
+	if x.Noop {
+		return Result{Changed: true, Msg: "would deploy " + describeCommits(want), Data: codeData(have)}, nil
+	}
+	have, err = deployed(ctx, x, basedir)
+	if err != nil {
+		return Result{}, err
+	}
+	if !sameCommits(have, want) {
+		return Result{}, fmt.Errorf("after r10k: deployed %s, remote has %s", describeCommits(have), describeCommits(want))
+	}
+	return Result{Changed: true, Msg: describeCommits(have), Data: codeData(have)}, nil
+}
+
+// remoteHeads maps environment name → commit for every branch of the remote.
+func remoteHeads(ctx context.Context, x *Exec, remote string) (map[string]string, error) {
+	res, err := x.MustProbe(ctx, "git ls-remote --heads "+render.ShellQuote(remote))
+	if err != nil {
+		return nil, fmt.Errorf("git ls-remote %s: %w", remote, err)
+	}
+	out := map[string]string{}
+	for _, l := range strings.Split(res.Stdout, "\n") {
+		sha, ref, ok := strings.Cut(strings.TrimSpace(l), "\t")
+		if !ok {
+			continue
+		}
+		out[nonWord.ReplaceAllString(strings.TrimPrefix(ref, "refs/heads/"), "_")] = sha
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("git ls-remote %s: no branches", remote)
+	}
+	return out, nil
+}
+
+// deployed maps environment name → the commit r10k recorded in its
+// .r10k-deploy.json ("" when the directory has none).
+func deployed(ctx context.Context, x *Exec, basedir string) (map[string]string, error) {
+	res, err := x.MustProbe(ctx, "ls -1 "+render.ShellQuote(basedir)+" 2>/dev/null; true")
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, env := range strings.Fields(res.Stdout) {
+		b, err := x.Conn.Download(ctx, path.Join(basedir, env, ".r10k-deploy.json"), x.Sudo)
+		if err != nil {
+			out[env] = ""
+			continue
+		}
+		var d struct {
+			Signature string `json:"signature"`
+		}
+		_ = json.Unmarshal(b, &d)
+		out[env] = d.Signature
+	}
+	return out, nil
+}
+
+func sameCommits(have, want map[string]string) bool {
+	if len(have) != len(want) {
+		return false
+	}
+	for env, sha := range want {
+		if have[env] != sha {
+			return false
+		}
+	}
+	return true
+}
+
+func describeCommits(m map[string]string) string {
+	if len(m) == 0 {
+		return "nothing"
+	}
+	var parts []string
+	for _, env := range sortedKeys(m) {
+		sha := m[env]
+		if len(sha) > 12 {
+			sha = sha[:12]
+		}
+		if sha == "" {
+			sha = "?"
+		}
+		parts = append(parts, env+"@"+sha)
+	}
+	return strings.Join(parts, " ")
+}
+
+func codeData(m map[string]string) map[string]any {
+	envs := map[string]any{}
+	for k, v := range m {
+		envs[k] = v
+	}
+	return map[string]any{"environments": envs}
+}

@@ -1,0 +1,108 @@
+package step
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/troupe/troupe/internal/render"
+)
+
+// PuppetConfig reads settings with `puppet config print` on the host, so
+// roles use the host's own paths (ssldir, hostcert, cadir, ...) instead of a
+// layout's defaults (reference §1.3: "always read paths with puppet config
+// print"). The values land in the registered result's data: register: pc →
+// .registered.pc.data.hostcert.
+type PuppetConfig struct {
+	Keys     []string `yaml:"keys"`
+	Section  string   `yaml:"section"`  // default main
+	Certname string   `yaml:"certname"` // paths derived for this certname
+}
+
+func (p *PuppetConfig) ReadOnly() bool { return true }
+func (p *PuppetConfig) Title() string  { return "Read puppet settings " + strings.Join(p.Keys, " ") }
+
+func (p *PuppetConfig) Validate() error {
+	if len(p.Keys) == 0 {
+		return errors.New("keys: at least one setting is required")
+	}
+	return nil
+}
+
+func (p *PuppetConfig) Run(ctx context.Context, x *Exec) (Result, error) {
+	certname, err := x.Render(p.Certname)
+	if err != nil {
+		return Result{}, err
+	}
+	section := p.Section
+	if section == "" {
+		section = "main"
+	}
+	vals, err := puppetSettings(ctx, x, section, certname, p.Keys...)
+	if err != nil {
+		return Result{}, err
+	}
+	data := map[string]any{}
+	var msg []string
+	for _, k := range p.Keys {
+		data[k] = vals[k]
+		msg = append(msg, k+"="+vals[k])
+	}
+	return Result{Data: data, Msg: strings.Join(msg, " ")}, nil
+}
+
+// puppetSettings runs one `puppet config print` for several keys. With more
+// than one key Puppet prints "key = value" lines; with one, the bare value.
+func puppetSettings(ctx context.Context, x *Exec, section, certname string, keys ...string) (map[string]string, error) {
+	cmd := flavorBin(x, "puppet") + " config print " + strings.Join(keys, " ") + " --section " + render.ShellQuote(section)
+	if certname != "" {
+		cmd += " --certname " + render.ShellQuote(certname)
+	}
+	res, err := x.MustProbe(ctx, cmd)
+	if err != nil {
+		return nil, fmt.Errorf("puppet config print: %w", err)
+	}
+	out := map[string]string{}
+	if len(keys) == 1 {
+		out[keys[0]] = strings.TrimSpace(res.Stdout)
+		return out, nil
+	}
+	for _, l := range strings.Split(res.Stdout, "\n") {
+		k, v, ok := strings.Cut(l, " = ")
+		if ok {
+			out[strings.TrimSpace(k)] = strings.TrimSpace(v)
+		}
+	}
+	for _, k := range keys {
+		if _, ok := out[k]; !ok {
+			return nil, fmt.Errorf("puppet config print: no value for %s in %q", k, lastLine(res.Stdout))
+		}
+	}
+	return out, nil
+}
+
+// flavorBin is an absolute binary path from the host's .flavor.bin (vendor
+// packages keep theirs in /opt/puppetlabs/bin, which non-login SSH and
+// sudo's secure_path lack, pitfall §10.14), or the bare name without one.
+func flavorBin(x *Exec, name string) string {
+	if f, ok := x.Data["flavor"].(map[string]any); ok {
+		if b, ok := f["bin"].(map[string]any); ok {
+			if p, ok := b[name].(string); ok && p != "" {
+				return p
+			}
+		}
+	}
+	return name
+}
+
+// sortedKeys lists a map's keys in order, for deterministic output.
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,87 @@
+package step
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/ast"
+)
+
+// kinds is every action a step can name, one line each. The order of work
+// comes from plans; this table only says what each key means.
+var kinds = map[string]func() Action{
+	// generic
+	"command":  func() Action { return &Command{} },  // run a shell command
+	"script":   func() Action { return &Script{} },   // run a script (inline or from files/) through an interpreter
+	"upload":   func() Action { return &Upload{} },   // write a file atomically, only when it differs
+	"download": func() Action { return &Download{} }, // fetch a remote file into a local directory
+	"template": func() Action { return &Template{} }, // render a Go template locally, write it only on change
+	"file":     func() Action { return &File{} },     // a directory, an empty file, or nothing at a path
+	"package":  func() Action { return &Package{} },  // apt or dnf packages, with version pins
+	"service":  func() Action { return &Service{} },  // systemctl start/stop/restart/reload/enable
+	"wait":     func() Action { return &Wait{} },     // a TCP port, an HTTP(S) answer, or a command, until a timeout
+	"message":  func() Action { return &Message{} },  // print a line
+	"assert":   func() Action { return &Assert{} },   // fail unless every condition is true
+	"fail":     func() Action { return &Fail{} },     // fail with a message
+	// puppet site
+	"puppet_config": func() Action { return &PuppetConfig{} }, // read settings with `puppet config print` (paths per host)
+	"puppet_ini":    func() Action { return &PuppetIni{} },    // ensure keys in puppet.conf-style INI files, keep the rest
+	"puppet_cert":   func() Action { return &PuppetCert{} },   // a CA-signed cert with exactly the expected names, CSR checked before signing
+	"puppet_code":   func() Action { return &PuppetCode{} },   // r10k deploy when commits differ; reports commit per environment
+	"lb_server":     func() Action { return &LBServer{} },     // HAProxy runtime API: ready/drain/maint on every LB, waits for it
+}
+
+// Shorthand is implemented by actions that accept a plain string body
+// (`command: "uptime"`, `message: "hi"`, `fail: "why"`).
+type Shorthand interface{ SetString(string) }
+
+// Validator is implemented by actions with rules beyond their YAML shape.
+type Validator interface{ Validate() error }
+
+// Registry decodes action bodies for package plan.
+type Registry struct{}
+
+// Kinds lists the action keys, sorted.
+func (Registry) Kinds() []string {
+	out := make([]string, 0, len(kinds))
+	for k := range kinds {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Decode turns an action body into its Action, strictly (unknown keys are
+// errors) and with positioned errors.
+func (Registry) Decode(kind string, node ast.Node) (any, error) {
+	mk, ok := kinds[kind]
+	if !ok {
+		return nil, &yaml.SyntaxError{Message: fmt.Sprintf("unknown action %q", kind), Token: node.GetToken()}
+	}
+	a := mk()
+	if s, isStr := node.(*ast.StringNode); isStr {
+		sh, ok := a.(Shorthand)
+		if !ok {
+			return nil, &yaml.SyntaxError{Message: fmt.Sprintf("%s: want a mapping, not a string", kind), Token: node.GetToken()}
+		}
+		sh.SetString(s.Value)
+	} else if err := yaml.NodeToValue(node, a, yaml.Strict()); err != nil {
+		return nil, err
+	}
+	if v, ok := a.(Validator); ok {
+		if err := v.Validate(); err != nil {
+			return nil, &yaml.SyntaxError{Message: fmt.Sprintf("%s: %v", kind, err), Token: node.GetToken()}
+		}
+	}
+	return a, nil
+}
+
+// Title is the action's default title: its own, or its kind.
+func Title(kind string, a any) string {
+	if t, ok := a.(Titler); ok {
+		return t.Title()
+	}
+	return strings.ReplaceAll(kind, "_", " ")
+}

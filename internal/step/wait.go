@@ -1,0 +1,203 @@
+package step
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/troupe/troupe/internal/render"
+)
+
+// Wait polls until a TCP port opens, an HTTP(S) URL answers with the expected
+// status and body, or a command exits 0 — or fails at the timeout with the
+// last thing it saw. Checks run on the host itself by default (it resolves
+// the site's names and sits inside its firewall); `from: local` runs them here.
+type Wait struct {
+	TCP      string `yaml:"tcp"`   // host:port
+	URL      string `yaml:"url"`   // http:// or https:// (certificates are not verified: health endpoints are)
+	HTTPS    string `yaml:"https"` // shorthand for url with https
+	Expect   string `yaml:"expect"`
+	Status   int    `yaml:"status"` // default 200
+	Command  string `yaml:"command"`
+	Timeout  string `yaml:"timeout"`  // default 5m
+	Interval string `yaml:"interval"` // default 2s
+	From     string `yaml:"from"`     // host (default) | local
+}
+
+func (w *Wait) ReadOnly() bool { return true }
+
+func (w *Wait) Title() string {
+	switch {
+	case w.TCP != "":
+		return "Wait for " + w.TCP
+	case w.url() != "":
+		return "Wait for " + w.url()
+	}
+	return "Wait for " + short(w.Command)
+}
+
+func (w *Wait) url() string {
+	if w.HTTPS != "" {
+		return w.HTTPS
+	}
+	return w.URL
+}
+
+func (w *Wait) Validate() error {
+	n := 0
+	for _, s := range []string{w.TCP, w.url(), w.Command} {
+		if s != "" {
+			n++
+		}
+	}
+	if n != 1 || (w.URL != "" && w.HTTPS != "") {
+		return errors.New("set exactly one of tcp, url (or https) and command")
+	}
+	for _, d := range []string{w.Timeout, w.Interval} {
+		if d != "" {
+			if _, err := time.ParseDuration(d); err != nil {
+				return err
+			}
+		}
+	}
+	if w.From != "" && w.From != "host" && w.From != "local" {
+		return fmt.Errorf("from %q: want host or local", w.From)
+	}
+	return nil
+}
+
+func (w *Wait) Run(ctx context.Context, x *Exec) (Result, error) {
+	timeout, interval := 5*time.Minute, 2*time.Second
+	if w.Timeout != "" {
+		timeout, _ = time.ParseDuration(w.Timeout)
+	}
+	if w.Interval != "" {
+		interval, _ = time.ParseDuration(w.Interval)
+	}
+	target, err := x.Render(w.TCP + w.url() + w.Command)
+	if err != nil {
+		return Result{}, err
+	}
+	deadline := time.Now().Add(timeout)
+	start := time.Now()
+	for {
+		ok, seen, err := w.check(ctx, x, target)
+		if err != nil {
+			return Result{}, err
+		}
+		if ok {
+			return Result{Msg: fmt.Sprintf("ready after %s", time.Since(start).Round(100*time.Millisecond))}, nil
+		}
+		if time.Now().After(deadline) {
+			return Result{}, fmt.Errorf("not ready after %s: %s", timeout, seen)
+		}
+		select {
+		case <-ctx.Done():
+			return Result{}, ctx.Err()
+		case <-time.After(interval):
+		}
+	}
+}
+
+// check makes one attempt; seen describes what it found when not ready.
+func (w *Wait) check(ctx context.Context, x *Exec, target string) (bool, string, error) {
+	status := w.Status
+	if status == 0 {
+		status = 200
+	}
+	expect, err := x.Render(w.Expect)
+	if err != nil {
+		return false, "", err
+	}
+	local := w.From == "local"
+	switch {
+	case w.TCP != "" && local:
+		c, err := net.DialTimeout("tcp", target, 3*time.Second)
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		c.Close()
+		return true, "", nil
+	case w.TCP != "":
+		host, port, err := net.SplitHostPort(target)
+		if err != nil {
+			return false, "", err
+		}
+		res, err := x.Probe(ctx, fmt.Sprintf("timeout 3 bash -c '</dev/tcp/%s/%s' 2>&1", host, port))
+		if err != nil {
+			return false, "", err
+		}
+		return res.ExitCode == 0, strings.TrimSpace(res.Stdout), nil
+	case w.Command != "":
+		res, err := x.Probe(ctx, target)
+		if err != nil {
+			return false, "", err
+		}
+		return res.ExitCode == 0, fmt.Sprintf("exit %d: %s", res.ExitCode, lastLine(res.Stderr+res.Stdout)), nil
+	}
+	var body string
+	var code int
+	if local {
+		body, code, err = httpGet(ctx, target)
+		if err != nil {
+			return false, err.Error(), nil
+		}
+	} else {
+		res, err := x.Probe(ctx, "curl -sk --max-time 10 -w '\\n%{http_code}' "+render.ShellQuote(target))
+		if err != nil {
+			return false, "", err
+		}
+		out := strings.TrimRight(res.Stdout, "\n")
+		i := strings.LastIndex(out, "\n")
+		body, code = out[:max(i, 0)], atoi(out[i+1:])
+		if res.ExitCode != 0 {
+			return false, fmt.Sprintf("curl exit %d", res.ExitCode), nil
+		}
+	}
+	if code != status {
+		return false, fmt.Sprintf("HTTP %d %s", code, lastLine(body)), nil
+	}
+	if expect != "" && !strings.Contains(body, expect) {
+		return false, fmt.Sprintf("body %q lacks %q", lastLine(body), expect), nil
+	}
+	return true, "", nil
+}
+
+func httpGet(ctx context.Context, url string) (string, int, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", 0, err
+	}
+	// Health endpoints answer with the site's own CA; this check reads a
+	// status word, it trusts nothing it receives.
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", 0, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	return string(b), resp.StatusCode, nil
+}
+
+func atoi(s string) int { n, _ := strconv.Atoi(strings.TrimSpace(s)); return n }
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndex(s, "\n"); i >= 0 {
+		s = s[i+1:]
+	}
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}
