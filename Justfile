@@ -41,4 +41,4 @@ down: build
 
 # fan-out benchmark: troupe vs OpenSSH ControlMaster + xargs -P vs Ansible (N=50 and 200)
 bench: deps build
-    go run ./internal/bench -troupe {{bin}} -n 50,200 -out docs/benchmarks.md
+    go run ./cmd/troupe-bench -troupe {{bin}} -n 50,200 -out docs/benchmarks.md

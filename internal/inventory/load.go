@@ -15,6 +15,7 @@ import (
 
 	"github.com/troupe/troupe/internal/diag"
 	"github.com/troupe/troupe/internal/transport"
+	"github.com/troupe/troupe/internal/yamldoc"
 )
 
 // Built-in defaults (the lowest precedence level).
@@ -105,7 +106,7 @@ type hostDef struct {
 }
 
 type loader struct {
-	d       *doc
+	d       *yamldoc.Doc
 	inv     *Inventory
 	top     layer
 	groups  []*groupDef
@@ -115,7 +116,7 @@ type loader struct {
 
 // LoadBytes decodes and checks an inventory; name is used in error positions.
 func LoadBytes(name string, src []byte) (*Inventory, error) {
-	d, body, err := parse(name, src)
+	d, body, err := yamldoc.Parse(name, src)
 	if err != nil {
 		return nil, err
 	}
@@ -123,18 +124,18 @@ func LoadBytes(name string, src []byte) (*Inventory, error) {
 	if body == nil {
 		return nil, diag.List{&diag.Error{File: name, Msg: "empty inventory: expected a mapping starting with \"version: 1\""}}
 	}
-	ps, ok := d.mapping(body, "the inventory")
+	ps, ok := d.Mapping(body, "the inventory")
 	if !ok {
-		return nil, d.errs
+		return nil, d.Errs
 	}
-	d.checkKeys(ps, "the inventory", topKeys...)
+	d.CheckKeys(ps, "the inventory", topKeys...)
 	sawVersion := false
 	for _, p := range ps {
 		switch p.Key {
 		case "version":
 			sawVersion = true
-			if v, ok := d.integer(p.Val, "version"); ok && v != 1 {
-				d.errorf(p.Val, "unsupported inventory version %d (this troupe reads version 1)", v)
+			if v, ok := d.Integer(p.Val, "version"); ok && v != 1 {
+				d.Errorf(p.Val, "unsupported inventory version %d (this troupe reads version 1)", v)
 			}
 		case "vars":
 			l.top.vars = l.vars(p.Val, "vars")
@@ -147,14 +148,14 @@ func LoadBytes(name string, src []byte) (*Inventory, error) {
 		}
 	}
 	if !sawVersion {
-		d.errorf(body, "missing \"version: 1\" at the top of the inventory")
+		d.Errorf(body, "missing \"version: 1\" at the top of the inventory")
 	}
 	l.resolve()
-	sort.SliceStable(d.errs, func(i, j int) bool {
-		a, b := d.errs[i], d.errs[j]
+	sort.SliceStable(d.Errs, func(i, j int) bool {
+		a, b := d.Errs[i], d.Errs[j]
 		return a.Line < b.Line || a.Line == b.Line && a.Col < b.Col
 	})
-	if err := d.errs.Err(); err != nil {
+	if err := d.Errs.Err(); err != nil {
 		return nil, err
 	}
 	return l.inv, nil
@@ -162,7 +163,7 @@ func LoadBytes(name string, src []byte) (*Inventory, error) {
 
 // vars decodes a vars mapping; {env: NAME} values are read from the environment.
 func (l *loader) vars(n ast.Node, what string) map[string]varVal {
-	ps, ok := l.d.mapping(n, what)
+	ps, ok := l.d.Mapping(n, what)
 	if !ok {
 		return nil
 	}
@@ -176,22 +177,22 @@ func (l *loader) vars(n ast.Node, what string) map[string]varVal {
 }
 
 func (l *loader) varValue(n ast.Node, name, sub string, secrets *[]string) any {
-	n = l.d.resolve(n)
+	n = l.d.Resolve(n)
 	switch v := n.(type) {
 	case *ast.MappingNode, *ast.MappingValueNode:
-		ps, _ := l.d.mapping(v, "value")
+		ps, _ := l.d.Mapping(v, "value")
 		if len(ps) == 1 && ps[0].Key == "env" {
-			env, ok := l.d.str(ps[0].Val, "env")
+			env, ok := l.d.Str(ps[0].Val, "env")
 			if !ok {
 				return nil
 			}
 			if !envNameRE.MatchString(env) {
-				l.d.errorf(ps[0].Val, "var %q: %q is not an environment variable name", name, env)
+				l.d.Errorf(ps[0].Val, "var %q: %q is not an environment variable name", name, env)
 				return nil
 			}
 			val, set := os.LookupEnv(env)
 			if !set {
-				l.d.errorf(ps[0].Val, "var %q: environment variable %s is not set", name, env)
+				l.d.Errorf(ps[0].Val, "var %q: environment variable %s is not set", name, env)
 				return nil
 			}
 			*secrets = append(*secrets, sub)
@@ -209,7 +210,7 @@ func (l *loader) varValue(n ast.Node, name, sub string, secrets *[]string) any {
 		}
 		return out
 	}
-	return l.d.value(n)
+	return l.d.Value(n)
 }
 
 func joinPath(a, b string) string {
@@ -224,21 +225,21 @@ func joinPath(a, b string) string {
 
 // config decodes `config: {ssh: {...}}`.
 func (l *loader) config(n ast.Node) map[string]setting {
-	ps, ok := l.d.mapping(n, "config")
+	ps, ok := l.d.Mapping(n, "config")
 	if !ok {
 		return nil
 	}
-	l.d.checkKeys(ps, "config", configKeys...)
+	l.d.CheckKeys(ps, "config", configKeys...)
 	out := map[string]setting{}
 	for _, p := range ps {
 		if p.Key != "ssh" {
 			continue
 		}
-		sps, ok := l.d.mapping(p.Val, "config.ssh")
+		sps, ok := l.d.Mapping(p.Val, "config.ssh")
 		if !ok {
 			continue
 		}
-		l.d.checkKeys(sps, "config.ssh", sshKeys...)
+		l.d.CheckKeys(sps, "config.ssh", sshKeys...)
 		for _, s := range sps {
 			if v, ok := l.sshValue(s.Key, s.Val); ok {
 				out[s.Key] = setting{v: v, n: s.Val}
@@ -253,27 +254,27 @@ func (l *loader) sshValue(key string, n ast.Node) (any, bool) {
 	what := "ssh." + key
 	switch key {
 	case "user", "private_key", "known_hosts", "jump":
-		s, ok := d.str(n, what)
+		s, ok := d.Str(n, what)
 		if ok && s == "" {
-			d.errorf(n, "%s must not be empty", what)
+			d.Errorf(n, "%s must not be empty", what)
 			return nil, false
 		}
 		return s, ok
 	case "passphrase_env", "sudo_password_env":
-		s, ok := d.str(n, what)
+		s, ok := d.Str(n, what)
 		if ok && !envNameRE.MatchString(s) {
-			d.errorf(n, "%s: %q is not an environment variable name", what, s)
+			d.Errorf(n, "%s: %q is not an environment variable name", what, s)
 			return nil, false
 		}
 		return s, ok
 	case "port":
 		return l.port(n, what)
 	case "agent", "sudo":
-		return d.boolean(n, what)
+		return d.Boolean(n, what)
 	case "connect_timeout":
-		return d.duration(n, what)
+		return d.Duration(n, what)
 	case "host_key_check":
-		s, ok := d.str(n, what)
+		s, ok := d.Str(n, what)
 		if !ok {
 			return nil, false
 		}
@@ -282,16 +283,16 @@ func (l *loader) sshValue(key string, n ast.Node) (any, bool) {
 				return s, true
 			}
 		}
-		d.errorf(n, "%s must be one of %s, got %q", what, strings.Join(hostKeyChecks, ", "), s)
+		d.Errorf(n, "%s must be one of %s, got %q", what, strings.Join(hostKeyChecks, ", "), s)
 		return nil, false
 	}
 	return nil, false
 }
 
 func (l *loader) port(n ast.Node, what string) (int, bool) {
-	v, ok := l.d.integer(n, what)
+	v, ok := l.d.Integer(n, what)
 	if ok && (v < 1 || v > 65535) {
-		l.d.errorf(n, "%s must be between 1 and 65535, got %d", what, v)
+		l.d.Errorf(n, "%s must be between 1 and 65535, got %d", what, v)
 		return 0, false
 	}
 	return v, ok
@@ -299,7 +300,7 @@ func (l *loader) port(n ast.Node, what string) (int, bool) {
 
 // groupMap decodes `groups:` (name → group) under parent.
 func (l *loader) groupMap(n ast.Node, parent *groupDef) {
-	ps, ok := l.d.mapping(n, "groups")
+	ps, ok := l.d.Mapping(n, "groups")
 	if !ok {
 		return
 	}
@@ -308,20 +309,20 @@ func (l *loader) groupMap(n ast.Node, parent *groupDef) {
 	}
 }
 
-func (l *loader) group(p pair, parent *groupDef) {
+func (l *loader) group(p yamldoc.Pair, parent *groupDef) {
 	d := l.d
 	name := p.Key
 	switch {
 	case name == "all":
-		d.errorf(p.KeyN, "group name \"all\" is reserved (it selects every host)")
+		d.Errorf(p.KeyN, "group name \"all\" is reserved (it selects every host)")
 		return
 	case !groupNameRE.MatchString(name):
-		d.errorf(p.KeyN, "invalid group name %q (use letters, digits, '_' and '-')", name)
+		d.Errorf(p.KeyN, "invalid group name %q (use letters, digits, '_' and '-')", name)
 		return
 	}
 	if prev, dup := l.byName[name]; dup {
-		line, col := pos(prev.keyN)
-		d.errorf(p.KeyN, "group %q is already defined at %d:%d", name, line, col)
+		line, col := yamldoc.Pos(prev.keyN)
+		d.Errorf(p.KeyN, "group %q is already defined at %d:%d", name, line, col)
 		return
 	}
 	gd := &groupDef{g: &Group{Name: name, Vars: map[string]any{}}, parent: parent, keyN: p.KeyN}
@@ -334,11 +335,11 @@ func (l *loader) group(p pair, parent *groupDef) {
 	l.inv.Groups = append(l.inv.Groups, gd.g)
 
 	what := fmt.Sprintf("group %q", name)
-	ps, ok := d.mapping(p.Val, what)
+	ps, ok := d.Mapping(p.Val, what)
 	if !ok {
 		return
 	}
-	d.checkKeys(ps, what, groupKeys...)
+	d.CheckKeys(ps, what, groupKeys...)
 	for _, q := range ps {
 		switch q.Key {
 		case "vars":
@@ -356,17 +357,17 @@ func (l *loader) group(p pair, parent *groupDef) {
 // targets decodes a list of targets (names or mappings) in group g.
 func (l *loader) targets(n ast.Node, g *groupDef) {
 	d := l.d
-	n = d.resolve(n)
-	if isNull(n) {
+	n = d.Resolve(n)
+	if yamldoc.IsNull(n) {
 		return
 	}
 	seq, ok := n.(*ast.SequenceNode)
 	if !ok {
-		d.errorf(n, "targets must be a list, got %s", kind(n))
+		d.Errorf(n, "targets must be a list, got %s", yamldoc.Kind(n))
 		return
 	}
 	for _, item := range seq.Values {
-		item = d.resolve(item)
+		item = d.Resolve(item)
 		switch v := item.(type) {
 		case *ast.StringNode:
 			if l.checkHostName(v.Value, item, "target") {
@@ -375,18 +376,18 @@ func (l *loader) targets(n ast.Node, g *groupDef) {
 		case *ast.MappingNode, *ast.MappingValueNode:
 			l.targetMap(item, g)
 		default:
-			d.errorf(item, "a target must be a host name or a mapping with \"name\", got %s", kind(item))
+			d.Errorf(item, "a target must be a host name or a mapping with \"name\", got %s", yamldoc.Kind(item))
 		}
 	}
 }
 
 func (l *loader) targetMap(n ast.Node, g *groupDef) {
 	d := l.d
-	ps, _ := d.mapping(n, "target")
+	ps, _ := d.Mapping(n, "target")
 	e := &entry{node: n, isMap: true, group: g}
 	for _, p := range ps {
 		if p.Key == "name" {
-			if s, ok := d.str(p.Val, "target name"); ok && l.checkHostName(s, p.Val, "target") {
+			if s, ok := d.Str(p.Val, "target name"); ok && l.checkHostName(s, p.Val, "target") {
 				e.name = s
 			}
 		}
@@ -395,15 +396,15 @@ func (l *loader) targetMap(n ast.Node, g *groupDef) {
 	if e.name != "" {
 		what = fmt.Sprintf("target %q", e.name)
 	}
-	d.checkKeys(ps, what, targetKeys...)
+	d.CheckKeys(ps, what, targetKeys...)
 	var portN ast.Node
 	port := 0
 	for _, p := range ps {
 		switch p.Key {
 		case "address":
-			if s, ok := d.str(p.Val, "address"); ok {
+			if s, ok := d.Str(p.Val, "address"); ok {
 				if s == "" {
-					d.errorf(p.Val, "address must not be empty")
+					d.Errorf(p.Val, "address must not be empty")
 				} else {
 					e.address, e.addrN = s, p.Val
 				}
@@ -413,7 +414,7 @@ func (l *loader) targetMap(n ast.Node, g *groupDef) {
 				port, portN = v, p.Val
 			}
 		case "aliases":
-			al, _ := d.strList(p.Val, "aliases")
+			al, _ := d.StrList(p.Val, "aliases")
 			for _, a := range al {
 				if l.checkHostName(a, p.Val, "alias") {
 					e.aliases = append(e.aliases, a)
@@ -434,14 +435,14 @@ func (l *loader) targetMap(n ast.Node, g *groupDef) {
 	}
 	if e.name == "" {
 		if len(ps) > 0 && !hasKey(ps, "name") {
-			d.errorf(n, "target has no \"name\"")
+			d.Errorf(n, "target has no \"name\"")
 		}
 		return
 	}
 	l.entries = append(l.entries, e)
 }
 
-func hasKey(ps []pair, k string) bool {
+func hasKey(ps []yamldoc.Pair, k string) bool {
 	for _, p := range ps {
 		if p.Key == k {
 			return true
@@ -453,11 +454,11 @@ func hasKey(ps []pair, k string) bool {
 func (l *loader) checkHostName(s string, n ast.Node, what string) bool {
 	switch {
 	case s == "":
-		l.d.errorf(n, "%s name must not be empty", what)
+		l.d.Errorf(n, "%s name must not be empty", what)
 	case s == "all":
-		l.d.errorf(n, "%s name \"all\" is reserved (it selects every host)", what)
+		l.d.Errorf(n, "%s name \"all\" is reserved (it selects every host)", what)
 	case strings.ContainsAny(s, " \t,!*?[]{}"):
-		l.d.errorf(n, "invalid %s name %q (no spaces, commas, '!' or glob characters)", what, s)
+		l.d.Errorf(n, "invalid %s name %q (no spaces, commas, '!' or glob characters)", what, s)
 	default:
 		return true
 	}
@@ -480,9 +481,9 @@ func (l *loader) resolve() {
 			switch prev, dup := aliasOf[a]; {
 			case a == e.name:
 			case defined[a]:
-				d.errorf(e.aliasN[i], "alias %q of host %q is the name of another host", a, e.name)
+				d.Errorf(e.aliasN[i], "alias %q of host %q is the name of another host", a, e.name)
 			case dup && prev != e.name:
-				d.errorf(e.aliasN[i], "alias %q of host %q is already an alias of host %q", a, e.name, prev)
+				d.Errorf(e.aliasN[i], "alias %q of host %q is already an alias of host %q", a, e.name, prev)
 			default:
 				aliasOf[a] = e.name
 			}
@@ -506,8 +507,8 @@ func (l *loader) resolve() {
 		hd.entries = append(hd.entries, e)
 		if e.address != "" {
 			if hd.address != "" && hd.address != e.address {
-				line, col := pos(hd.addrN)
-				d.errorf(e.addrN, "host %q: address %q conflicts with address %q set at %d:%d", name, e.address, hd.address, line, col)
+				line, col := yamldoc.Pos(hd.addrN)
+				d.Errorf(e.addrN, "host %q: address %q conflicts with address %q set at %d:%d", name, e.address, hd.address, line, col)
 			} else if hd.address == "" {
 				hd.address, hd.addrN = e.address, e.addrN
 			}
@@ -527,9 +528,9 @@ func (l *loader) resolve() {
 	// Group names must not collide with host names or aliases.
 	for _, gd := range l.groups {
 		if hd, ok := hosts[gd.g.Name]; ok {
-			d.errorf(gd.keyN, "group %q has the same name as host %q", gd.g.Name, hd.h.Name)
+			d.Errorf(gd.keyN, "group %q has the same name as host %q", gd.g.Name, hd.h.Name)
 		} else if canon, ok := aliasOf[gd.g.Name]; ok {
-			d.errorf(gd.keyN, "group %q has the same name as an alias of host %q", gd.g.Name, canon)
+			d.Errorf(gd.keyN, "group %q has the same name as an alias of host %q", gd.g.Name, canon)
 		}
 	}
 
@@ -595,12 +596,12 @@ func (l *loader) resolve() {
 		spec := s.v.(string)
 		if target := l.inv.Host(spec); target != nil {
 			if target == h {
-				d.errorf(s.n, "host %q uses itself as its jump host", h.Name)
+				d.Errorf(s.n, "host %q uses itself as its jump host", h.Name)
 				done[h] = true
 				return
 			}
 			if contains(chain, target.Name) {
-				d.errorf(s.n, "jump host cycle: %s", strings.Join(append(chain, h.Name, target.Name), " -> "))
+				d.Errorf(s.n, "jump host cycle: %s", strings.Join(append(chain, h.Name, target.Name), " -> "))
 				done[h] = true
 				return
 			}
@@ -612,7 +613,7 @@ func (l *loader) resolve() {
 		}
 		j, err := parseJump(spec, h.SSH)
 		if err != nil {
-			d.errorf(s.n, "ssh.jump: %v", err)
+			d.Errorf(s.n, "ssh.jump: %v", err)
 		} else {
 			h.SSH.Jump = j
 		}
@@ -694,7 +695,7 @@ func setSSH(c *transport.Config, key string, v any) {
 func flatten(vars map[string]varVal) (map[string]any, []string) {
 	out := make(map[string]any, len(vars))
 	var secrets []string
-	for _, k := range sortedKeys(vars) {
+	for _, k := range yamldoc.SortedKeys(vars) {
 		v := vars[k]
 		out[k] = v.v
 		for _, sub := range v.secrets {

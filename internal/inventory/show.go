@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/troupe/troupe/internal/secret"
+	"github.com/troupe/troupe/internal/yamldoc"
 )
 
 // sensitiveWords mark a var as secret by its key alone.
@@ -147,7 +148,7 @@ func (inv *Inventory) Show(w io.Writer) {
 }
 
 func writeVars(w io.Writer, indent string, vars map[string]any, secrets []string) {
-	for _, k := range sortedKeys(vars) {
+	for _, k := range yamldoc.SortedKeys(vars) {
 		fmt.Fprintf(w, "%s%s: %s\n", indent, k, formatValue(vars[k], "vars."+k, secrets, IsSensitiveKey(k)))
 	}
 }
@@ -165,7 +166,7 @@ func formatValue(v any, p string, secrets []string, masked bool) string {
 		return "null"
 	case map[string]any:
 		parts := make([]string, 0, len(x))
-		for _, k := range sortedKeys(x) {
+		for _, k := range yamldoc.SortedKeys(x) {
 			parts = append(parts, k+": "+formatValue(x[k], p+"."+k, secrets, IsSensitiveKey(k)))
 		}
 		return "{" + strings.Join(parts, ", ") + "}"

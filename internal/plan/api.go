@@ -15,6 +15,7 @@ import (
 
 	"github.com/troupe/troupe/internal/diag"
 	"github.com/troupe/troupe/internal/secret"
+	"github.com/troupe/troupe/internal/yamldoc"
 )
 
 // ErrSkip may be returned by a Walk callback to skip a block's children.
@@ -178,22 +179,22 @@ func (l *Loader) List() ([]Summary, error) {
 			errs = append(errs, err)
 			continue
 		}
-		d, body, err := parse(s.File, src)
+		d, body, err := yamldoc.Parse(s.File, src)
 		if err != nil {
 			errs = append(errs, err)
-		} else if ps, _ := d.mapping(body, "a plan"); len(d.errs) == 0 {
+		} else if ps, _ := d.Mapping(body, "a plan"); len(d.Errs) == 0 {
 			for _, p := range ps {
 				switch p.Key {
 				case "name":
-					if v, ok := d.str(p.Val, "name"); ok && v != "" {
+					if v, ok := d.Str(p.Val, "name"); ok && v != "" {
 						s.Name = v
 					}
 				case "description":
-					s.Description, _ = d.str(p.Val, "description")
+					s.Description, _ = d.Str(p.Val, "description")
 				}
 			}
 		}
-		if err := d.errs.Err(); err != nil {
+		if err := d.Errs.Err(); err != nil {
 			errs = append(errs, err)
 		}
 		out = append(out, s)
@@ -232,7 +233,7 @@ func CheckTargets(p *Plan, check func(expr string) error) error {
 func (p *Plan) BindParams(given map[string]string) (map[string]any, error) {
 	var errs []error
 	out := map[string]any{}
-	for _, name := range sortedKeys(given) {
+	for _, name := range yamldoc.SortedKeys(given) {
 		if findParam(p.Params, name) == nil {
 			errs = append(errs, fmt.Errorf("unknown param %q: plan %q declares %s", name, p.Name, paramNames(p.Params)))
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/goccy/go-yaml/ast"
 
 	"github.com/troupe/troupe/internal/diag"
+	"github.com/troupe/troupe/internal/yamldoc"
 )
 
 // Loader reads plans and roles.
@@ -53,7 +54,7 @@ var (
 
 // srcFile is one parsed plan or role file.
 type srcFile struct {
-	d    *doc
+	d    *yamldoc.Doc
 	body ast.Node
 	dir  string // directory on disk, "" for files from FS
 }
@@ -95,19 +96,19 @@ func (l *Loader) Load(nameOrPath string) (*Plan, error) {
 		return nil, err
 	}
 	c.stack = append(c.stack, include{key, label})
-	p := &Plan{File: f.d.file, sources: map[string][]byte{}}
-	top, _ := f.d.mapping(f.body, "a plan")
-	f.d.checkKeys(top, "a plan", planKeys...)
+	p := &Plan{File: f.d.File, sources: map[string][]byte{}}
+	top, _ := f.d.Mapping(f.body, "a plan")
+	f.d.CheckKeys(top, "a plan", planKeys...)
 	p.Name = strings.TrimSuffix(strings.TrimSuffix(path.Base(filepath.ToSlash(nameOrPath)), ".yaml"), ".yml")
 	var stepsN ast.Node
 	for _, kv := range top {
 		switch kv.Key {
 		case "name":
-			if s, ok := f.d.str(kv.Val, "name"); ok {
+			if s, ok := f.d.Str(kv.Val, "name"); ok {
 				p.Name = s
 			}
 		case "description":
-			p.Description, _ = f.d.str(kv.Val, "description")
+			p.Description, _ = f.d.Str(kv.Val, "description")
 		case "params":
 			p.Params = c.params(f, kv.Val)
 		case "steps":
@@ -115,16 +116,16 @@ func (l *Loader) Load(nameOrPath string) (*Plan, error) {
 		}
 	}
 	if f.body == nil {
-		f.d.errs = append(f.d.errs, &diag.Error{File: f.d.file, Msg: "empty plan: expected a mapping with name, params and steps"})
+		f.d.Errs = append(f.d.Errs, &diag.Error{File: f.d.File, Msg: "empty plan: expected a mapping with name, params and steps"})
 	} else if !hasKey(top, "steps") {
-		f.d.errorf(f.body, "plan %q has no steps", p.Name)
+		f.d.Errorf(f.body, "plan %q has no steps", p.Name)
 	}
 	sc := &scope{plan: p.Name, params: p.Params, registers: map[string]ast.Node{}}
 	if stepsN != nil {
 		p.Steps = c.steps(f, stepsN, "", sc, "plan "+strconv.Quote(p.Name))
 	}
 	for name, sf := range c.files {
-		p.sources[name] = sf.d.src
+		p.sources[name] = sf.d.Src
 	}
 	if err := c.collect(); err != nil {
 		return nil, err
@@ -138,7 +139,7 @@ func (c *loadCtx) collect() error {
 	var all diag.List
 	seen := map[string]bool{}
 	for _, name := range c.fileOrder {
-		errs := c.files[name].d.errs
+		errs := c.files[name].d.Errs
 		sort.SliceStable(errs, func(i, j int) bool {
 			a, b := errs[i], errs[j]
 			return a.Line < b.Line || a.Line == b.Line && a.Col < b.Col
@@ -246,7 +247,7 @@ func (c *loadCtx) names(dir string) []string {
 }
 
 func (c *loadCtx) parse(name string, src []byte, dir string) (*srcFile, error) {
-	d, body, err := parse(name, src)
+	d, body, err := yamldoc.Parse(name, src)
 	if err != nil {
 		return nil, err
 	}
@@ -259,39 +260,39 @@ func (c *loadCtx) parse(name string, src []byte, dir string) (*srcFile, error) {
 // params decodes a plan's params.
 func (c *loadCtx) params(f *srcFile, n ast.Node) []Param {
 	d := f.d
-	ps, ok := d.mapping(n, "params")
+	ps, ok := d.Mapping(n, "params")
 	if !ok {
 		return nil
 	}
 	var out []Param
 	for _, kv := range ps {
-		line, col := pos(kv.KeyN)
-		p := Param{Name: kv.Key, Type: "string", Pos: Pos{File: d.file, Line: line, Col: col}}
+		line, col := yamldoc.Pos(kv.KeyN)
+		p := Param{Name: kv.Key, Type: "string", Pos: Pos{File: d.File, Line: line, Col: col}}
 		if !paramRE.MatchString(p.Name) {
-			d.errorf(kv.KeyN, "invalid param name %q (use letters, digits and '_'; it is used as .params.%s)", p.Name, p.Name)
+			d.Errorf(kv.KeyN, "invalid param name %q (use letters, digits and '_'; it is used as .params.%s)", p.Name, p.Name)
 			continue
 		}
 		what := fmt.Sprintf("param %q", p.Name)
-		fields, ok := d.mapping(kv.Val, what)
+		fields, ok := d.Mapping(kv.Val, what)
 		if !ok {
 			continue
 		}
-		d.checkKeys(fields, what, paramKeys...)
+		d.CheckKeys(fields, what, paramKeys...)
 		var defN ast.Node
 		for _, fl := range fields {
 			switch fl.Key {
 			case "type":
-				if s, ok := d.str(fl.Val, what+" type"); ok {
+				if s, ok := d.Str(fl.Val, what+" type"); ok {
 					if !slicesContains(ParamTypes, s) {
-						d.errorf(fl.Val, "%s: unknown type %q (expected one of: %s)", what, s, strings.Join(ParamTypes, ", "))
+						d.Errorf(fl.Val, "%s: unknown type %q (expected one of: %s)", what, s, strings.Join(ParamTypes, ", "))
 					} else {
 						p.Type = s
 					}
 				}
 			case "description":
-				p.Description, _ = d.str(fl.Val, what+" description")
+				p.Description, _ = d.Str(fl.Val, what+" description")
 			case "required":
-				p.Required, _ = d.boolean(fl.Val, what+" required")
+				p.Required, _ = d.Boolean(fl.Val, what+" required")
 			case "default":
 				defN = fl.Val
 			}
@@ -301,7 +302,7 @@ func (c *loadCtx) params(f *srcFile, n ast.Node) []Param {
 				p.Default = v
 			}
 			if p.Required {
-				d.errorf(defN, "%s is required and has a default; use one or the other", what)
+				d.Errorf(defN, "%s is required and has a default; use one or the other", what)
 			}
 		}
 		out = append(out, p)
@@ -310,8 +311,8 @@ func (c *loadCtx) params(f *srcFile, n ast.Node) []Param {
 }
 
 // typed checks that n holds a value of p's type and returns it.
-func (c *loadCtx) typed(d *doc, n ast.Node, p Param, what string) (any, bool) {
-	n = d.resolve(n)
+func (c *loadCtx) typed(d *yamldoc.Doc, n ast.Node, p Param, what string) (any, bool) {
+	n = d.Resolve(n)
 	ok := false
 	switch p.Type {
 	case "string", "secret":
@@ -336,10 +337,10 @@ func (c *loadCtx) typed(d *doc, n ast.Node, p Param, what string) (any, bool) {
 		if p.Type == "string" || p.Type == "secret" {
 			hint = "; quote it"
 		}
-		d.errorf(n, "%s must be %s (type %s), got %s%s", what, article(p.Type), p.Type, kind(n), hint)
+		d.Errorf(n, "%s must be %s (type %s), got %s%s", what, article(p.Type), p.Type, yamldoc.Kind(n), hint)
 		return nil, false
 	}
-	return d.value(n), true
+	return d.Value(n), true
 }
 
 func article(t string) string {
@@ -359,13 +360,13 @@ func article(t string) string {
 // steps decodes a list of steps; parent is the parent's full id ("" at the top).
 func (c *loadCtx) steps(f *srcFile, n ast.Node, parent string, sc *scope, owner string) []*Step {
 	d := f.d
-	n = d.resolve(n)
+	n = d.Resolve(n)
 	seq, ok := n.(*ast.SequenceNode)
 	if !ok || len(seq.Values) == 0 {
-		if ok || isNull(n) {
-			d.errorf(n, "%s has no steps", owner)
+		if ok || yamldoc.IsNull(n) {
+			d.Errorf(n, "%s has no steps", owner)
 		} else {
-			d.errorf(n, "steps must be a list, got %s", kind(n))
+			d.Errorf(n, "steps must be a list, got %s", yamldoc.Kind(n))
 		}
 		return nil
 	}
@@ -381,25 +382,25 @@ func (c *loadCtx) steps(f *srcFile, n ast.Node, parent string, sc *scope, owner 
 
 func (c *loadCtx) step(f *srcFile, n ast.Node, parent string, sc *scope, ids map[string]ast.Node) *Step {
 	d := f.d
-	n = d.resolve(n)
-	ps, ok := d.mapping(n, "a step")
+	n = d.Resolve(n)
+	ps, ok := d.Mapping(n, "a step")
 	if !ok {
 		return nil
 	}
-	line, col := pos(n)
-	s := &Step{Pos: Pos{File: d.file, Line: line, Col: col}}
+	line, col := yamldoc.Pos(n)
+	s := &Step{Pos: Pos{File: d.File, Line: line, Col: col}}
 
 	// id first, so every other message can name the step.
 	var id string
 	if i := indexKey(ps, "id"); i < 0 {
-		d.errorf(n, "step has no id (a kebab-case name unique within its block)")
-	} else if v, ok := d.str(ps[i].Val, "id"); ok {
+		d.Errorf(n, "step has no id (a kebab-case name unique within its block)")
+	} else if v, ok := d.Str(ps[i].Val, "id"); ok {
 		switch prev, dup := ids[v]; {
 		case !idRE.MatchString(v):
-			d.errorf(ps[i].Val, "step id %q must be kebab-case (lower-case letters, digits and single dashes)", v)
+			d.Errorf(ps[i].Val, "step id %q must be kebab-case (lower-case letters, digits and single dashes)", v)
 		case dup:
-			pl, pc := pos(prev)
-			d.errorf(ps[i].Val, "duplicate step id %q (first used at %d:%d)", v, pl, pc)
+			pl, pc := yamldoc.Pos(prev)
+			d.Errorf(ps[i].Val, "duplicate step id %q (first used at %d:%d)", v, pl, pc)
 		default:
 			ids[v] = ps[i].Val
 		}
@@ -417,7 +418,7 @@ func (c *loadCtx) step(f *srcFile, n ast.Node, parent string, sc *scope, ids map
 	// Find the action: exactly one action kind or block key.
 	var found []string
 	var form string // the action kind, or steps / role / plan
-	var actN []pair
+	var actN []yamldoc.Pair
 	unknown := false
 	for _, kv := range ps {
 		switch {
@@ -427,15 +428,15 @@ func (c *loadCtx) step(f *srcFile, n ast.Node, parent string, sc *scope, ids map
 		case slicesContains(controlKeys, kv.Key):
 		default:
 			unknown = true
-			d.errorf(kv.KeyN, "unknown key %q in %s%s: not a step control or an action (actions: %s)",
-				kv.Key, label, suggest(kv.Key, append(append([]string{}, controlKeys...), c.kinds...)), strings.Join(c.kinds, ", "))
+			d.Errorf(kv.KeyN, "unknown key %q in %s%s: not a step control or an action (actions: %s)",
+				kv.Key, label, yamldoc.Suggest(kv.Key, append(append([]string{}, controlKeys...), c.kinds...)), strings.Join(c.kinds, ", "))
 		}
 	}
 	switch {
 	case len(found) > 1:
-		d.errorf(actN[1].KeyN, "%s has several actions [%s]; use exactly one", label, strings.Join(found, " "))
+		d.Errorf(actN[1].KeyN, "%s has several actions [%s]; use exactly one", label, strings.Join(found, " "))
 	case len(found) == 0 && !unknown:
-		d.errorf(n, "%s has no action: expected one of %s, or steps, role, plan", label, strings.Join(c.kinds, ", "))
+		d.Errorf(n, "%s has no action: expected one of %s, or steps, role, plan", label, strings.Join(c.kinds, ", "))
 	case len(found) == 1:
 		form = found[0]
 	}
@@ -446,21 +447,21 @@ func (c *loadCtx) step(f *srcFile, n ast.Node, parent string, sc *scope, ids map
 
 	// Controls (document order); until/changed_when/failed_when are checked
 	// after the step's own register is known.
-	var late []pair
+	var late []yamldoc.Pair
 	var varsN, paramsN ast.Node
 	for _, kv := range ps {
 		what := label + " " + kv.Key
 		if form != "" && !isAction && slicesContains(actionOnly, kv.Key) {
-			d.errorf(kv.KeyN, "%q applies to action steps only, not to %s (a %s)", kv.Key, label, kindLabel(form))
+			d.Errorf(kv.KeyN, "%q applies to action steps only, not to %s (a %s)", kv.Key, label, kindLabel(form))
 			continue
 		}
 		switch kv.Key {
 		case "name":
-			s.Name, _ = d.str(kv.Val, what)
+			s.Name, _ = d.Str(kv.Val, what)
 		case "targets":
 			s.Targets = c.selector(d, kv.Val, what)
-			line, col := pos(kv.Val)
-			s.targetsPos = Pos{File: d.file, Line: line, Col: col}
+			line, col := yamldoc.Pos(kv.Val)
+			s.targetsPos = Pos{File: d.File, Line: line, Col: col}
 			c.template(d, kv.Val, s.Targets, sc)
 		case "when", "creates", "unless", "onlyif":
 			v := c.condition(d, kv.Val, what)
@@ -482,9 +483,9 @@ func (c *loadCtx) step(f *srcFile, n ast.Node, parent string, sc *scope, ids map
 		case "max_failures":
 			s.MaxFailures, _ = c.count(d, kv.Val, what, 0)
 		case "retries":
-			if v, ok := d.integer(kv.Val, what); ok {
+			if v, ok := d.Integer(kv.Val, what); ok {
 				if v < 0 {
-					d.errorf(kv.Val, "%s must be 0 or more, got %d", what, v)
+					d.Errorf(kv.Val, "%s must be 0 or more, got %d", what, v)
 				}
 				s.Retries = v
 			}
@@ -497,21 +498,21 @@ func (c *loadCtx) step(f *srcFile, n ast.Node, parent string, sc *scope, ids map
 				}
 			}
 		case "run_once":
-			s.RunOnce, _ = d.boolean(kv.Val, what)
+			s.RunOnce, _ = d.Boolean(kv.Val, what)
 		case "ignore_errors":
-			s.IgnoreErrors, _ = d.boolean(kv.Val, what)
+			s.IgnoreErrors, _ = d.Boolean(kv.Val, what)
 		case "sudo":
-			if v, ok := d.boolean(kv.Val, what); ok {
+			if v, ok := d.Boolean(kv.Val, what); ok {
 				s.Sudo = &v
 			}
 		case "register":
-			if v, ok := d.str(kv.Val, what); ok {
+			if v, ok := d.Str(kv.Val, what); ok {
 				switch prev, dup := sc.registers[v]; {
 				case !registerRE.MatchString(v):
-					d.errorf(kv.Val, "%s: %q is not an identifier ([a-z_][a-z0-9_]*)", what, v)
+					d.Errorf(kv.Val, "%s: %q is not an identifier ([a-z_][a-z0-9_]*)", what, v)
 				case dup:
-					pl, pc := pos(prev)
-					d.errorf(kv.Val, "%s: %q is already registered at %d:%d", what, v, pl, pc)
+					pl, pc := yamldoc.Pos(prev)
+					d.Errorf(kv.Val, "%s: %q is already registered at %d:%d", what, v, pl, pc)
 				default:
 					sc.registers[v] = kv.Val
 					s.Register = v
@@ -520,12 +521,12 @@ func (c *loadCtx) step(f *srcFile, n ast.Node, parent string, sc *scope, ids map
 		case "vars":
 			varsN = kv.Val
 			if form != "" && form != "role" {
-				d.errorf(kv.KeyN, "\"vars\" is only allowed on a role include, not on %s (a %s)", label, kindLabel(form))
+				d.Errorf(kv.KeyN, "\"vars\" is only allowed on a role include, not on %s (a %s)", label, kindLabel(form))
 			}
 		case "params":
 			paramsN = kv.Val
 			if form != "" && form != "plan" {
-				d.errorf(kv.KeyN, "\"params\" is only allowed on a sub-plan include, not on %s (a %s)", label, kindLabel(form))
+				d.Errorf(kv.KeyN, "\"params\" is only allowed on a sub-plan include, not on %s (a %s)", label, kindLabel(form))
 			}
 		}
 	}
@@ -547,9 +548,9 @@ func (c *loadCtx) step(f *srcFile, n ast.Node, parent string, sc *scope, ids map
 			}
 			v, err := c.l.Actions.Decode(s.Kind, body)
 			if err != nil {
-				for _, e := range d.fromYAML(err).(diag.List) {
+				for _, e := range d.FromYAML(err).(diag.List) {
 					e.Msg = fmt.Sprintf("%s %s: %s", label, s.Kind, e.Msg)
-					d.errs = append(d.errs, e)
+					d.Errs = append(d.Errs, e)
 				}
 			} else {
 				s.Action = v
@@ -610,39 +611,39 @@ func defaultName(s *Step, id string) string {
 }
 
 // selector decodes targets: a selector string or a list of terms.
-func (c *loadCtx) selector(d *doc, n ast.Node, what string) string {
-	if seq, ok := d.resolve(n).(*ast.SequenceNode); ok {
+func (c *loadCtx) selector(d *yamldoc.Doc, n ast.Node, what string) string {
+	if seq, ok := d.Resolve(n).(*ast.SequenceNode); ok {
 		var terms []string
 		for _, x := range seq.Values {
-			if s, ok := d.str(x, what+" entry"); ok {
+			if s, ok := d.Str(x, what+" entry"); ok {
 				terms = append(terms, s)
 			}
 		}
 		return strings.Join(terms, ",")
 	}
-	s, ok := d.str(n, what)
+	s, ok := d.Str(n, what)
 	if ok && strings.TrimSpace(s) == "" {
-		d.errorf(n, "%s must not be empty", what)
+		d.Errorf(n, "%s must not be empty", what)
 	}
 	return s
 }
 
 // condition decodes a template string (a bare boolean is accepted too).
-func (c *loadCtx) condition(d *doc, n ast.Node, what string) string {
-	if b, ok := d.resolve(n).(*ast.BoolNode); ok {
+func (c *loadCtx) condition(d *yamldoc.Doc, n ast.Node, what string) string {
+	if b, ok := d.Resolve(n).(*ast.BoolNode); ok {
 		return strconv.FormatBool(b.Value)
 	}
-	s, _ := d.str(n, what)
+	s, _ := d.Str(n, what)
 	return s
 }
 
 // count decodes serial / max_failures: an integer >= min or "N%".
-func (c *loadCtx) count(d *doc, n ast.Node, what string, min int) (string, bool) {
-	n = d.resolve(n)
+func (c *loadCtx) count(d *yamldoc.Doc, n ast.Node, what string, min int) (string, bool) {
+	n = d.Resolve(n)
 	if i, ok := n.(*ast.IntegerNode); ok {
-		v, _ := d.integer(i, what)
+		v, _ := d.Integer(i, what)
 		if v < min {
-			d.errorf(n, "%s must be %d or more, got %d", what, min, v)
+			d.Errorf(n, "%s must be %d or more, got %d", what, min, v)
 			return "", false
 		}
 		return strconv.Itoa(v), true
@@ -653,7 +654,7 @@ func (c *loadCtx) count(d *doc, n ast.Node, what string, min int) (string, bool)
 		switch {
 		case err != nil:
 		case v < min || pct && v > 100:
-			d.errorf(n, "%s must be between %d and 100%%, got %q", what, min, s.Value)
+			d.Errorf(n, "%s must be between %d and 100%%, got %q", what, min, s.Value)
 			return "", false
 		default:
 			if pct {
@@ -662,31 +663,31 @@ func (c *loadCtx) count(d *doc, n ast.Node, what string, min int) (string, bool)
 			return strconv.Itoa(v), true
 		}
 	}
-	d.errorf(n, "%s must be an integer or a percentage like \"25%%\", got %s", what, kind(n))
+	d.Errorf(n, "%s must be an integer or a percentage like \"25%%\", got %s", what, yamldoc.Kind(n))
 	return "", false
 }
 
-func (c *loadCtx) duration(d *doc, n ast.Node, what string, zeroOK bool) (time.Duration, bool) {
-	s, ok := d.str(n, what)
+func (c *loadCtx) duration(d *yamldoc.Doc, n ast.Node, what string, zeroOK bool) (time.Duration, bool) {
+	s, ok := d.Str(n, what)
 	if !ok {
 		return 0, false
 	}
 	v, err := time.ParseDuration(s)
 	switch {
 	case err != nil:
-		d.errorf(n, "%s: invalid duration %q (use a form like \"30s\" or \"5m\")", what, s)
+		d.Errorf(n, "%s: invalid duration %q (use a form like \"30s\" or \"5m\")", what, s)
 		return 0, false
 	case v < 0 || v == 0 && !zeroOK:
-		d.errorf(n, "%s must be positive, got %q", what, s)
+		d.Errorf(n, "%s must be positive, got %q", what, s)
 		return 0, false
 	}
 	return v, true
 }
 
 // expandRole turns `role: NAME` into a block of the role's steps.
-func (c *loadCtx) expandRole(f *srcFile, s *Step, kv pair, varsN ast.Node, sc *scope, label string) {
+func (c *loadCtx) expandRole(f *srcFile, s *Step, kv yamldoc.Pair, varsN ast.Node, sc *scope, label string) {
 	d := f.d
-	name, ok := d.str(kv.Val, label+" role")
+	name, ok := d.Str(kv.Val, label+" role")
 	if !ok {
 		return
 	}
@@ -700,13 +701,13 @@ func (c *loadCtx) expandRole(f *srcFile, s *Step, kv pair, varsN ast.Node, sc *s
 		if l, ok := diag.As(err); ok {
 			c.errs = append(c.errs, l...)
 		} else {
-			d.errorf(kv.Val, "%s: %v", label, err)
+			d.Errorf(kv.Val, "%s: %v", label, err)
 		}
 		return
 	}
 	rd := rf.d
-	top, _ := rd.mapping(rf.body, "a role")
-	rd.checkKeys(top, "a role", roleKeys...)
+	top, _ := rd.Mapping(rf.body, "a role")
+	rd.CheckKeys(top, "a role", roleKeys...)
 	// The role's own vars are defaults (below inventory vars); the include's
 	// vars sit above inventory vars.
 	defaults := map[string]any{}
@@ -714,11 +715,11 @@ func (c *loadCtx) expandRole(f *srcFile, s *Step, kv pair, varsN ast.Node, sc *s
 	for _, p := range top {
 		switch p.Key {
 		case "name", "description":
-			rd.str(p.Val, p.Key)
+			rd.Str(p.Val, p.Key)
 		case "vars":
-			if ps, ok := rd.mapping(p.Val, "role vars"); ok {
+			if ps, ok := rd.Mapping(p.Val, "role vars"); ok {
 				for _, v := range ps {
-					defaults[v.Key] = rd.value(v.Val)
+					defaults[v.Key] = rd.Value(v.Val)
 					c.templates(rd, v.Val, sc)
 				}
 			}
@@ -728,18 +729,18 @@ func (c *loadCtx) expandRole(f *srcFile, s *Step, kv pair, varsN ast.Node, sc *s
 	}
 	vars := map[string]any{}
 	if varsN != nil {
-		if ps, ok := d.mapping(varsN, label+" vars"); ok {
+		if ps, ok := d.Mapping(varsN, label+" vars"); ok {
 			for _, v := range ps {
-				vars[v.Key] = d.value(v.Val)
+				vars[v.Key] = d.Value(v.Val)
 				c.templates(d, v.Val, sc)
 			}
 		}
 	}
 	s.Vars, s.Defaults = vars, defaults
 	if rf.body == nil || stepsN == nil {
-		rd.errorf(rf.body, "role %q has no steps", name)
+		rd.Errorf(rf.body, "role %q has no steps", name)
 		if rf.body == nil {
-			d.errorf(kv.Val, "role %q is empty", name)
+			d.Errorf(kv.Val, "role %q is empty", name)
 		}
 		return
 	}
@@ -750,9 +751,9 @@ func (c *loadCtx) expandRole(f *srcFile, s *Step, kv pair, varsN ast.Node, sc *s
 }
 
 // expandPlan turns `plan: NAME` into a block of the sub-plan's steps.
-func (c *loadCtx) expandPlan(f *srcFile, s *Step, kv pair, paramsN ast.Node, sc *scope, label string) {
+func (c *loadCtx) expandPlan(f *srcFile, s *Step, kv yamldoc.Pair, paramsN ast.Node, sc *scope, label string) {
 	d := f.d
-	ref, ok := d.str(kv.Val, label+" plan")
+	ref, ok := d.Str(kv.Val, label+" plan")
 	if !ok {
 		return
 	}
@@ -762,7 +763,7 @@ func (c *loadCtx) expandPlan(f *srcFile, s *Step, kv pair, paramsN ast.Node, sc 
 		if l, ok := diag.As(err); ok {
 			c.errs = append(c.errs, l...)
 		} else {
-			d.errorf(kv.Val, "%s: %v", label, err)
+			d.Errorf(kv.Val, "%s: %v", label, err)
 		}
 		return
 	}
@@ -771,19 +772,19 @@ func (c *loadCtx) expandPlan(f *srcFile, s *Step, kv pair, paramsN ast.Node, sc 
 		return
 	}
 	pd := pf.d
-	top, _ := pd.mapping(pf.body, "a plan")
-	pd.checkKeys(top, "a plan", planKeys...)
+	top, _ := pd.Mapping(pf.body, "a plan")
+	pd.CheckKeys(top, "a plan", planKeys...)
 	subName := strings.TrimSuffix(strings.TrimSuffix(path.Base(filepath.ToSlash(ref)), ".yaml"), ".yml")
 	var params []Param
 	var stepsN ast.Node
 	for _, p := range top {
 		switch p.Key {
 		case "name":
-			if v, ok := pd.str(p.Val, "name"); ok {
+			if v, ok := pd.Str(p.Val, "name"); ok {
 				subName = v
 			}
 		case "description":
-			pd.str(p.Val, "description")
+			pd.Str(p.Val, "description")
 		case "params":
 			params = c.params(pf, p.Val)
 		case "steps":
@@ -794,15 +795,15 @@ func (c *loadCtx) expandPlan(f *srcFile, s *Step, kv pair, paramsN ast.Node, sc 
 	// every required param given.
 	given := map[string]any{}
 	if paramsN != nil {
-		ps, _ := d.mapping(paramsN, label+" params")
+		ps, _ := d.Mapping(paramsN, label+" params")
 		for _, p := range ps {
 			decl := findParam(params, p.Key)
 			if decl == nil {
-				d.errorf(p.KeyN, "%s: plan %q has no param %q (it declares: %s)", label, subName, p.Key, paramNames(params))
+				d.Errorf(p.KeyN, "%s: plan %q has no param %q (it declares: %s)", label, subName, p.Key, paramNames(params))
 				continue
 			}
 			c.templates(d, p.Val, sc)
-			if str, isStr := d.resolve(p.Val).(*ast.StringNode); isStr && strings.Contains(str.Value, "{{") {
+			if str, isStr := d.Resolve(p.Val).(*ast.StringNode); isStr && strings.Contains(str.Value, "{{") {
 				given[p.Key] = str.Value
 			} else if v, ok := c.typed(d, p.Val, *decl, fmt.Sprintf("param %q of plan %q", p.Key, subName)); ok {
 				given[p.Key] = v
@@ -811,12 +812,12 @@ func (c *loadCtx) expandPlan(f *srcFile, s *Step, kv pair, paramsN ast.Node, sc 
 	}
 	for _, p := range params {
 		if _, ok := given[p.Name]; !ok && p.Required {
-			d.errorf(kv.Val, "%s: plan %q requires param %q (%s)%s", label, subName, p.Name, p.Type, descSuffix(p.Description))
+			d.Errorf(kv.Val, "%s: plan %q requires param %q (%s)%s", label, subName, p.Name, p.Type, descSuffix(p.Description))
 		}
 	}
 	s.Params = given
 	if stepsN == nil {
-		pd.errorf(pf.body, "plan %q has no steps", subName)
+		pd.Errorf(pf.body, "plan %q has no steps", subName)
 		return
 	}
 	c.stack = append(c.stack, inc)
@@ -833,14 +834,14 @@ func descSuffix(s string) string {
 }
 
 // cycle reports (and records) an include cycle.
-func (c *loadCtx) cycle(d *doc, n ast.Node, inc include) bool {
+func (c *loadCtx) cycle(d *yamldoc.Doc, n ast.Node, inc include) bool {
 	for i, e := range c.stack {
 		if e.key == inc.key {
 			chain := []string{}
 			for _, x := range c.stack[i:] {
 				chain = append(chain, x.label)
 			}
-			d.errorf(n, "include cycle: %s -> %s", strings.Join(chain, " -> "), inc.label)
+			d.Errorf(n, "include cycle: %s -> %s", strings.Join(chain, " -> "), inc.label)
 			return true
 		}
 	}
@@ -867,7 +868,7 @@ func paramNames(ps []Param) string {
 	return strings.Join(names, ", ")
 }
 
-func indexKey(ps []pair, k string) int {
+func indexKey(ps []yamldoc.Pair, k string) int {
 	for i, p := range ps {
 		if p.Key == k {
 			return i
@@ -876,7 +877,7 @@ func indexKey(ps []pair, k string) int {
 	return -1
 }
 
-func hasKey(ps []pair, k string) bool { return indexKey(ps, k) >= 0 }
+func hasKey(ps []yamldoc.Pair, k string) bool { return indexKey(ps, k) >= 0 }
 
 func slicesContains(list []string, s string) bool {
 	for _, x := range list {

@@ -8,14 +8,16 @@ import (
 	tparse "text/template/parse"
 
 	"github.com/goccy/go-yaml/ast"
+
+	"github.com/troupe/troupe/internal/yamldoc"
 )
 
 var tmplErrPrefix = regexp.MustCompile(`^template: [^:]*:(\d+:)?(\d+:)? ?`)
 
 // templates checks every string scalar under n (mapping values and list
 // items; keys are not templates).
-func (c *loadCtx) templates(d *doc, n ast.Node, sc *scope) {
-	n = d.resolve(n)
+func (c *loadCtx) templates(d *yamldoc.Doc, n ast.Node, sc *scope) {
+	n = d.Resolve(n)
 	switch v := n.(type) {
 	case *ast.StringNode:
 		c.template(d, v, v.Value, sc)
@@ -36,13 +38,13 @@ func (c *loadCtx) templates(d *doc, n ast.Node, sc *scope) {
 
 // template parses s (when it holds "{{") with the loader's functions and
 // checks its .params and .registered references; problems point at n.
-func (c *loadCtx) template(d *doc, n ast.Node, s string, sc *scope) {
+func (c *loadCtx) template(d *yamldoc.Doc, n ast.Node, s string, sc *scope) {
 	if !strings.Contains(s, "{{") {
 		return
 	}
 	t, err := template.New("").Funcs(c.l.Funcs).Parse(s)
 	if err != nil {
-		d.errorf(n, "invalid template: %s", tmplErrPrefix.ReplaceAllString(err.Error(), ""))
+		d.Errorf(n, "invalid template: %s", tmplErrPrefix.ReplaceAllString(err.Error(), ""))
 		return
 	}
 	reported := map[string]bool{}
@@ -59,8 +61,8 @@ func (c *loadCtx) template(d *doc, n ast.Node, s string, sc *scope) {
 		case "params":
 			if findParam(sc.params, name) == nil {
 				reported[key] = true
-				d.errorf(n, "template references .params.%s but plan %q has no param %q (it declares: %s)%s",
-					name, sc.plan, name, paramNames(sc.params), suggest(name, paramList(sc.params)))
+				d.Errorf(n, "template references .params.%s but plan %q has no param %q (it declares: %s)%s",
+					name, sc.plan, name, paramNames(sc.params), yamldoc.Suggest(name, paramList(sc.params)))
 			}
 		case "registered":
 			if !c.registered[name] {
@@ -74,8 +76,8 @@ func (c *loadCtx) template(d *doc, n ast.Node, s string, sc *scope) {
 				if list == "" {
 					list = "none"
 				}
-				d.errorf(n, "template references .registered.%s but no earlier step registers %q (registered so far: %s)%s",
-					name, name, list, suggest(name, known))
+				d.Errorf(n, "template references .registered.%s but no earlier step registers %q (registered so far: %s)%s",
+					name, name, list, yamldoc.Suggest(name, known))
 			}
 		}
 	}

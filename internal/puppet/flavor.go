@@ -181,30 +181,21 @@ func Get(name string) (Flavor, error) {
 	return f, nil
 }
 
-// Scope is the .flavor map of a host's template scope for vars.flavor =
-// name: lower-case snake_case keys, e.g. .flavor.packages.server,
-// .flavor.bin.puppet, .flavor.paths.confdir, .flavor.r10k.method. An empty
-// name gives an empty map (a plan that never reads .flavor needs no flavor;
-// one that does fails on the missing key, naming it).
+// Scope is what package puppet adds to a host's template scope for
+// vars.flavor = name: {"flavor": ...} with lower-case snake_case keys, e.g.
+// .flavor.packages.server, .flavor.bin.puppet, .flavor.paths.confdir,
+// .flavor.r10k.method. An empty name gives an empty .flavor (a plan that
+// never reads it needs no flavor; one that does fails on the missing key,
+// naming it).
 func Scope(name string) (map[string]any, error) {
 	if name == "" {
-		return map[string]any{}, nil
+		return map[string]any{"flavor": map[string]any{}}, nil
 	}
 	f, err := Get(name)
 	if err != nil {
-		return nil, err
-	}
-	return f.Map(), nil
-}
-
-// HostScope is the runner's Options.Scope shape: {"flavor": Scope(vars.flavor)}.
-func HostScope(vars map[string]any) (map[string]any, error) {
-	name, _ := vars["flavor"].(string)
-	m, err := Scope(name)
-	if err != nil {
 		return nil, fmt.Errorf("vars.flavor: %w", err)
 	}
-	return map[string]any{"flavor": m}, nil
+	return map[string]any{"flavor": f.Map()}, nil
 }
 
 // Map is the flavor as template data.

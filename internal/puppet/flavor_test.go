@@ -90,7 +90,7 @@ func TestScope(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := render.String("{{ .packages.server }} {{ .bin.puppet }} {{ .paths.confdir }} {{ .r10k.method }} {{ if .aio }}aio{{ end }}", m)
+	out, err := render.String("{{ .flavor.packages.server }} {{ .flavor.bin.puppet }} {{ .flavor.paths.confdir }} {{ .flavor.r10k.method }} {{ if .flavor.aio }}aio{{ end }}", m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,17 +100,13 @@ func TestScope(t *testing.T) {
 	if _, err := Scope("puppet6"); err == nil || !strings.Contains(err.Error(), "debian, openvox8, puppet7, puppet8") {
 		t.Errorf("unknown flavor: %v", err)
 	}
-	if m, err := Scope(""); err != nil || len(m) != 0 {
+	if m, err := Scope(""); err != nil || len(m["flavor"].(map[string]any)) != 0 {
 		t.Errorf("empty flavor: %v %v", m, err)
-	}
-	hs, err := HostScope(map[string]any{"flavor": "debian"})
-	if err != nil || hs["flavor"].(map[string]any)["name"] != "debian" {
-		t.Errorf("HostScope: %v %v", hs, err)
 	}
 	// Every key of every column is filled in the same shape.
 	for _, n := range FlavorNames() {
 		m, _ := Scope(n)
-		if len(m) != len(debian.Map()) {
+		if len(m["flavor"].(map[string]any)) != len(debian.Map()) {
 			t.Errorf("%s: %d keys", n, len(m))
 		}
 	}

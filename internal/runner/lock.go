@@ -19,6 +19,9 @@ import (
 // noclobber, so only one run holds it, and touched every lockBeat by its
 // holder. A lock whose file has not been touched for lockStale belongs to a
 // run that died; it is taken over with a warning in its message.
+//
+// The lock lives at lockPath unless the host's var `troupe_lock` names
+// another file (hosts that share a /tmp, such as many sshd on one machine).
 const (
 	lockPath  = "/tmp/troupe.lock"
 	lockBeat  = 10 * time.Second
@@ -27,6 +30,7 @@ const (
 
 type locks struct {
 	conns  map[string]transport.Conn
+	paths  map[string]string
 	token  string
 	stop   chan struct{}
 	wg     sync.WaitGroup
@@ -43,7 +47,7 @@ func acquireLocks(ctx context.Context, p *pool, hosts []*inventory.Host, planNam
 	}
 	machine, _ := os.Hostname()
 	token := fmt.Sprintf("troupe run %s by %s@%s pid %d since %s", planName, who, machine, os.Getpid(), time.Now().UTC().Format(time.RFC3339))
-	l := &locks{conns: map[string]transport.Conn{}, token: token, stop: make(chan struct{})}
+	l := &locks{conns: map[string]transport.Conn{}, paths: map[string]string{}, token: token, stop: make(chan struct{})}
 	var mu sync.Mutex
 	var refusals []string
 	var wg sync.WaitGroup
@@ -52,10 +56,14 @@ func acquireLocks(ctx context.Context, p *pool, hosts []*inventory.Host, planNam
 		if err != nil {
 			return nil, err
 		}
+		path := lockPath
+		if p, ok := h.Vars["troupe_lock"].(string); ok && p != "" {
+			path = p
+		}
 		wg.Add(1)
 		go func(name string, c transport.Conn) {
 			defer wg.Done()
-			err := lockOne(ctx, c, token)
+			err := lockOne(ctx, c, path, token)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -63,6 +71,7 @@ func acquireLocks(ctx context.Context, p *pool, hosts []*inventory.Host, planNam
 				return
 			}
 			l.conns[name] = c
+			l.paths[name] = path
 		}(h.Name, c)
 	}
 	wg.Wait()
@@ -78,13 +87,13 @@ func acquireLocks(ctx context.Context, p *pool, hosts []*inventory.Host, planNam
 
 // lockOne takes the lock on one host; the script prints "ok" when taken and
 // "held AGE CONTENT" when another run holds it.
-func lockOne(ctx context.Context, c transport.Conn, token string) error {
+func lockOne(ctx context.Context, c transport.Conn, path, token string) error {
 	q := render.ShellQuote(token)
 	script := fmt.Sprintf(`f=%s
 if (set -C; printf '%%s\n' %s > "$f") 2>/dev/null; then echo ok; exit; fi
 age=$(( $(date +%%s) - $(stat -c %%Y "$f" 2>/dev/null || echo 0) ))
 if [ "$age" -gt %d ]; then printf '%%s\n' %s > "$f" && echo "ok stale $age"; exit; fi
-echo "held $age $(cat "$f")"`, lockPath, q, int(lockStale.Seconds()), q)
+echo "held $age $(cat "$f")"`, render.ShellQuote(path), q, int(lockStale.Seconds()), q)
 	res, err := c.Run(ctx, transport.Cmd{Command: script})
 	if err != nil {
 		return err
@@ -96,9 +105,9 @@ echo "held $age $(cat "$f")"`, lockPath, q, int(lockStale.Seconds()), q)
 	if rest, ok := strings.CutPrefix(out, "held "); ok {
 		age, holder, _ := strings.Cut(rest, " ")
 		secs, _ := strconv.Atoi(age)
-		return fmt.Errorf("locked by %q (heartbeat %ds ago; lock file %s)", holder, secs, lockPath)
+		return fmt.Errorf("locked by %q (heartbeat %ds ago; lock file %s)", holder, secs, path)
 	}
-	return fmt.Errorf("cannot take lock %s: %s", lockPath, strings.TrimSpace(res.Stderr+out))
+	return fmt.Errorf("cannot take lock %s: %s", path, strings.TrimSpace(res.Stderr+out))
 }
 
 func (l *locks) heartbeat() {
@@ -110,9 +119,9 @@ func (l *locks) heartbeat() {
 		case <-l.stop:
 			return
 		case <-t.C:
-			for _, c := range l.conns {
+			for name, c := range l.conns {
 				ctx, cancel := context.WithTimeout(context.Background(), lockBeat)
-				c.Run(ctx, transport.Cmd{Command: "touch " + lockPath})
+				c.Run(ctx, transport.Cmd{Command: "touch " + render.ShellQuote(l.paths[name])})
 				cancel()
 			}
 		}
@@ -129,13 +138,14 @@ func (l *locks) release() {
 	l.wg.Wait()
 	q := render.ShellQuote(l.token)
 	var wg sync.WaitGroup
-	for _, c := range l.conns {
+	for name, c := range l.conns {
+		p := render.ShellQuote(l.paths[name])
 		wg.Add(1)
 		go func(c transport.Conn) {
 			defer wg.Done()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			c.Run(ctx, transport.Cmd{Command: fmt.Sprintf(`[ "$(cat %s 2>/dev/null)" = %s ] && rm -f %s; true`, lockPath, q, lockPath)})
+			c.Run(ctx, transport.Cmd{Command: fmt.Sprintf(`[ "$(cat %s 2>/dev/null)" = %s ] && rm -f %s; true`, p, q, p)})
 		}(c)
 	}
 	wg.Wait()

@@ -102,10 +102,11 @@ type fakeSite struct {
 
 func (s *fakeSite) exec(t *testing.T, name string) *Exec {
 	t.Helper()
-	flavor, err := puppet.Scope("debian")
+	scope, err := puppet.Scope("debian")
 	if err != nil {
 		t.Fatal(err)
 	}
+	flavor := scope["flavor"]
 	short, _, _ := strings.Cut(name, ".")
 	x := &Exec{
 		Host: &inventory.Host{Name: name},

@@ -1,7 +1,7 @@
-package inventory
-
-// Small helpers over goccy's AST so every problem is reported as a
-// positioned diag.Error. (package plan has its own copy; keep them small.)
+// Package yamldoc is the shared positioned-YAML helper of plan and inventory
+// files: small helpers over goccy's AST so every problem is reported as a
+// positioned diag.Error.
+package yamldoc
 
 import (
 	"errors"
@@ -17,20 +17,20 @@ import (
 	"github.com/troupe/troupe/internal/diag"
 )
 
-// doc is one source file being decoded; it collects the errors.
-type doc struct {
-	file    string
-	src     []byte
-	errs    diag.List
+// Doc is one source file being decoded; it collects the errors.
+type Doc struct {
+	File    string
+	Src     []byte
+	Errs    diag.List
 	anchors map[string]ast.Node
 }
 
-// parse parses src into its single document body (nil for an empty file).
-func parse(file string, src []byte) (*doc, ast.Node, error) {
-	d := &doc{file: file, src: src, anchors: map[string]ast.Node{}}
+// Parse parses src into its single document body (nil for an empty file).
+func Parse(file string, src []byte) (*Doc, ast.Node, error) {
+	d := &Doc{File: file, Src: src, anchors: map[string]ast.Node{}}
 	f, err := parser.ParseBytes(src, 0)
 	if err != nil {
-		return d, nil, d.fromYAML(err)
+		return d, nil, d.FromYAML(err)
 	}
 	var body ast.Node
 	for i, dn := range f.Docs {
@@ -38,7 +38,7 @@ func parse(file string, src []byte) (*doc, ast.Node, error) {
 			continue
 		}
 		if i > 0 && body != nil {
-			return d, nil, diag.List{d.at(dn.Body, "only one YAML document is allowed per file")}
+			return d, nil, diag.List{d.At(dn.Body, "only one YAML document is allowed per file")}
 		}
 		body = dn.Body
 	}
@@ -48,13 +48,13 @@ func parse(file string, src []byte) (*doc, ast.Node, error) {
 	return d, body, nil
 }
 
-// fromYAML turns a goccy error into a positioned error.
-func (d *doc) fromYAML(err error) error {
+// FromYAML turns a goccy error into a positioned error.
+func (d *Doc) FromYAML(err error) error {
 	var de *diag.Error
 	if errors.As(err, &de) {
 		if de.File == "" {
-			de.File = d.file
-			de.Excerpt = diag.Excerpt(d.src, de.Line, de.Col)
+			de.File = d.File
+			de.Excerpt = diag.Excerpt(d.Src, de.Line, de.Col)
 		}
 		return diag.List{de}
 	}
@@ -64,12 +64,12 @@ func (d *doc) fromYAML(err error) error {
 	var ye yaml.Error
 	if errors.As(err, &ye) && ye.GetToken() != nil {
 		p := ye.GetToken().Position
-		return diag.List{diag.New(d.file, d.src, p.Line, p.Column, "%s", ye.GetMessage())}
+		return diag.List{diag.New(d.File, d.Src, p.Line, p.Column, "%s", ye.GetMessage())}
 	}
-	return diag.List{&diag.Error{File: d.file, Msg: err.Error()}}
+	return diag.List{&diag.Error{File: d.File, Msg: err.Error()}}
 }
 
-func (d *doc) collectAnchors(n ast.Node) {
+func (d *Doc) collectAnchors(n ast.Node) {
 	switch v := n.(type) {
 	case *ast.AnchorNode:
 		if v.Name != nil {
@@ -95,16 +95,16 @@ func (d *doc) collectAnchors(n ast.Node) {
 	}
 }
 
-// pos is where a node starts (1-based line and column).
-func pos(n ast.Node) (int, int) {
+// Pos is where a node starts (1-based line and column).
+func Pos(n ast.Node) (int, int) {
 	if n == nil {
 		return 0, 0
 	}
 	if m, ok := n.(*ast.MappingNode); ok && !m.IsFlowStyle && len(m.Values) > 0 {
-		return pos(m.Values[0].Key)
+		return Pos(m.Values[0].Key)
 	}
 	if mv, ok := n.(*ast.MappingValueNode); ok {
-		return pos(mv.Key)
+		return Pos(mv.Key)
 	}
 	tk := n.GetToken()
 	if tk == nil || tk.Position == nil {
@@ -113,17 +113,19 @@ func pos(n ast.Node) (int, int) {
 	return tk.Position.Line, tk.Position.Column
 }
 
-func (d *doc) at(n ast.Node, format string, args ...any) *diag.Error {
-	line, col := pos(n)
-	return diag.New(d.file, d.src, line, col, format, args...)
+// At returns a positioned error at n.
+func (d *Doc) At(n ast.Node, format string, args ...any) *diag.Error {
+	line, col := Pos(n)
+	return diag.New(d.File, d.Src, line, col, format, args...)
 }
 
-func (d *doc) errorf(n ast.Node, format string, args ...any) {
-	d.errs = append(d.errs, d.at(n, format, args...))
+// Errorf records a positioned error at n.
+func (d *Doc) Errorf(n ast.Node, format string, args ...any) {
+	d.Errs = append(d.Errs, d.At(n, format, args...))
 }
 
-// resolve unwraps anchors, aliases and tags.
-func (d *doc) resolve(n ast.Node) ast.Node {
+// Resolve unwraps anchors, aliases and tags.
+func (d *Doc) Resolve(n ast.Node) ast.Node {
 	for i := 0; i < 16 && n != nil; i++ {
 		switch v := n.(type) {
 		case *ast.AnchorNode:
@@ -143,7 +145,8 @@ func (d *doc) resolve(n ast.Node) ast.Node {
 	return n
 }
 
-func isNull(n ast.Node) bool {
+// IsNull reports whether n is absent or a YAML null.
+func IsNull(n ast.Node) bool {
 	if n == nil {
 		return true
 	}
@@ -151,18 +154,18 @@ func isNull(n ast.Node) bool {
 	return ok
 }
 
-// pair is one key/value of a mapping.
-type pair struct {
+// Pair is one key/value of a mapping.
+type Pair struct {
 	Key  string
 	KeyN ast.Node
 	Val  ast.Node // resolved
 }
 
-// mapping returns the pairs of a mapping node in file order; null is an empty
+// Mapping returns the pairs of a mapping node in file order; null is an empty
 // mapping. what names the thing for the error message.
-func (d *doc) mapping(n ast.Node, what string) ([]pair, bool) {
-	n = d.resolve(n)
-	if isNull(n) {
+func (d *Doc) Mapping(n ast.Node, what string) ([]Pair, bool) {
+	n = d.Resolve(n)
+	if IsNull(n) {
 		return nil, true
 	}
 	var kvs []*ast.MappingValueNode
@@ -172,26 +175,26 @@ func (d *doc) mapping(n ast.Node, what string) ([]pair, bool) {
 	case *ast.MappingValueNode:
 		kvs = []*ast.MappingValueNode{v}
 	default:
-		d.errorf(n, "%s must be a mapping, got %s", what, kind(n))
+		d.Errorf(n, "%s must be a mapping, got %s", what, Kind(n))
 		return nil, false
 	}
-	out := make([]pair, 0, len(kvs))
+	out := make([]Pair, 0, len(kvs))
 	for _, kv := range kvs {
 		if _, ok := kv.Key.(*ast.MergeKeyNode); ok {
-			d.errorf(kv.Key, "merge keys (<<) are not supported")
+			d.Errorf(kv.Key, "merge keys (<<) are not supported")
 			continue
 		}
 		k := kv.Key.GetToken().Value
-		if s, ok := d.resolve(kv.Key).(*ast.StringNode); ok {
+		if s, ok := d.Resolve(kv.Key).(*ast.StringNode); ok {
 			k = s.Value
 		}
-		out = append(out, pair{Key: k, KeyN: kv.Key, Val: d.resolve(kv.Value)})
+		out = append(out, Pair{Key: k, KeyN: kv.Key, Val: d.Resolve(kv.Value)})
 	}
 	return out, true
 }
 
-// checkKeys reports keys not in allowed and returns false when any was found.
-func (d *doc) checkKeys(ps []pair, what string, allowed ...string) bool {
+// CheckKeys reports keys not in allowed and returns false when any was found.
+func (d *Doc) CheckKeys(ps []Pair, what string, allowed ...string) bool {
 	ok := true
 	for _, p := range ps {
 		found := false
@@ -203,14 +206,14 @@ func (d *doc) checkKeys(ps []pair, what string, allowed ...string) bool {
 		}
 		if !found {
 			ok = false
-			d.errorf(p.KeyN, "unknown key %q in %s%s (expected one of: %s)", p.Key, what, suggest(p.Key, allowed), strings.Join(allowed, ", "))
+			d.Errorf(p.KeyN, "unknown key %q in %s%s (expected one of: %s)", p.Key, what, Suggest(p.Key, allowed), strings.Join(allowed, ", "))
 		}
 	}
 	return ok
 }
 
-// suggest returns `; did you mean "x"?` for a close match.
-func suggest(word string, candidates []string) string {
+// Suggest returns `; did you mean "x"?` for a close match.
+func Suggest(word string, candidates []string) string {
 	best, bestD := "", 3
 	for _, c := range candidates {
 		if dd := editDistance(word, c); dd < bestD {
@@ -243,8 +246,8 @@ func editDistance(a, b string) int {
 	return prev[len(b)]
 }
 
-// kind names a node's type for messages.
-func kind(n ast.Node) string {
+// Kind names a node's type for messages.
+func Kind(n ast.Node) string {
 	switch n.(type) {
 	case nil, *ast.NullNode:
 		return "null"
@@ -264,20 +267,21 @@ func kind(n ast.Node) string {
 	return n.Type().String()
 }
 
-// str decodes a string scalar.
-func (d *doc) str(n ast.Node, what string) (string, bool) {
-	switch v := d.resolve(n).(type) {
+// Str decodes a string scalar.
+func (d *Doc) Str(n ast.Node, what string) (string, bool) {
+	switch v := d.Resolve(n).(type) {
 	case *ast.StringNode:
 		return v.Value, true
 	case *ast.LiteralNode:
 		return v.Value.Value, true
 	}
-	d.errorf(n, "%s must be a string, got %s", what, kind(d.resolve(n)))
+	d.Errorf(n, "%s must be a string, got %s", what, Kind(d.Resolve(n)))
 	return "", false
 }
 
-func (d *doc) integer(n ast.Node, what string) (int, bool) {
-	if v, ok := d.resolve(n).(*ast.IntegerNode); ok {
+// Integer decodes an integer scalar.
+func (d *Doc) Integer(n ast.Node, what string) (int, bool) {
+	if v, ok := d.Resolve(n).(*ast.IntegerNode); ok {
 		switch x := v.Value.(type) {
 		case int64:
 			return int(x), true
@@ -287,54 +291,56 @@ func (d *doc) integer(n ast.Node, what string) (int, bool) {
 			}
 		}
 	}
-	d.errorf(n, "%s must be an integer, got %s", what, kind(d.resolve(n)))
+	d.Errorf(n, "%s must be an integer, got %s", what, Kind(d.Resolve(n)))
 	return 0, false
 }
 
-func (d *doc) boolean(n ast.Node, what string) (bool, bool) {
-	if v, ok := d.resolve(n).(*ast.BoolNode); ok {
+// Boolean decodes a boolean scalar.
+func (d *Doc) Boolean(n ast.Node, what string) (bool, bool) {
+	if v, ok := d.Resolve(n).(*ast.BoolNode); ok {
 		return v.Value, true
 	}
-	d.errorf(n, "%s must be true or false, got %s", what, kind(d.resolve(n)))
+	d.Errorf(n, "%s must be true or false, got %s", what, Kind(d.Resolve(n)))
 	return false, false
 }
 
-func (d *doc) duration(n ast.Node, what string) (time.Duration, bool) {
-	s, ok := d.str(n, what)
+// Duration decodes a positive duration string such as "10s".
+func (d *Doc) Duration(n ast.Node, what string) (time.Duration, bool) {
+	s, ok := d.Str(n, what)
 	if !ok {
 		return 0, false
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		d.errorf(n, "%s: invalid duration %q (use a form like \"10s\" or \"2m\")", what, s)
+		d.Errorf(n, "%s: invalid duration %q (use a form like \"10s\" or \"2m\")", what, s)
 		return 0, false
 	}
 	if v <= 0 {
-		d.errorf(n, "%s must be positive, got %q", what, s)
+		d.Errorf(n, "%s must be positive, got %q", what, s)
 		return 0, false
 	}
 	return v, true
 }
 
-// strList decodes a list of strings (a single string is a one-element list).
-func (d *doc) strList(n ast.Node, what string) ([]string, bool) {
-	n = d.resolve(n)
-	if isNull(n) {
+// StrList decodes a list of strings (a single string is a one-element list).
+func (d *Doc) StrList(n ast.Node, what string) ([]string, bool) {
+	n = d.Resolve(n)
+	if IsNull(n) {
 		return nil, true
 	}
 	if _, isStr := n.(*ast.StringNode); isStr {
-		s, _ := d.str(n, what)
+		s, _ := d.Str(n, what)
 		return []string{s}, true
 	}
 	seq, isSeq := n.(*ast.SequenceNode)
 	if !isSeq {
-		d.errorf(n, "%s must be a list of strings, got %s", what, kind(n))
+		d.Errorf(n, "%s must be a list of strings, got %s", what, Kind(n))
 		return nil, false
 	}
 	var out []string
 	ok := true
 	for _, x := range seq.Values {
-		s, good := d.str(x, what+" entry")
+		s, good := d.Str(x, what+" entry")
 		if good {
 			out = append(out, s)
 		}
@@ -343,24 +349,24 @@ func (d *doc) strList(n ast.Node, what string) ([]string, bool) {
 	return out, ok
 }
 
-// value converts a node to plain Go data: map[string]any, []any, string,
+// Value converts a node to plain Go data: map[string]any, []any, string,
 // int, float64, bool or nil.
-func (d *doc) value(n ast.Node) any {
-	n = d.resolve(n)
+func (d *Doc) Value(n ast.Node) any {
+	n = d.Resolve(n)
 	switch v := n.(type) {
 	case nil, *ast.NullNode:
 		return nil
 	case *ast.MappingNode, *ast.MappingValueNode:
-		ps, _ := d.mapping(v, "value")
+		ps, _ := d.Mapping(v, "value")
 		m := make(map[string]any, len(ps))
 		for _, p := range ps {
-			m[p.Key] = d.value(p.Val)
+			m[p.Key] = d.Value(p.Val)
 		}
 		return m
 	case *ast.SequenceNode:
 		out := make([]any, 0, len(v.Values))
 		for _, x := range v.Values {
-			out = append(out, d.value(x))
+			out = append(out, d.Value(x))
 		}
 		return out
 	case *ast.StringNode:
@@ -382,13 +388,14 @@ func (d *doc) value(n ast.Node) any {
 	}
 	var out any
 	if err := yaml.NodeToValue(n, &out); err != nil {
-		d.errs = append(d.errs, d.fromYAML(err).(diag.List)...)
+		d.Errs = append(d.Errs, d.FromYAML(err).(diag.List)...)
 		return nil
 	}
 	return out
 }
 
-func sortedKeys[V any](m map[string]V) []string {
+// SortedKeys returns the keys of m in sorted order.
+func SortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)

@@ -1,0 +1,182 @@
+package cli_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/troupe/troupe/internal/sshtest"
+)
+
+// These tests run the real troupe binary against Debian's real sshd on
+// loopback, as an operator would.
+
+var troupeBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "troupe-cli-test")
+	if err != nil {
+		panic(err)
+	}
+	troupeBin = filepath.Join(dir, "troupe")
+	if out, err := exec.Command("go", "build", "-o", troupeBin, "../../cmd/troupe").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build troupe: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+func troupe(t *testing.T, env []string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(troupeBin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return result{out.String(), errOut.String(), code}
+}
+
+func write(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+const (
+	tokenSecret = "tok-9f8e7d6c5b4a"
+	dbSecret    = "db-Zq81-secret"
+)
+
+func TestSecretsNeverShownAgainstOpenSSH(t *testing.T) {
+	sshd := sshtest.StartOpenSSH(t, sshtest.OpenSSHOptions{PasswordUser: true})
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "content", "plans", "leak.yaml"), `name: leak
+params:
+  token: {type: secret}
+steps:
+  - id: print
+    targets: all
+    command: "echo token={{ .params.token }} db={{ .vars.db_password }}; id -u"
+  - id: fail-loudly
+    targets: all
+    command: "echo {{ .params.token }} {{ .vars.db_password }} >&2; exit 1"
+`)
+	os.MkdirAll(filepath.Join(dir, "content", "roles"), 0o755)
+	inv := filepath.Join(dir, "inventory.yaml")
+	write(t, inv, fmt.Sprintf(`version: 1
+config:
+  ssh:
+    user: %s
+    port: %d
+    private_key: %s
+    known_hosts: %s
+    sudo: true
+    sudo_password_env: TEST_SUDO_PW
+groups:
+  web:
+    targets: [{name: target, address: 127.0.0.1}]
+    vars:
+      db_password: {env: TEST_DB_PW}
+`, sshtest.PwUser, sshd.Port, sshd.KeyFile, sshd.KnownHosts))
+	env := []string{"TEST_SUDO_PW=" + sshtest.PwPassword, "TEST_DB_PW=" + dbSecret, "TROUPE_PARAM_TOKEN=" + tokenSecret, "HOME=" + dir}
+	state := filepath.Join(dir, "state")
+	common := []string{"--content", filepath.Join(dir, "content"), "--state-dir", state, "run", "leak", "-i", inv}
+
+	human := troupe(t, env, common...)
+	jsonRun := troupe(t, env, append(common, "--format", "json")...)
+	logs, _ := filepath.Glob(filepath.Join(state, "logs", "*.log"))
+	if len(logs) != 2 {
+		t.Fatalf("want a debug log per run, got %v", logs)
+	}
+	var logText string
+	for _, l := range logs {
+		b, _ := os.ReadFile(l)
+		logText += string(b)
+	}
+	for name, text := range map[string]string{"human stdout": human.stdout, "human stderr": human.stderr, "json": jsonRun.stdout, "json stderr": jsonRun.stderr, "log": logText} {
+		for _, s := range []string{tokenSecret, dbSecret, sshtest.PwPassword} {
+			if strings.Contains(text, s) {
+				t.Errorf("%s shows the secret %q", name, s)
+			}
+		}
+		if name != "human stderr" && name != "json stderr" && !strings.Contains(text, "********") {
+			t.Errorf("%s: want the masked value shown as ********", name)
+		}
+	}
+	// the commands did run, as root through sudo with the password on stdin
+	if !strings.Contains(logText, "token=******** db=********") || !regexp.MustCompile(`(?m)\| 0$|stdout.*\b0\b`).MatchString(logText+human.stdout) {
+		t.Errorf("the print step's output is missing:\n%s", human.stdout)
+	}
+	if human.code != 1 || jsonRun.code != 1 {
+		t.Errorf("a failed step must exit 1: human %d, json %d", human.code, jsonRun.code)
+	}
+	if !strings.Contains(human.stderr, "fail-loudly") || !strings.Contains(human.stderr, "--resume") {
+		t.Errorf("the error must name the step and say how to resume:\n%s", human.stderr)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(jsonRun.stdout), "\n") {
+		if !strings.HasPrefix(line, "{") || !strings.HasSuffix(line, "}") {
+			t.Errorf("json output has a non-JSON line: %q", line)
+		}
+	}
+}
+
+func TestBadPlanStopsBeforeConnecting(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "content", "plans", "bad.yaml"), `name: bad
+steps:
+  - id: one
+    targets: all
+    command: uptime
+    seriall: 2
+`)
+	os.MkdirAll(filepath.Join(dir, "content", "roles"), 0o755)
+	inv := filepath.Join(dir, "inventory.yaml")
+	// 192.0.2.1 (TEST-NET-1) is never dialled: validation fails first.
+	write(t, inv, "version: 1\ngroups:\n  web:\n    targets: [{name: web1, address: 192.0.2.1}]\n")
+	r := troupe(t, nil, "--content", filepath.Join(dir, "content"), "--state-dir", filepath.Join(dir, "state"), "run", "bad", "-i", inv)
+	if r.code != 2 {
+		t.Errorf("exit code %d, want 2", r.code)
+	}
+	if !regexp.MustCompile(`bad\.yaml:6:5: .*seriall`).MatchString(r.stderr) || !strings.Contains(r.stderr, ">") || !strings.Contains(r.stderr, "^") {
+		t.Errorf("want file:line:col, the message and an excerpt with a caret:\n%s", r.stderr)
+	}
+}
+
+func TestUnreachableHostChangesNothing(t *testing.T) {
+	port, err := sshtest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	inv := filepath.Join(dir, "inventory.yaml")
+	write(t, inv, fmt.Sprintf("version: 1\nconfig: {ssh: {port: %d, connect_timeout: 2s, known_hosts: %s/kh}}\ngroups:\n  web:\n    targets: [{name: web1, address: 127.0.0.1}]\n", port, dir))
+	write(t, filepath.Join(dir, "kh"), "")
+	r := troupe(t, []string{"HOME=" + dir}, "--state-dir", filepath.Join(dir, "state"), "run", "ping", "-i", inv)
+	if r.code != 1 || !strings.Contains(r.stderr, "cannot reach 1 of 1 hosts; nothing was changed") || !strings.Contains(r.stderr, "web1") {
+		t.Errorf("code %d stderr:\n%s", r.code, r.stderr)
+	}
+}
