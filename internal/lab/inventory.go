@@ -3,6 +3,7 @@ package lab
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -25,7 +26,12 @@ func (l *Lab) writeInventory() error {
 		var targets []string
 		for _, h := range l.Hosts {
 			if len(h.Groups) > 0 && h.Groups[0] == g {
-				aliases := append([]string{h.Short}, h.Aliases...)
+				var aliases []string
+				for _, a := range append([]string{h.Short}, h.Aliases...) {
+					if !slices.Contains(inventoryGroups, a) { // troupe refuses an alias that names a group
+						aliases = append(aliases, a)
+					}
+				}
 				targets = append(targets, fmt.Sprintf("{name: %s, address: %s, aliases: [%s]}",
 					h.Name, h.Address, strings.Join(aliases, ", ")))
 			}
