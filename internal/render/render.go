@@ -37,6 +37,7 @@ func Funcs() template.FuncMap {
 		"keys":      keys,
 		"list":      func(v ...any) []any { return v },
 		"has":       has,
+		"get":       get,
 	}
 }
 
@@ -179,6 +180,18 @@ func keys(m map[string]any) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// get returns m[k], or def when m has no key k: missingkey=error makes
+// `default "x" .vars.k` fail on an absent key, so optional vars use
+// `get .vars "k" "x"`.
+func get(m any, k string, def any) any {
+	if mm, ok := m.(map[string]any); ok {
+		if v, ok := mm[k]; ok && v != nil {
+			return v
+		}
+	}
+	return def
 }
 
 // has reports whether map m has key k (missingkey=error makes `.vars.x`
