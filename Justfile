@@ -40,5 +40,6 @@ down: build
     {{bin}} lab down
 
 # fan-out benchmark: troupe vs OpenSSH ControlMaster + xargs -P vs Ansible (N=50 and 200)
-bench: deps build
+bench: build
+    scripts/install-test-deps.sh --bench
     go run ./cmd/troupe-bench -troupe {{bin}} -n 50,200 -out docs/benchmarks.md

@@ -1,10 +1,14 @@
 #!/bin/sh
 # install-test-deps.sh: install (idempotently) the Debian packages the test
 # suite needs. Runs `apt-get update` only when something is missing.
-# Usage: sudo scripts/install-test-deps.sh
+# Usage: sudo scripts/install-test-deps.sh [--bench]
+#   --bench  also Ansible, which only the benchmark (just bench) compares with
 set -eu
 
-PKGS="openssh-server openssh-client sudo socat debootstrap git dpkg-dev curl iproute2 ansible procps passwd"
+PKGS="openssh-server openssh-client sudo socat debootstrap git dpkg-dev curl iproute2 procps passwd"
+if [ "${1:-}" = "--bench" ]; then
+	PKGS="$PKGS ansible"
+fi
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "install-test-deps.sh: must run as root (try: sudo $0)" >&2

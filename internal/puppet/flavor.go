@@ -64,6 +64,7 @@ type Paths struct {
 	PDBConfdir    string // PuppetDB's conf.d/ lives below it
 	PDBVardir     string
 	PDBEnvFile    string
+	R10kConfdir   string
 	R10kConfig    string
 }
 
@@ -103,7 +104,7 @@ var debian = Flavor{
 		ServerVardir: "/var/lib/puppetserver", ServerLogdir: "/var/log/puppetserver",
 		ServerEnvFile: "/etc/default/puppetserver",
 		PDBConfdir:    "/etc/puppetdb", PDBVardir: "/var/lib/puppetdb", PDBEnvFile: "/etc/default/puppetdb",
-		R10kConfig: "/etc/puppetlabs/r10k/r10k.yaml",
+		R10kConfdir: "/etc/puppetlabs/r10k", R10kConfig: "/etc/puppetlabs/r10k/r10k.yaml",
 	},
 	Services: Services{Server: "puppetserver", DB: "puppetdb", Agent: "puppet"},
 	// Debian's r10k runs on the OS Ruby: 3.15 on bookworm (Ruby 3.1), 5.0 on trixie (Ruby 3.3).
@@ -124,8 +125,8 @@ func aio(name string, major int, pkgs Packages, release Release, r10kVersion str
 			ServerVardir: "/opt/puppetlabs/server/data/puppetserver", ServerLogdir: "/var/log/puppetlabs/puppetserver",
 			ServerEnvFile: "/etc/default/puppetserver",
 			PDBConfdir:    "/etc/puppetlabs/puppetdb", PDBVardir: "/opt/puppetlabs/server/data/puppetdb",
-			PDBEnvFile: "/etc/default/puppetdb",
-			R10kConfig: "/etc/puppetlabs/r10k/r10k.yaml",
+			PDBEnvFile:  "/etc/default/puppetdb",
+			R10kConfdir: "/etc/puppetlabs/r10k", R10kConfig: "/etc/puppetlabs/r10k/r10k.yaml",
 		},
 		Services: Services{Server: "puppetserver", DB: "puppetdb", Agent: "puppet"},
 		// Into the agent's bundled Ruby, never `puppetserver gem` (§7.1).
@@ -219,7 +220,7 @@ func (f Flavor) Map() map[string]any {
 			"server_vardir": f.Paths.ServerVardir, "server_logdir": f.Paths.ServerLogdir,
 			"server_env_file": f.Paths.ServerEnvFile,
 			"pdb_confdir":     f.Paths.PDBConfdir, "pdb_vardir": f.Paths.PDBVardir, "pdb_env_file": f.Paths.PDBEnvFile,
-			"r10k_config": f.Paths.R10kConfig,
+			"r10k_confdir": f.Paths.R10kConfdir, "r10k_config": f.Paths.R10kConfig,
 		},
 		"services": map[string]any{"server": f.Services.Server, "db": f.Services.DB, "agent": f.Services.Agent},
 		"r10k": map[string]any{

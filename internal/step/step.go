@@ -48,9 +48,9 @@ type Exec struct {
 	Conn  transport.Conn
 	Sudo  bool
 	Noop  bool
-	Data  map[string]any      // template scope: .params .vars .host .groups .registered
-	Files fs.FS               // plans' content: templates/ and files/ (embedded, overridable on disk)
-	Emit  func(report.Event)  // the runner fills in step and host
+	Data  map[string]any     // template scope: .params .vars .host .groups .registered
+	Files fs.FS              // plans' content: templates/ and files/ (embedded, overridable on disk)
+	Emit  func(report.Event) // the runner fills in step and host
 	Peer  func(ctx context.Context, host string) (*Exec, error)
 }
 

@@ -228,3 +228,17 @@ func TestOpenSSH(t *testing.T) {
 		}
 	})
 }
+
+// TestOpenSSHWithoutSFTP covers hardened hosts without the sftp subsystem:
+// uploads and downloads go through `cat` over exec.
+func TestOpenSSHWithoutSFTP(t *testing.T) {
+	o := sshtest.StartOpenSSH(t, sshtest.OpenSSHOptions{NoSFTP: true, PasswordUser: true})
+	root, user, pw := dial(t, o.Root), dial(t, o.User), dial(t, o.PwUser)
+	checkUpload(t, root, transport.File{Mode: 0o640, Owner: sshtest.TestUser, Group: "nogroup"})
+	checkUpload(t, user, transport.File{Mode: 0o600, Owner: "root", Group: sshtest.TestUser, Sudo: true})
+	checkUpload(t, pw, transport.File{Mode: 0o644, Sudo: true})
+	for _, c := range []transport.Conn{root, user, pw} {
+		checkDownloadMissing(t, c, false)
+		checkDownloadMissing(t, c, true)
+	}
+}

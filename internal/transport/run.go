@@ -30,9 +30,10 @@ func (c *sshConn) Run(ctx context.Context, cmd Cmd) (Result, error) {
 		}
 		stdin = io.MultiReader(readers...)
 	}
-	pidfile := newPidfile()
+	var pidfile string
 	var kill func() <-chan struct{}
 	if c.root {
+		pidfile = newPidfile()
 		// sshd ignores "signal" requests on root logins (no privilege
 		// separation there): signal the wrapper from a second session.
 		kill = func() <-chan struct{} { return c.killRemote(pidfile) }

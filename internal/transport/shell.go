@@ -15,14 +15,18 @@ func Quote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + 
 // would give it /dev/null) and a TERM or HUP to the wrapping shell is passed
 // on to its whole process group, so `sh -c 'cd /x && long-job'` does not leave
 // long-job running when the step is cancelled. The exit status is command's.
-// The wrapper writes its pid to pidfile, so a second session can
+// The wrapper writes its pid to pidfile (if not ""), so a second session can
 // signal it: sshd ignores "signal" requests on root logins (no privilege
 // separation there).
 func groupWrap(command, pidfile string) string {
 	// pidfile is ours (/tmp/.troupe-HEX.pid): no quoting needed.
-	return "trap \"trap - TERM HUP; rm -f " + pidfile + "; kill -TERM 0 2>/dev/null; exit 143\" TERM HUP\n" +
-		"{ echo $$ > " + pidfile + "; } 2>/dev/null\n" +
-		"exec 3<&0\n{\n" + command + "\n} <&3 3<&- &\nwait $!\nrc=$?\nrm -f " + pidfile + "\nexit $rc"
+	rm, write := "", ""
+	if pidfile != "" {
+		rm = "rm -f " + pidfile + "; "
+		write = "{ echo $$ > " + pidfile + "; } 2>/dev/null\n"
+	}
+	return "trap \"trap - TERM HUP; " + rm + "kill -TERM 0 2>/dev/null; exit 143\" TERM HUP\n" + write +
+		"exec 3<&0\n{\n" + command + "\n} <&3 3<&- &\nwait $!\nrc=$?\n" + rm + "exit $rc"
 }
 
 func newPidfile() string { return "/tmp/.troupe-" + randomHex() + ".pid" }

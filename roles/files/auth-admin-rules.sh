@@ -1,0 +1,43 @@
+# auth-admin-rules.sh AUTH_CONF — insert or refresh troupe's rules for the
+# admin API in puppetserver's auth.conf: the packaged file denies
+# /puppet-admin-api to everyone (pitfall §10.11). The rules sit in a marked
+# block right after "rules: [", so the package's own rules stay as shipped.
+# Allowed: the certnames of the CA and the compilers. Prints CHANGED when it
+# wrote the file.
+set -eu
+f=$1
+begin='# BEGIN troupe admin-api rules'
+end='# END troupe admin-api rules'
+tmp=$(mktemp)
+block=$(mktemp)
+trap 'rm -f "$tmp" "$block"' EXIT
+cat >"$block" <<'RULES'
+        # BEGIN troupe admin-api rules (managed by troupe, see docs/guide.md)
+        {
+            match-request: {path: "/puppet-admin-api/v1/environment-cache", type: path, method: delete}
+            allow: [{{ range .groups.ca }}"{{ .name }}", {{ end }}{{ range $i, $h := .groups.compilers }}{{ if $i }}, {{ end }}"{{ $h.name }}"{{ end }}]
+            sort-order: 200
+            name: "troupe environment-cache flush"
+        },
+        {
+            match-request: {path: "/puppet-admin-api/v1/jruby-pool", type: path, method: delete}
+            allow: [{{ range .groups.ca }}"{{ .name }}", {{ end }}{{ range $i, $h := .groups.compilers }}{{ if $i }}, {{ end }}"{{ $h.name }}"{{ end }}]
+            sort-order: 200
+            name: "troupe jruby-pool flush"
+        },
+        # END troupe admin-api rules
+RULES
+awk -v b="$begin" -v e="$end" -v bf="$block" '
+  index($0, b) { skip = 1; next }
+  skip && index($0, e) { skip = 0; next }
+  skip { next }
+  { print }
+  !done && /rules[ \t]*:[ \t]*\[/ { while ((getline l < bf) > 0) print l; done = 1 }
+' "$f" >"$tmp"
+grep -qF "$begin" "$tmp" || { echo "$f has no 'rules: [' line; cannot add the admin-api rules" >&2; exit 1; }
+if cmp -s "$tmp" "$f"; then
+  echo "auth.conf admin-api rules up to date"
+else
+  cat "$tmp" >"$f"
+  echo "CHANGED: auth.conf admin-api rules written"
+fi
