@@ -80,7 +80,7 @@ func freePorts(n int) ([]int, error) {
 
 // startFleet starts n sshd under base, a few at a time. On error, the ones
 // already started are stopped.
-func startFleet(ctx context.Context, base string, n int) (*fleet, error) {
+func startFleet(ctx context.Context, base string, n int, extraConfig string) (*fleet, error) {
 	ports, err := freePorts(n)
 	if err != nil {
 		return nil, err
@@ -108,7 +108,7 @@ func startFleet(ctx context.Context, base string, n int) (*fleet, error) {
 			err := os.Mkdir(h.Dir, 0o711)
 			var o *sshtest.OpenSSH
 			if err == nil {
-				o, h.stop, err = sshtest.StartOpenSSHAt(h.Dir, h.Port, sshtest.OpenSSHOptions{})
+				o, h.stop, err = sshtest.StartOpenSSHAt(h.Dir, h.Port, sshtest.OpenSSHOptions{ExtraConfig: extraConfig})
 			}
 			mu.Lock()
 			defer mu.Unlock()

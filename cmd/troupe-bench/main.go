@@ -22,6 +22,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,22 +38,24 @@ type options struct {
 	out      string
 	content  string
 	repeat   int
-	ansible  bool
+	tools    map[string]bool
 	interval time.Duration
 	keep     bool
+	sshdConf string
 }
 
 func main() {
 	var o options
-	var ns string
+	var ns, tools string
 	flag.StringVar(&o.troupe, "troupe", "bin/troupe", "the troupe binary to measure")
 	flag.StringVar(&ns, "n", "50,200", "comma-separated target counts")
 	flag.StringVar(&o.out, "out", "", "write the results into this markdown file (e.g. docs/benchmarks.md); empty: stdout only")
 	flag.StringVar(&o.content, "content", "fixtures/bench", "troupe --content directory holding plans/fanout.yaml")
 	flag.IntVar(&o.repeat, "repeat", 3, "runs of troupe and of OpenSSH per N (the fastest is reported); Ansible runs once")
-	flag.BoolVar(&o.ansible, "ansible", true, "also run Ansible (slow)")
+	flag.StringVar(&tools, "tools", "troupe,openssh,ansible", "comma-separated tools to run")
 	flag.DurationVar(&o.interval, "interval", 20*time.Millisecond, "memory sampling interval")
 	flag.BoolVar(&o.keep, "keep", false, "keep the scratch directory (and leave its path on stderr)")
+	flag.StringVar(&o.sshdConf, "sshd-config", "", "extra sshd_config lines for every server (diagnostics, e.g. \"LogLevel DEBUG1\")")
 	flag.Parse()
 	for _, s := range strings.Split(ns, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -60,6 +63,15 @@ func main() {
 			fatalf("-n: %q is not a target count between 1 and 1000", s)
 		}
 		o.ns = append(o.ns, n)
+	}
+	o.tools = map[string]bool{}
+	for _, t := range strings.Split(tools, ",") {
+		switch t = strings.TrimSpace(t); t {
+		case "troupe", "openssh", "ansible":
+			o.tools[t] = true
+		default:
+			fatalf("-tools: unknown tool %q (troupe, openssh, ansible)", t)
+		}
 	}
 	if o.repeat < 1 {
 		o.repeat = 1
@@ -99,9 +111,9 @@ func run(ctx context.Context, o options) error {
 			return fmt.Errorf("%s not found: run `just deps`", p)
 		}
 	}
-	if o.ansible {
-		if _, err := exec.LookPath("ansible-playbook"); err != nil {
-			return errors.New("ansible-playbook not found: run `just deps` (Debian's ansible package) or pass -ansible=false")
+	if o.tools["ansible"] {
+		if err := ensureAnsible(ctx); err != nil {
+			return err
 		}
 	}
 	troupeBin, err := filepath.Abs(o.troupe)
@@ -155,7 +167,7 @@ func run(ctx context.Context, o options) error {
 
 	logf("starting %d sshd on 127.0.0.1 (RLIMIT_NOFILE %d; each sshd has MaxStartups 100:30:200 and sees one client)", maxN, nofile)
 	t0 := time.Now()
-	f, err := startFleet(ctx, base, maxN)
+	f, err := startFleet(ctx, base, maxN, o.sshdConf)
 	if err != nil {
 		return err
 	}
@@ -174,7 +186,7 @@ func run(ctx context.Context, o options) error {
 		byTool := map[string]*result{}
 		var order []tool
 		for _, t := range env.tools() {
-			if t.Name == "ansible" && !o.ansible {
+			if !o.tools[t.Name] {
 				continue
 			}
 			order = append(order, t)
@@ -242,14 +254,18 @@ func runOnce(ctx context.Context, o options, env *benchEnv, t tool, hosts []*hos
 	if t.Name == "ansible" {
 		timeout = 20 * time.Minute
 	}
-	// Let the previous run's server-side processes finish first.
+	// Let the previous run's server-side processes finish first, and see
+	// how busy the machine is meanwhile (other work skews the figures).
+	busy0, t0 := machineBusy(), time.Now()
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-time.After(2 * time.Second):
 	}
-	logf("%-8s N=%-4d run %d …", t.Name, len(hosts), rep+1)
+	background := (machineBusy() - busy0).Seconds() / time.Since(t0).Seconds() / float64(runtime.NumCPU())
+	logf("%-8s N=%-4d run %d … (machine %.0f%% busy before it)", t.Name, len(hosts), rep+1, 100*background)
 	ms := measure(ctx, cmd, o.interval, timeout)
+	ms.Background = background
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
@@ -267,8 +283,31 @@ func runOnce(ctx context.Context, o options, env *benchEnv, t tool, hosts []*hos
 	if r.Best.Wall == 0 || ms.Wall < r.Best.Wall {
 		r.Best = ms
 	}
-	logf("%-8s N=%-4d run %d: %6.2fs  peak %7.1f MiB (%d processes, %d samples)",
-		t.Name, len(hosts), rep+1, ms.Wall.Seconds(), mib(ms.PeakRSS), ms.PeakProcs, ms.Samples)
+	logf("%-8s N=%-4d run %d: %6.2fs  peak %7.1f MiB, %d processes; CPU: client %.1fs, machine %.1fs; %d samples, sampler CPU %.2fs",
+		t.Name, len(hosts), rep+1, ms.Wall.Seconds(), mib(ms.PeakRSS), ms.PeakProcs,
+		ms.ClientCPU.Seconds(), ms.MachineCPU.Seconds(), ms.Samples, ms.SamplerCPU.Seconds())
+	return nil
+}
+
+// ensureAnsible installs Debian's ansible package when ansible-playbook is
+// missing (`just bench` has `just deps` do it first).
+func ensureAnsible(ctx context.Context) error {
+	if _, err := exec.LookPath("ansible-playbook"); err == nil {
+		return nil
+	}
+	logf("ansible-playbook not found: apt-get install ansible")
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	for _, args := range [][]string{{"update", "-q"}, {"install", "-y", "-q", "--no-install-recommends", "ansible"}} {
+		cmd := exec.CommandContext(ctx, "apt-get", args...)
+		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("apt-get %s: %v\n%s\n(or leave ansible out of -tools)", strings.Join(args, " "), err, tail(out, 20))
+		}
+	}
+	if _, err := exec.LookPath("ansible-playbook"); err != nil {
+		return errors.New("ansible-playbook still not found after installing Debian's ansible package")
+	}
 	return nil
 }
 

@@ -15,7 +15,11 @@ import (
 // loader reads plans and roles from the content overlay.
 func (g *Globals) loader() (*plan.Loader, fs.FS) {
 	fsys := contentFS(g.Content)
-	return &plan.Loader{FS: fsys, Actions: step.Registry{}, Funcs: render.Funcs()}, fsys
+	l := &plan.Loader{FS: fsys, Actions: step.Registry{}, Funcs: render.Funcs()}
+	if o, ok := fsys.(overlay); ok && o.disk != nil {
+		l.FSName = "content" // files on disk over the embedded ones
+	}
+	return l, fsys
 }
 
 // loadAll reads and checks the inventory and the plan together: every
