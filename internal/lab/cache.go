@@ -38,6 +38,20 @@ func (c suiteCache) rootfsDone() bool     { return exists(filepath.Join(c.dir, "
 func (c suiteCache) repoDone() bool       { return exists(filepath.Join(c.dir, "repo.done")) }
 func (c suiteCache) logf(n string) string { return filepath.Join(c.dir, n+".log") }
 
+// BuildCache builds the cache of s.Suite (rootfs and package repository)
+// if it is missing, without starting a lab: for warming CI caches.
+func BuildCache(ctx context.Context, s Spec, log io.Writer) error {
+	s = s.Defaults()
+	if err := s.validate(); err != nil {
+		return err
+	}
+	if err := CheckHost(); err != nil {
+		return err
+	}
+	_, err := ensureCache(ctx, s.CacheDir, s.Suite, log)
+	return err
+}
+
 // ensureCache builds (once) the rootfs and the package repository of a suite.
 // Both are built in *.tmp and renamed into place, then marked with *.done.
 // Concurrent builders of the same cache serialize on CacheDir/<suite>.lock.

@@ -29,7 +29,7 @@ func newLab(s Spec) *Lab {
 		Inventory:      filepath.Join(w, "inventory.yaml"),
 		KnownHosts:     filepath.Join(w, "known_hosts"),
 		Key:            filepath.Join(w, "id_ed25519"),
-		Bridge:         bridgeName,
+		Bridge:         s.Bridge,
 		Gateway:        gw,
 		RepoURL:        "http://" + gw + ":" + servePort + "/debian",
 		UpgradeRepoURL: "http://" + gw + ":" + servePort + "/upgrade",
@@ -271,7 +271,7 @@ func (l *Lab) bootHost(ctx context.Context, cache suiteCache, h LabHost) error {
 	if err := os.WriteFile(filepath.Join(hd, "init.pid"), []byte(strconv.Itoa(ipid)+"\n"), 0o644); err != nil {
 		return err
 	}
-	veth := vethName(h)
+	veth := vethName(l.Bridge, h)
 	p := strconv.Itoa(upid)
 	for _, args := range [][]string{
 		{"ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", p},
@@ -286,8 +286,12 @@ func (l *Lab) bootHost(ctx context.Context, cache suiteCache, h LabHost) error {
 	return nil
 }
 
-func vethName(h LabHost) string {
-	n := "lab-" + h.Short
+func vethName(bridge string, h LabHost) string {
+	prefix := bridge
+	if bridge == bridgeName {
+		prefix = "lab"
+	}
+	n := prefix + "-" + h.Short
 	if len(n) > 15 {
 		n = n[:15]
 	}
@@ -381,14 +385,14 @@ func down(ctx context.Context, workDir string, log io.Writer) error {
 	stopServer(workDir)
 	// veths normally vanish with their netns; the bridge is ours to delete.
 	if l != nil {
-		for _, h := range l.Hosts {
-			if exists("/sys/class/net/" + vethName(h)) {
-				run(ctx, nil, "ip", "link", "del", vethName(h))
-			}
-		}
 		br := l.Bridge
 		if br == "" {
 			br = bridgeName
+		}
+		for _, h := range l.Hosts {
+			if v := vethName(br, h); exists("/sys/class/net/" + v) {
+				run(ctx, nil, "ip", "link", "del", v)
+			}
 		}
 		if exists("/sys/class/net/" + br) {
 			if err := run(ctx, nil, "ip", "link", "del", br); err != nil {

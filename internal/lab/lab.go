@@ -37,6 +37,11 @@ type Spec struct {
 	Domain    string // default "lab.test"
 	CacheDir  string // default /var/cache/troupe-lab
 	WorkDir   string // default /var/lib/troupe-lab
+	// Bridge is the lab's bridge in the root network namespace, default
+	// labbr0. Another name (with another Subnet and WorkDir) lets a second
+	// lab run beside the first: the tests use one. Host veths are named
+	// lab-<short> on labbr0, <bridge>-<short> otherwise.
+	Bridge string `json:",omitempty"`
 }
 
 // Defaults returns s with every empty field set to its default.
@@ -62,6 +67,9 @@ func (s Spec) Defaults() Spec {
 	if s.WorkDir == "" {
 		s.WorkDir = "/var/lib/troupe-lab"
 	}
+	if s.Bridge == "" {
+		s.Bridge = bridgeName
+	}
 	return s
 }
 
@@ -78,6 +86,9 @@ func (s Spec) validate() error {
 	var a, b, c int
 	if n, _ := fmt.Sscanf(s.Subnet+"\n", "%d.%d.%d\n", &a, &b, &c); n != 3 || a > 255 || b > 255 || c > 255 {
 		return fmt.Errorf("lab: subnet must be the first three octets of a /24, like 10.77.0; got %q", s.Subnet)
+	}
+	if len(s.Bridge) > 9 {
+		return fmt.Errorf("lab: bridge name %q too long (at most 9 characters)", s.Bridge)
 	}
 	if !filepath.IsAbs(s.CacheDir) || !filepath.IsAbs(s.WorkDir) {
 		return errors.New("lab: CacheDir and WorkDir must be absolute paths")
@@ -287,6 +298,7 @@ func Up(ctx context.Context, s Spec, log io.Writer) (*Lab, error) {
 	defer unlock()
 
 	if old, err := loadState(s.WorkDir); err == nil {
+		old.Spec = old.Spec.Defaults() // state written before a field existed
 		if !reflect.DeepEqual(old.Spec, s) && old.Ready {
 			return nil, fmt.Errorf("lab: a lab with a different spec is up in %s (%s, %d compilers, %d agents, subnet %s); run `troupe lab down` first",
 				s.WorkDir, old.Spec.Suite, old.Spec.Compilers, old.Spec.Agents, old.Spec.Subnet)
@@ -306,9 +318,9 @@ func Up(ctx context.Context, s Spec, log io.Writer) (*Lab, error) {
 	} else if exists(stateFile(s.WorkDir)) {
 		return nil, err
 	}
-	if exists("/sys/class/net/" + bridgeName) {
+	if exists("/sys/class/net/" + s.Bridge) {
 		return nil, fmt.Errorf("lab: bridge %s already exists but no lab is recorded in %s (another lab with another WorkDir? `ip link del %s` if it is stale)",
-			bridgeName, s.WorkDir, bridgeName)
+			s.Bridge, s.WorkDir, s.Bridge)
 	}
 
 	t0 := time.Now()

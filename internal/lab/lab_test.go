@@ -37,7 +37,9 @@ func needLab(t *testing.T) Spec {
 	if err := CheckHost(); err != nil {
 		t.Skip(err)
 	}
-	return Spec{Suite: os.Getenv("TROUPE_LAB_TEST_SUITE"), WorkDir: filepath.Join(t.TempDir(), "work")}
+	// Own subnet and bridge, so the tests run beside a developer's lab.
+	return Spec{Suite: os.Getenv("TROUPE_LAB_TEST_SUITE"), WorkDir: filepath.Join(t.TempDir(), "work"),
+		Subnet: "10.77.9", Bridge: "labt0"}
 }
 
 func TestLabUpSSHRepoDown(t *testing.T) {
@@ -77,8 +79,8 @@ func TestLabUpSSHRepoDown(t *testing.T) {
 		}
 	}
 	inv, _ := os.ReadFile(l.Inventory)
-	for _, want := range []string{"version: 1", "host_key_check: strict", "{name: lb.lab.test, address: 10.77.0.20, aliases: [lb, puppet.lab.test, puppet]}",
-		`package_repo: "deb [trusted=yes] http://10.77.0.1:8800/debian ./"`, "control_repo: http://10.77.0.1:8800/control.git"} {
+	for _, want := range []string{"version: 1", "host_key_check: strict", "{name: lb.lab.test, address: 10.77.9.20, aliases: [lb, puppet.lab.test, puppet]}",
+		`package_repo: "deb [trusted=yes] http://10.77.9.1:8800/debian ./"`, "control_repo: http://10.77.9.1:8800/control.git"} {
 		if !strings.Contains(string(inv), want) {
 			t.Errorf("inventory lacks %q:\n%s", want, inv)
 		}
@@ -117,11 +119,11 @@ func TestLabUpSSHRepoDown(t *testing.T) {
 	// Local package repository: install haproxy and git from it, clone the control repo.
 	out, err := sshRun(l, "lab", "lb", "sudo -n apt-get update -q && sudo -n DEBIAN_FRONTEND=noninteractive apt-get install -y -q haproxy git && "+
 		"git clone -q -b development "+l.ControlRepoURL+" /tmp/ctl && cat /tmp/ctl/manifests/site.pp | head -1 && git -C /tmp/ctl branch -r && "+
-		"sudo -n systemctl start haproxy && systemctl is-active haproxy && sudo -n systemctl stop haproxy; systemctl is-active haproxy; echo rc=$?")
+		"sudo -n systemctl start haproxy && echo A1=$(systemctl is-active haproxy) && sudo -n systemctl stop haproxy; systemctl is-active haproxy; echo rc=$?; pgrep -c haproxy; true")
 	if err != nil {
 		t.Fatalf("apt install / clone on lb: %v\n%s", err, out)
 	}
-	for _, want := range []string{"branch: development", "origin/production", "active\ninactive\nrc=3"} {
+	for _, want := range []string{"branch: development", "origin/production", "A1=active\ninactive\nrc=3\n0\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("lb apt/git/systemctl output lacks %q:\n%s", want, out)
 		}
@@ -161,7 +163,7 @@ func TestLabUpSSHRepoDown(t *testing.T) {
 	}
 	downDone = true
 	t.Logf("down took %s", time.Since(t1))
-	assertNothingLeft(t, l.WorkDir, nss, serverPID)
+	assertNothingLeft(t, l.Spec.Bridge, l.WorkDir, nss, serverPID)
 	if err := Down(ctx, l.WorkDir, logw); err != nil {
 		t.Fatalf("second down: %v", err)
 	}
@@ -170,7 +172,7 @@ func TestLabUpSSHRepoDown(t *testing.T) {
 	}
 }
 
-func assertNothingLeft(t *testing.T, workDir string, nss []string, serverPID int) {
+func assertNothingLeft(t *testing.T, bridge, workDir string, nss []string, serverPID int) {
 	t.Helper()
 	for _, p := range allPIDs() {
 		ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", p))
@@ -186,7 +188,7 @@ func assertNothingLeft(t *testing.T, workDir string, nss []string, serverPID int
 	}
 	links, _ := os.ReadDir("/sys/class/net")
 	for _, e := range links {
-		if e.Name() == bridgeName || strings.HasPrefix(e.Name(), "lab-") {
+		if e.Name() == bridge || strings.HasPrefix(e.Name(), bridge+"-") {
 			t.Errorf("link %s left behind", e.Name())
 		}
 	}
@@ -225,13 +227,13 @@ func TestConcurrentUpRefusedAndDownAfterFailedUp(t *testing.T) {
 	if err := l.save(); err != nil {
 		t.Fatal(err)
 	}
-	if err := run(context.Background(), nil, "ip", "link", "add", bridgeName, "type", "bridge"); err != nil {
+	if err := run(context.Background(), nil, "ip", "link", "add", s.Bridge, "type", "bridge"); err != nil {
 		t.Fatal(err)
 	}
 	if err := Down(context.Background(), s.WorkDir, testLog{t}); err != nil {
 		t.Fatal(err)
 	}
-	assertNothingLeft(t, s.WorkDir, nil, 0)
+	assertNothingLeft(t, s.Bridge, s.WorkDir, nil, 0)
 }
 
 func contains(xs []string, x string) bool {

@@ -26,8 +26,10 @@ func main() {
 	fs.IntVar(&s.Agents, "agents", 0, "")
 	fs.StringVar(&s.CacheDir, "cache", "", "")
 	fs.StringVar(&s.WorkDir, "work", "", "")
+	fs.StringVar(&s.Subnet, "subnet", "", "")
+	fs.StringVar(&s.Bridge, "bridge", "", "")
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: labtool up|down|status|ssh [flags]")
+		fmt.Fprintln(os.Stderr, "usage: labtool cache|up|down|status|ssh [flags]")
 		os.Exit(2)
 	}
 	verb := os.Args[1]
@@ -40,6 +42,9 @@ func main() {
 		l, err := lab.Up(ctx, s, os.Stderr)
 		check(err)
 		fmt.Printf("up in %.1fs; inventory %s\n", time.Since(t0).Seconds(), l.Inventory)
+	case "cache":
+		check(lab.BuildCache(ctx, s, os.Stderr))
+		fmt.Printf("cache in %.1fs\n", time.Since(t0).Seconds())
 	case "down":
 		check(lab.Down(ctx, s.WorkDir, os.Stderr))
 		fmt.Printf("down in %.1fs\n", time.Since(t0).Seconds())

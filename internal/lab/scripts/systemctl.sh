@@ -18,7 +18,6 @@
 # State: pid files in /run/lab-systemctl (gone when the host stops), enabled
 # units in /etc/lab-systemctl/enabled (lab-init starts them at boot).
 # Output of the services: /var/log/lab-systemctl/UNIT.log.
-set -u
 STATE=/run/lab-systemctl
 ENABLED=/etc/lab-systemctl/enabled
 LOGDIR=/var/log/lab-systemctl
@@ -175,7 +174,8 @@ run_line() {
 }
 
 pidfile() { echo "$STATE/$1.pid"; }
-mainpid() { local p; p=$(cat "$(pidfile "$1")" 2>/dev/null) && kill -0 "$p" 2>/dev/null && echo "$p"; }
+alive() { [ -n "$1" ] && [ -d "/proc/$1" ] && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
+mainpid() { local p; p=$(cat "$(pidfile "$1")" 2>/dev/null) && alive "$p" && echo "$p"; }
 restart_file() { # the --restart-file argument of a trapperkeeper service, if any
   local i
   for ((i = 0; i < ${#CMD[@]}; i++)); do
@@ -187,7 +187,7 @@ wait_tk() { # UNIT RESTARTFILE PID TIMEOUT: wait until trapperkeeper writes 1
   local u=$1 rf=$2 pid=$3 t=$4 i
   for ((i = 0; i < t * 2; i++)); do
     [ "$(head -c1 "$rf" 2>/dev/null)" = 1 ] && return 0
-    kill -0 "$pid" 2>/dev/null || { echo "Job for $u.service failed: the process exited (see $LOGDIR/$u.log)" >&2; return 1; }
+    alive "$pid" || { echo "Job for $u.service failed: the process exited (see $LOGDIR/$u.log)" >&2; return 1; }
     sleep 0.5
   done
   echo "Job for $u.service failed: not ready after ${t}s (see $LOGDIR/$u.log)" >&2
@@ -233,8 +233,27 @@ is_active() { # UNIT
   esac
 }
 
+# tmpfiles: create the /run directories packages declare in tmpfiles.d
+# (e.g. haproxy's /run/haproxy), which systemd-tmpfiles makes at boot.
+tmpfiles() {
+  local f t p m u g rest
+  for f in /usr/lib/tmpfiles.d/*.conf /etc/tmpfiles.d/*.conf; do
+    [ -f "$f" ] || continue
+    while read -r t p m u g rest; do
+      case $t in d | D) ;; *) continue ;; esac
+      case $p in /run/* | /var/run/*) ;; *) continue ;; esac
+      [ -d "$p" ] && continue
+      [ "$m" = - ] && m=0755
+      [ "$u" = - ] && u=root
+      [ "$g" = - ] && g=root
+      install -d -m "$m" -o "$u" -g "$g" "$p" 2>/dev/null
+    done <"$f"
+  done
+}
+
 do_start() { # UNIT (runs in a clean environment, see the __start re-exec below)
   local u=$1 grp rf pid home shell
+  tmpfiles
   case $u in postgresql | postgresql@*) pg_do "$u" start; return ;; ssh | sshd) return 0 ;; esac
   load_unit "$u" || { echo "Failed to start $u.service: Unit $u.service not found." >&2; return 5; }
   is_active "$u" && return 0
@@ -274,7 +293,7 @@ do_start() { # UNIT (runs in a clean environment, see the __start re-exec below)
     wait_tk "$u" "$rf" "$pid" "$U_TIMEOUT"
   else
     sleep 0.3
-    kill -0 "$pid" 2>/dev/null || { echo "Job for $u.service failed: the process exited (see $LOGDIR/$u.log)" >&2; return 1; }
+    alive "$pid" || { echo "Job for $u.service failed: the process exited (see $LOGDIR/$u.log)" >&2; return 1; }
   fi
 }
 
