@@ -16,6 +16,7 @@ import (
 // from network namespaces, one cached Debian rootfs and real sshd per host.
 type LabCmd struct {
 	Up     LabUpCmd     `cmd:"" help:"Build (first time) and start the lab hosts; writes an inventory for troupe."`
+	Cache  LabCacheCmd  `cmd:"" help:"Build the rootfs and package cache of a suite without starting a lab."`
 	Down   LabDownCmd   `cmd:"" help:"Stop every lab host and remove everything it left (cache kept)."`
 	Status LabStatusCmd `cmd:"" help:"Each host, its address, what runs on it and its memory."`
 	SSH    LabSSHCmd    `cmd:"" name:"ssh" help:"Open a root shell (or run CMD) on a lab host."`
@@ -25,19 +26,35 @@ type labFlags struct {
 	WorkDir string `help:"Where the running lab lives." default:"/var/lib/troupe-lab" env:"TROUPE_LAB_DIR" placeholder:"DIR"`
 }
 
+type cacheFlags struct {
+	Suite    string `help:"Debian suite: bookworm (Puppet 7) or trixie (Puppet 8)." enum:"bookworm,trixie" default:"bookworm"`
+	CacheDir string `help:"Rootfs and package cache (kept between labs)." default:"/var/cache/troupe-lab" env:"TROUPE_LAB_CACHE" placeholder:"DIR"`
+}
+
+type LabCacheCmd struct{ cacheFlags }
+
+func (c LabCacheCmd) Run() error {
+	if err := lab.CheckHost(); err != nil {
+		return err
+	}
+	return lab.BuildCache(context.Background(), lab.Spec{Suite: c.Suite, CacheDir: c.CacheDir}, os.Stderr)
+}
+
 type LabUpCmd struct {
 	labFlags
-	Suite     string `help:"Debian suite: bookworm (Puppet 7) or trixie (Puppet 8)." enum:"bookworm,trixie" default:"bookworm"`
+	cacheFlags
 	Compilers int    `help:"Number of compilers." default:"2"`
 	Agents    int    `help:"Number of agents." default:"1"`
-	CacheDir  string `help:"Rootfs and package cache (kept between labs)." default:"/var/cache/troupe-lab" env:"TROUPE_LAB_CACHE" placeholder:"DIR"`
+	Subnet    string `help:"First three octets of the lab's /24." default:"10.77.0"`
+	Bridge    string `help:"Bridge name (another one runs a second lab beside the first)." default:"labbr0"`
 }
 
 func (c LabUpCmd) Run() error {
 	if err := lab.CheckHost(); err != nil {
 		return err
 	}
-	l, err := lab.Up(context.Background(), lab.Spec{Suite: c.Suite, Compilers: c.Compilers, Agents: c.Agents, CacheDir: c.CacheDir, WorkDir: c.WorkDir}, os.Stderr)
+	l, err := lab.Up(context.Background(), lab.Spec{Suite: c.Suite, Compilers: c.Compilers, Agents: c.Agents,
+		CacheDir: c.CacheDir, WorkDir: c.WorkDir, Subnet: c.Subnet, Bridge: c.Bridge}, os.Stderr)
 	if err != nil {
 		return err
 	}
