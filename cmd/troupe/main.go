@@ -29,7 +29,9 @@ func main() {
 	if err == nil {
 		return
 	}
-	fmt.Fprintln(os.Stderr, "troupe: "+err.Error())
+	if msg := err.Error(); msg != "" {
+		fmt.Fprintln(os.Stderr, "troupe: "+msg)
+	}
 	var ee *cli.ExitError
 	if errors.As(err, &ee) {
 		os.Exit(ee.Code)

@@ -134,8 +134,11 @@ groups:
 	if human.code != 1 || jsonRun.code != 1 {
 		t.Errorf("a failed step must exit 1: human %d, json %d", human.code, jsonRun.code)
 	}
-	if !strings.Contains(human.stderr, "fail-loudly") || !strings.Contains(human.stderr, "--resume") {
-		t.Errorf("the error must name the step and say how to resume:\n%s", human.stderr)
+	if !strings.Contains(human.stdout, "fail-loudly") || !strings.Contains(human.stderr, "--resume") {
+		t.Errorf("the report must name the failed step and stderr say how to resume:\n%s\n%s", human.stdout, human.stderr)
+	}
+	if strings.Count(human.stdout+human.stderr, "run failed at step") != 1 {
+		t.Errorf("the error must be printed once:\n%s\n%s", human.stdout, human.stderr)
 	}
 	for _, line := range strings.Split(strings.TrimSpace(jsonRun.stdout), "\n") {
 		if !strings.HasPrefix(line, "{") || !strings.HasSuffix(line, "}") {
@@ -176,7 +179,24 @@ func TestUnreachableHostChangesNothing(t *testing.T) {
 	write(t, inv, fmt.Sprintf("version: 1\nconfig: {ssh: {port: %d, connect_timeout: 2s, known_hosts: %s/kh}}\ngroups:\n  web:\n    targets: [{name: web1, address: 127.0.0.1}]\n", port, dir))
 	write(t, filepath.Join(dir, "kh"), "")
 	r := troupe(t, []string{"HOME=" + dir}, "--state-dir", filepath.Join(dir, "state"), "run", "ping", "-i", inv)
-	if r.code != 1 || !strings.Contains(r.stderr, "cannot reach 1 of 1 hosts; nothing was changed") || !strings.Contains(r.stderr, "web1") {
+	if r.code != 1 || !strings.Contains(r.stdout, "cannot reach 1 of 1 hosts; nothing was changed") || !strings.Contains(r.stdout, "web1") {
+		t.Errorf("code %d stdout:\n%s", r.code, r.stdout)
+	}
+	if strings.Contains(r.stderr, "--resume") {
+		t.Errorf("nothing ran, so there is nothing to resume:\n%s", r.stderr)
+	}
+}
+
+func TestEncryptedKeyWithoutTerminalOrEnv(t *testing.T) {
+	dir := t.TempDir()
+	_, key, err := sshtest.WriteClientKey(dir, "open-sesame")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv := filepath.Join(dir, "inventory.yaml")
+	write(t, inv, fmt.Sprintf("version: 1\nconfig: {ssh: {private_key: %s}}\ngroups:\n  web:\n    targets: [{name: web1, address: 192.0.2.1}]\n", key))
+	r := troupe(t, nil, "--state-dir", filepath.Join(dir, "state"), "run", "ping", "-i", inv)
+	if r.code != 2 || !strings.Contains(r.stderr, "is encrypted: set passphrase_env") {
 		t.Errorf("code %d stderr:\n%s", r.code, r.stderr)
 	}
 }

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 
+	"golang.org/x/crypto/ssh"
 	"golang.org/x/term"
 
 	"github.com/troupe/troupe/internal/inventory"
@@ -80,17 +82,21 @@ func (c *RunCmd) Run(g *Globals) error {
 	if err == nil {
 		return nil
 	}
-	resume := fmt.Sprintf("troupe run %s -i %s --resume", c.Plan, c.Inventory)
-	hint := fmt.Sprintf("debug log: %s", logPath)
-	if sum != nil && sum.Journal != "" && !c.Noop {
-		hint += "\nto continue where it stopped: " + resume
-	}
 	code := ExitFailed
 	if ctx.Err() != nil {
 		code = ExitInterrupted
 		err = errors.New("interrupted; running commands were signalled")
 	}
-	return &ExitError{Code: code, Err: fmt.Errorf("%s\n%s", red.String(err.Error()), hint)}
+	msg := red.String(err.Error())
+	if c.Format == "human" {
+		msg = "" // the report already ended with the error and the log's path
+	} else {
+		msg += "\ndebug log: " + logPath
+	}
+	if sum != nil && len(sum.Counts) > 0 && !c.Noop {
+		msg += fmt.Sprintf("\nto continue where it stopped: troupe run %s -i %s --resume", c.Plan, c.Inventory)
+	}
+	return &ExitError{Code: code, Err: errors.New(strings.TrimPrefix(msg, "\n"))}
 }
 
 // bindParams types the --param values ($TROUPE_PARAM_NAME fills in params
@@ -120,6 +126,7 @@ func bindParams(p *plan.Plan, given map[string]string, red *secret.Redactor) (ma
 // vars (or one prompt) and registers every secret with the redactor.
 func resolveSecrets(inv *inventory.Inventory, red *secret.Redactor, ask bool) error {
 	var prompted string
+	passphrases := keyPrompt{}
 	if ask {
 		if !term.IsTerminal(int(os.Stdin.Fd())) {
 			return errors.New("--ask-sudo-pass needs a terminal; use the inventory's sudo_password_env instead")
@@ -149,11 +156,55 @@ func resolveSecrets(inv *inventory.Inventory, red *secret.Redactor, ask bool) er
 				return fmt.Errorf("%s: passphrase_env %s is not set", h.Name, cfg.PassphraseEnv)
 			}
 			cfg.Passphrase = v
+		} else if cfg.PrivateKey != "" {
+			p, err := passphrases.forKey(cfg.PrivateKey)
+			if err != nil {
+				return fmt.Errorf("%s: %w", h.Name, err)
+			}
+			cfg.Passphrase = p
 		}
 		red.Add(cfg.SudoPassword, cfg.Passphrase)
 	}
 	red.Add(inv.SecretValues()...)
 	return nil
+}
+
+// keyPrompt asks once per encrypted private key for its passphrase, before
+// any connection, so a run never stops half-way to ask.
+type keyPrompt map[string]string
+
+func (k keyPrompt) forKey(path string) (string, error) {
+	if p, ok := k[path]; ok {
+		return p, nil
+	}
+	file := path
+	if rest, ok := strings.CutPrefix(path, "~/"); ok {
+		home, _ := os.UserHomeDir()
+		file = filepath.Join(home, rest)
+	}
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return "", nil // the transport reports a missing key with the host's name
+	}
+	var missing *ssh.PassphraseMissingError
+	if _, err := ssh.ParseRawPrivateKey(pem); !errors.As(err, &missing) {
+		k[path] = ""
+		return "", nil
+	}
+	if !term.IsTerminal(int(os.Stdin.Fd())) {
+		return "", fmt.Errorf("private key %s is encrypted: set passphrase_env in the inventory, or run from a terminal to be asked", path)
+	}
+	fmt.Fprintf(os.Stderr, "passphrase for %s: ", path)
+	b, err := term.ReadPassword(int(os.Stdin.Fd()))
+	fmt.Fprintln(os.Stderr)
+	if err != nil {
+		return "", err
+	}
+	if _, err := ssh.ParseRawPrivateKeyWithPassphrase(pem, b); err != nil {
+		return "", fmt.Errorf("private key %s: wrong passphrase", path)
+	}
+	k[path] = string(b)
+	return k[path], nil
 }
 
 // interruptible returns a context cancelled by the first Ctrl-C (or
