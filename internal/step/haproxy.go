@@ -32,10 +32,8 @@ type LBServer struct {
 func (l *LBServer) Title() string { return "Set server state " + l.State + " in HAProxy" }
 
 func (l *LBServer) Validate() error {
-	switch l.State {
-	case "ready", "drain", "maint":
-	default:
-		return fmt.Errorf("state %q: want ready, drain or maint", l.State)
+	if err := checkLBState(l.State); err != nil && !strings.Contains(l.State, "{{") {
+		return err
 	}
 	if l.Timeout != "" {
 		if _, err := time.ParseDuration(l.Timeout); err != nil {
@@ -43,6 +41,14 @@ func (l *LBServer) Validate() error {
 		}
 	}
 	return nil
+}
+
+func checkLBState(s string) error {
+	switch s {
+	case "ready", "drain", "maint":
+		return nil
+	}
+	return fmt.Errorf("state %q: want ready, drain or maint", s)
 }
 
 // HAProxy's srv_admin_state bits (src/server.h): forced maintenance and
@@ -69,6 +75,13 @@ func (s srvState) admin() string {
 }
 
 func (l *LBServer) Run(ctx context.Context, x *Exec) (Result, error) {
+	state, err := x.Render(l.State)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := checkLBState(state); err != nil {
+		return Result{}, err
+	}
 	backend, err := x.Render(dflt(l.Backend, "compilers"))
 	if err != nil {
 		return Result{}, err
@@ -101,15 +114,15 @@ func (l *LBServer) Run(ctx context.Context, x *Exec) (Result, error) {
 		if err != nil {
 			return Result{}, fmt.Errorf("%s: %w", name, err)
 		}
-		did := "already " + l.State
-		if st.admin() != l.State {
-			if _, err := api.command(ctx, fmt.Sprintf("set server %s/%s state %s", backend, server, l.State), true); err != nil {
+		did := "already " + state
+		if st.admin() != state {
+			if _, err := api.command(ctx, fmt.Sprintf("set server %s/%s state %s", backend, server, state), true); err != nil {
 				return Result{}, fmt.Errorf("%s: %w", name, err)
 			}
-			changed, did = true, st.admin()+" → "+l.State
+			changed, did = true, st.admin()+" → "+state
 		}
 		if (l.Wait == nil || *l.Wait) && !x.Noop {
-			w, err := api.settle(ctx, backend, server, l.State, timeout)
+			w, err := api.settle(ctx, backend, server, state, timeout)
 			if err != nil {
 				return Result{}, fmt.Errorf("%s: %w", name, err)
 			}

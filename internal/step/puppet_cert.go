@@ -46,7 +46,7 @@ func (p *PuppetCert) Validate() error {
 
 // certPaths are the host's own SSL paths, read with `puppet config print`.
 type certPaths struct {
-	certname, hostcert, hostpubkey, localcacert string
+	certname, hostcert, hostprivkey, localcacert string
 }
 
 func (p *PuppetCert) Run(ctx context.Context, x *Exec) (Result, error) {
@@ -63,11 +63,11 @@ func (p *PuppetCert) Run(ctx context.Context, x *Exec) (Result, error) {
 		return Result{}, err
 	}
 	alts = splitNames(alts)
-	s, err := puppetSettings(ctx, x, "main", certname, "certname", "hostcert", "hostpubkey", "localcacert")
+	s, err := puppetSettings(ctx, x, "main", certname, "certname", "hostcert", "hostprivkey", "localcacert")
 	if err != nil {
 		return Result{}, err
 	}
-	hp := certPaths{s["certname"], s["hostcert"], s["hostpubkey"], s["localcacert"]}
+	hp := certPaths{s["certname"], s["hostcert"], s["hostprivkey"], s["localcacert"]}
 	want := puppet.ExpectedNames(hp.certname, alts)
 	data := map[string]any{"certname": hp.certname, "names": want, "hostcert": hp.hostcert}
 
@@ -113,13 +113,12 @@ func (p *PuppetCert) Run(ctx context.Context, x *Exec) (Result, error) {
 		if err := p.request(ctx, x, ca, hp, alts, reqPath); err != nil {
 			return Result{}, err
 		}
-		pub, err := x.Conn.Download(ctx, hp.hostpubkey, x.Sudo)
+		pubDER, err := hostPublicKey(ctx, x, hp.hostprivkey)
 		if err != nil {
-			return Result{}, fmt.Errorf("read %s: %w", hp.hostpubkey, err)
+			return Result{}, err
 		}
-		pubDER, err := puppet.ParsePublicKey(pub)
-		if err != nil {
-			return Result{}, fmt.Errorf("%s: %w", hp.hostpubkey, err)
+		if pubDER == nil {
+			return Result{}, fmt.Errorf("no private key at %s after the request", hp.hostprivkey)
 		}
 		csr, err := ca.Conn.Download(ctx, reqPath, ca.Sudo)
 		if err != nil {
@@ -169,14 +168,32 @@ func (p *PuppetCert) verify(ctx context.Context, x *Exec, hp certPaths, cert []b
 	if err != nil {
 		return fmt.Errorf("read %s: %w", hp.localcacert, err)
 	}
-	pub, err := x.Conn.Download(ctx, hp.hostpubkey, x.Sudo)
-	var pubDER []byte
-	if err == nil {
-		if pubDER, err = puppet.ParsePublicKey(pub); err != nil {
-			return fmt.Errorf("%s: %w", hp.hostpubkey, err)
-		}
+	pubDER, err := hostPublicKey(ctx, x, hp.hostprivkey)
+	if err != nil {
+		return err
 	}
 	return puppet.CheckCert(cert, caPEM, hp.certname, want, pubDER, time.Now())
+}
+
+// hostPublicKey derives the public key from the host's private key on the
+// host (the private key never leaves it); nil when there is no key file.
+// Puppet 6+ no longer writes public_keys/, so the key is the only source.
+func hostPublicKey(ctx context.Context, x *Exec, privkey string) ([]byte, error) {
+	res, err := x.Probe(ctx, "test ! -e "+render.ShellQuote(privkey)+" || openssl pkey -pubout -in "+render.ShellQuote(privkey))
+	if err != nil {
+		return nil, err
+	}
+	if res.ExitCode != 0 {
+		return nil, fmt.Errorf("public key of %s: %s", privkey, lastLine(res.Stderr))
+	}
+	if strings.TrimSpace(res.Stdout) == "" {
+		return nil, nil
+	}
+	der, err := puppet.ParsePublicKey([]byte(res.Stdout))
+	if err != nil {
+		return nil, fmt.Errorf("public key of %s: %w", privkey, err)
+	}
+	return der, nil
 }
 
 // splitNames accepts both list items and comma-separated strings (a rendered

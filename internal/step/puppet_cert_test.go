@@ -49,10 +49,12 @@ func newCertSite(t *testing.T) *certSite {
 	host.reply("config print certname hostcert", strings.Join([]string{
 		"certname = compile1.lab.test",
 		"hostcert = " + sslDir + "/certs/compile1.lab.test.pem",
-		"hostpubkey = " + sslDir + "/public_keys/compile1.lab.test.pem",
+		"hostprivkey = " + sslDir + "/private_keys/compile1.lab.test.pem",
 		"localcacert = " + sslDir + "/certs/ca.pem"}, "\n")+"\n")
 	altRe := regexp.MustCompile(`--dns_alt_names (\S+)`)
 	var hostKey *ecdsa.PrivateKey
+	var pubPEM string // what `openssl pkey -pubout` prints once the host has a key
+	host.on("openssl pkey -pubout", func(string) transport.Result { return transport.Result{Stdout: pubPEM} })
 	host.on("ssl submit_request", func(cmd string) transport.Result {
 		hostKey, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		names := []string{"compile1.lab.test"}
@@ -65,7 +67,7 @@ func newCertSite(t *testing.T) *certSite {
 		csr, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
 			Subject: pkix.Name{CommonName: "compile1.lab.test"}, DNSNames: names}, hostKey)
 		pub, _ := x509.MarshalPKIXPublicKey(&hostKey.PublicKey)
-		host.set(sslDir+"/public_keys/compile1.lab.test.pem", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}))
+		pubPEM = string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}))
 		host.set(sslDir+"/certs/ca.pem", s.caPEM)
 		ca.set(caDir+"/requests/compile1.lab.test.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csr}))
 		return transport.Result{}

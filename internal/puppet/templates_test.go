@@ -1,0 +1,92 @@
+package puppet
+
+import (
+	"io/fs"
+	"maps"
+	"strings"
+	"testing"
+
+	troupe "github.com/troupe/troupe"
+	"github.com/troupe/troupe/internal/render"
+)
+
+// TestRoleTemplates renders every shipped config template for every flavor
+// and server role, as the roles do: a missing key or a broken template
+// fails here instead of on a host.
+func TestRoleTemplates(t *testing.T) {
+	files, err := fs.Glob(troupe.Content, "roles/templates/*.tmpl")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no templates: %v", err)
+	}
+	host := func(name, addr string) map[string]any {
+		short, _, _ := strings.Cut(name, ".")
+		return map[string]any{"name": name, "short": short, "address": addr}
+	}
+	for _, flavor := range FlavorNames() {
+		for _, role := range []string{"ca", "compiler"} {
+			for _, route := range []string{"direct", "sni"} {
+				scope, _ := Scope(flavor)
+				f := scope["flavor"].(map[string]any)
+				paths := f["paths"].(map[string]any)
+				ssl := paths["ssldir"].(string)
+				data := map[string]any{
+					"flavor": f,
+					"host":   host("compile1.example.com", "10.0.0.11"),
+					"groups": map[string]any{
+						"ca":        []any{host("ca.example.com", "10.0.0.10")},
+						"compilers": []any{host("compile1.example.com", "10.0.0.11"), host("compile2.example.com", "10.0.0.12")},
+					},
+					"vars": map[string]any{
+						"server_role": role, "tls12_only": true, "lb_timeout": "10m", "lb_socket": "/run/haproxy/admin.sock",
+						"ca_route": route, "ca_name": "ca.example.com", "control_repo": "https://git.example.com/control.git",
+						"r10k_cachedir": "/var/cache/r10k",
+					},
+					"registered": map[string]any{"pcfg": map[string]any{"data": map[string]any{
+						"codedir": paths["codedir"], "hostcert": ssl + "/certs/compile1.example.com.pem",
+						"hostprivkey": ssl + "/private_keys/compile1.example.com.pem", "localcacert": ssl + "/certs/ca.pem",
+						"hostcrl": ssl + "/crl.pem",
+					}}},
+				}
+				for _, name := range files {
+					b, _ := fs.ReadFile(troupe.Content, name)
+					out, err := render.File(name, string(b), maps.Clone(data))
+					if err != nil {
+						t.Errorf("%s/%s/%s: %v", flavor, role, name, err)
+						continue
+					}
+					check(t, flavor+"/"+role+"/"+route+"/"+name, string(out), role, route)
+				}
+			}
+		}
+	}
+}
+
+func check(t *testing.T, label, out, role, route string) {
+	t.Helper()
+	must := func(ok bool, what string) {
+		if !ok {
+			t.Errorf("%s: %s\n%s", label, what, out)
+		}
+	}
+	switch {
+	case strings.HasSuffix(label, "webserver.conf.tmpl"):
+		n := strings.Count(out, "ssl-cert:") + strings.Count(out, "ssl-key:") + strings.Count(out, "ssl-ca-cert:") + strings.Count(out, "ssl-crl-path:")
+		must(n == 0 && role == "ca" || n == 4 && role == "compiler", "SSL paths: all four on compilers, none on the CA")
+		must(strings.Contains(out, "ssl-protocols: [TLSv1.2]"), "TLS 1.2")
+	case strings.HasSuffix(label, "ca.cfg.tmpl"):
+		enabled := strings.Contains(out, "\npuppetlabs.services.ca.certificate-authority-service/")
+		disabled := strings.Contains(out, "\npuppetlabs.services.ca.certificate-authority-disabled-service/")
+		must(enabled == (role == "ca") && disabled == (role == "compiler"), "CA service on the CA only")
+		must(strings.Contains(out, "\npuppetlabs.trapperkeeper.services.watcher.filesystem-watch-service/"), "filesystem watcher kept")
+	case strings.HasSuffix(label, "haproxy.cfg.tmpl"):
+		for _, s := range []string{"mode tcp", "balance leastconn", "option httpchk GET /status/v1/simple",
+			"http-check expect string running", "check-ssl verify none", "timeout server 10m", "level admin",
+			"server compile1 10.0.0.11:8140", "server compile2 10.0.0.12:8140"} {
+			must(strings.Contains(out, s), s)
+		}
+		must(strings.Contains(out, "req.ssl_sni -i ca.example.com") == (route == "sni"), "SNI route only with ca_route sni")
+	case strings.HasSuffix(label, "r10k.yaml.tmpl"):
+		must(strings.Contains(out, "remote: https://git.example.com/control.git"), "remote")
+		must(strings.Contains(out, "/code/environments"), "basedir")
+	}
+}
