@@ -108,6 +108,10 @@ func TestLabUpSSHRepoDown(t *testing.T) {
 			!strings.Contains(out, "/usr/local/bin/systemctl") {
 			t.Errorf("%s: lab/sudo: %q", h.Short, out)
 		}
+		// troupe stages sudo uploads under ~/.cache: the home must be the user's
+		if out := sshOut(t, l, "lab", h.Name, "stat -c %U /home/lab && mkdir -p ~/.cache && echo HOME-OK"); out != "lab\nHOME-OK\n" {
+			t.Errorf("%s: /home/lab not writable by lab: %q", h.Short, out)
+		}
 	}
 	// No way out of the subnet: no route to the mirror, nor to the runner's other addresses.
 	if out, err := sshRun(l, "root", "agent1", "ip route get 1.1.1.1 2>&1; curl -sS -m 3 -o /dev/null http://deb.debian.org/ 2>&1"); err == nil {

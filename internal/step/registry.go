@@ -61,12 +61,12 @@ func (Registry) Decode(kind string, node ast.Node) (any, error) {
 		return nil, &yaml.SyntaxError{Message: fmt.Sprintf("unknown action %q", kind), Token: node.GetToken()}
 	}
 	a := mk()
-	if s, isStr := node.(*ast.StringNode); isStr {
+	if s, isStr := scalarString(node); isStr {
 		sh, ok := a.(Shorthand)
 		if !ok {
 			return nil, &yaml.SyntaxError{Message: fmt.Sprintf("%s: want a mapping, not a string", kind), Token: node.GetToken()}
 		}
-		sh.SetString(s.Value)
+		sh.SetString(s)
 	} else if err := yaml.NodeToValue(node, a, yaml.Strict()); err != nil {
 		return nil, err
 	}
@@ -76,6 +76,17 @@ func (Registry) Decode(kind string, node ast.Node) (any, error) {
 		}
 	}
 	return a, nil
+}
+
+// scalarString is a plain, quoted or block (| or >) string scalar.
+func scalarString(n ast.Node) (string, bool) {
+	switch v := n.(type) {
+	case *ast.StringNode:
+		return v.Value, true
+	case *ast.LiteralNode:
+		return v.Value.Value, true
+	}
+	return "", false
 }
 
 // Title is the action's default title: its own, or its kind.

@@ -24,6 +24,9 @@ mount -t tmpfs -o nosuid,nodev,mode=1777 tmpfs "$M/dev/shm"
 mount -t tmpfs -o nosuid,nodev,mode=755,size=256m tmpfs "$M/run"
 # per-host files, written through the overlay (they land in the upper dir)
 cp -a "$HD/files/." "$M/"
+# cp -a gave /home/lab the runner's (root's) ownership: hand the home back
+# to its user, or nothing it runs can write there (~/.cache, ~/.ssh).
+chown 1000:1000 "$M/home/lab"
 chown -R 1000:1000 "$M/home/lab/.ssh"
 rm -f "$M"/etc/apt/sources.list.d/*
 hostname "$NAME"
