@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -198,5 +199,31 @@ func TestEncryptedKeyWithoutTerminalOrEnv(t *testing.T) {
 	r := troupe(t, nil, "--state-dir", filepath.Join(dir, "state"), "run", "ping", "-i", inv)
 	if r.code != 2 || !strings.Contains(r.stderr, "is encrypted: set passphrase_env") {
 		t.Errorf("code %d stderr:\n%s", r.code, r.stderr)
+	}
+}
+
+func TestShippedPlansValidateAgainstTheExampleInventory(t *testing.T) {
+	inv, err := filepath.Abs("../../inventory/site.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir() // no plans/ here: the embedded ones are checked
+	list := exec.Command(troupeBin, "plan", "list")
+	list.Dir = dir
+	out, err := list.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var plans []string
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		plans = append(plans, strings.Fields(l)[0])
+	}
+	if !slices.Contains(plans, "bootstrap") {
+		t.Fatalf("bootstrap is not shipped: %v", plans)
+	}
+	cmd := exec.Command(troupeBin, append([]string{"plan", "validate", "-i", inv}, plans...)...)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("shipped plans do not validate against inventory/site.yaml: %v\n%s", err, out)
 	}
 }
