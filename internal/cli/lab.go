@@ -109,7 +109,8 @@ func (c LabSSHCmd) Run() error {
 	err = cmd.Run()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
-		return &ExitError{Code: ee.ExitCode(), Err: fmt.Errorf("ssh %s: %w", c.Host, err)}
+		// the remote command's own output says why; pass its exit code on quietly
+		return &ExitError{Code: ee.ExitCode(), Err: errors.New("")}
 	}
 	return err
 }
