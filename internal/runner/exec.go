@@ -461,9 +461,6 @@ func (r *run) resumed(s *plan.Step, h *inventory.Host) (done, bool) {
 	return d, true
 }
 
-// restoreRegistered brings back registered values for steps --resume skips.
-func (r *run) restoreRegistered() error { return nil }
-
 // alive drops hosts that already failed.
 func (r *run) alive(hosts []*inventory.Host) []*inventory.Host {
 	r.mu.Lock()

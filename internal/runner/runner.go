@@ -126,10 +126,9 @@ func (r *run) execute(ctx context.Context) (*Summary, error) {
 	defer r.journal.close()
 	sum.Journal = r.journal.path
 	if r.o.Resume {
+		// registered values of skipped steps come back from the journal
+		// as each step is skipped (see host)
 		if r.resume, err = r.journal.previous(); err != nil {
-			return sum, err
-		}
-		if err := r.restoreRegistered(); err != nil {
 			return sum, err
 		}
 	}

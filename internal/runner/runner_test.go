@@ -249,7 +249,7 @@ steps:
     command: test ! -e $H/break
   - id: last
     targets: web
-    command: touch $H/last
+    command: echo "count said rc={{ .registered.c.rc }}" > $H/last
 `, "h1", "h2")
 	os.WriteFile(filepath.Join(f.hostDir("h2"), "break"), nil, 0o644)
 	if _, _, err := f.run(context.Background(), nil); !errors.Is(err, ErrFailed) {
@@ -273,6 +273,10 @@ steps:
 		b, _ := os.ReadFile(filepath.Join(f.hostDir(h), "count"))
 		if string(b) != "x\n" {
 			t.Errorf("%s ran a completed step again: %q", h, b)
+		}
+		// a skipped step's registered value comes back from the journal
+		if b, _ := os.ReadFile(filepath.Join(f.hostDir(h), "last")); string(b) != "count said rc=0\n" {
+			t.Errorf("%s: registered value after resume: %q", h, b)
 		}
 	}
 	if _, _, err := f.run(context.Background(), func(o *Options) { o.Resume = true }); err == nil || !strings.Contains(err.Error(), "nothing to resume") {
