@@ -35,8 +35,21 @@ type suiteCache struct {
 func (c suiteCache) rootfs() string       { return filepath.Join(c.dir, "rootfs") }
 func (c suiteCache) repo() string         { return filepath.Join(c.dir, "repo") }
 func (c suiteCache) rootfsDone() bool     { return exists(filepath.Join(c.dir, "rootfs.done")) }
-func (c suiteCache) repoDone() bool       { return exists(filepath.Join(c.dir, "repo.done")) }
 func (c suiteCache) logf(n string) string { return filepath.Join(c.dir, n+".log") }
+
+// repoDone: the repository was built from the package lists in force now.
+// repo.done holds their digest, so a change to packages.go rebuilds the
+// repository on the next up instead of serving a stale one.
+func (c suiteCache) repoDone() bool {
+	b, err := os.ReadFile(filepath.Join(c.dir, "repo.done"))
+	return err == nil && strings.Contains(string(b), "lists "+c.repoKey()+"\n")
+}
+
+// repoKey is a digest of what the repository must hold.
+func (c suiteCache) repoKey() string {
+	sum := sha256.Sum256([]byte(fmt.Sprint(rolePackages[c.suite], upgradePackages, upgradeSuffix)))
+	return hex.EncodeToString(sum[:8])
+}
 
 // BuildCache builds the cache of s.Suite (rootfs and package repository)
 // if it is missing, without starting a lab: for warming CI caches.
@@ -242,7 +255,7 @@ func (c suiteCache) buildRepo(ctx context.Context, log io.Writer) error {
 	if err := os.Rename(tmp, c.repo()); err != nil {
 		return err
 	}
-	return writeFile(filepath.Join(c.dir, "repo.done"), time.Now().UTC().Format(time.RFC3339)+"\n", 0o644)
+	return writeFile(filepath.Join(c.dir, "repo.done"), time.Now().UTC().Format(time.RFC3339)+"\nlists "+c.repoKey()+"\n", 0o644)
 }
 
 // bumpPackage copies package pkg from src into dst with upgradeSuffix

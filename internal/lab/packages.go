@@ -37,8 +37,10 @@ var rolePackages = map[string][][]string{
 }
 
 // upgradePackages get a rebuilt copy with a bumped version (+troupe1) in the
-// upgrade repository, so a rolling upgrade really changes versions.
-var upgradePackages = []string{"puppetserver", "puppet-agent"}
+// upgrade repository, so a rolling upgrade really changes versions: the
+// servers, the agent, PuppetDB and its termini (upgraded together, as
+// Puppet's upgrade docs ask).
+var upgradePackages = []string{"puppetserver", "puppet-agent", "puppetdb", "puppet-terminus-puppetdb"}
 
 // upgradeSuffix is appended to the Debian version of upgradePackages.
 const upgradeSuffix = "+troupe1"
