@@ -88,7 +88,7 @@ func bootstrapSuite(t *testing.T, bin, suite string) {
 	t0 := time.Now()
 	// A work dir of its own: fresh, bare hosts, never an operator's lab.
 	// Its own bridge and subnet, so the test runs beside a demo lab (labbr0).
-	l, err := lab.Up(ctx, lab.Spec{Suite: suite, WorkDir: filepath.Join(t.TempDir(), "work"), Subnet: "10.77.8", Bridge: "labe0"}, testLog{t})
+	l, err := lab.Up(ctx, lab.Spec{Suite: suite, WorkDir: filepath.Join(t.TempDir(), "work"), Subnet: "10.77.8", Bridge: "labe0", Agents: 2}, testLog{t})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,11 +213,79 @@ func bootstrapSuite(t *testing.T, bin, suite string) {
 	}
 	t.Logf("WALL TIME %s: lab+bootstrap+checks %s (first bootstrap %s, second %s)",
 		suite, time.Since(t0).Round(time.Second), first.Round(time.Second), second.Round(time.Second))
+
+	// Day-2 scenarios on the same site, in sequence, destructive ones last.
+	day2(t, s, "upgrade", func(t *testing.T, s *site) { upgradeScenario(ctx, t, s) })
+}
+
+// day2 runs one scenario on the site as a subtest; it stops the sequence
+// when the scenario fails, since the next one starts from its end state.
+func day2(t *testing.T, s *site, name string, f func(*testing.T, *site)) {
+	if t.Failed() {
+		t.Logf("%s: skipped, the site is not in a known state", name)
+		return
+	}
+	t0 := time.Now()
+	sub := *s
+	if !t.Run(name, func(t *testing.T) { sub.t = t; f(t, &sub) }) {
+		t.FailNow()
+	}
+	t.Logf("WALL TIME %s: %s", name, time.Since(t0).Round(time.Second))
+}
+
+// event is one NDJSON event of troupe --format json.
+type event struct {
+	Time   time.Time `json:"time"`
+	Kind   string    `json:"event"`
+	Step   string    `json:"step"`
+	Host   string    `json:"host"`
+	Hosts  []string  `json:"hosts"`
+	Status string    `json:"status"`
+	Reason string    `json:"reason"`
+	Text   string    `json:"text"`
+	Error  string    `json:"error"`
+	Stderr string    `json:"stderr"`
+}
+
+// run is one troupe invocation: its events, exit code and wall time.
+type run struct {
+	events []event
+	code   int
+	wall   time.Duration
+	stderr string
+}
+
+// with returns the host results of one status ("changed", "failed") as
+// "step host" pairs, failures with their error.
+func (r run) with(status string) []string {
+	var out []string
+	for _, e := range r.events {
+		if e.Kind == "host_result" && e.Status == status {
+			if status == "failed" {
+				out = append(out, fmt.Sprintf("%s %s: %s\n%s", e.Step, e.Host, e.Error, e.Stderr))
+			} else {
+				out = append(out, e.Step+" "+e.Host)
+			}
+		}
+	}
+	return out
 }
 
 // troupe runs the binary with --format json and returns the wall time and
 // the "step host" pairs that changed; any failure fails the test.
 func (s *site) troupe(ctx context.Context, args ...string) (time.Duration, []string) {
+	s.t.Helper()
+	r := s.troupeRun(ctx, args...)
+	if r.code != 0 {
+		s.t.Fatalf("troupe %s: exit %d (%s)\n%s\n%s", strings.Join(args[:2], " "), r.code, r.wall.Round(time.Second),
+			strings.Join(r.with("failed"), "\n"), r.stderr)
+	}
+	return r.wall, r.with("changed")
+}
+
+// troupeRun runs the binary with --format json and returns what it did,
+// whatever its exit code.
+func (s *site) troupeRun(ctx context.Context, args ...string) run {
 	s.t.Helper()
 	args = append(args, "-i", s.l.Inventory, "--format", "json", "--state-dir", s.dir, "--color", "never")
 	cmd := exec.CommandContext(ctx, s.bin, args...)
@@ -226,41 +294,26 @@ func (s *site) troupe(ctx context.Context, args ...string) (time.Duration, []str
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	t0 := time.Now()
 	err := cmd.Run()
-	d := time.Since(t0)
+	r := run{wall: time.Since(t0), stderr: stderr.String()}
 	if cmd.ProcessState != nil {
 		// troupe's own share: CPU it used, against the wall time it spent
 		// mostly waiting on remote commands.
 		cpu := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 		s.t.Logf("troupe %s: wall %s, troupe's own CPU %s (%.1f%%)", strings.Join(args[:2], " "),
-			d.Round(100*time.Millisecond), cpu.Round(10*time.Millisecond), 100*cpu.Seconds()/d.Seconds())
+			r.wall.Round(100*time.Millisecond), cpu.Round(10*time.Millisecond), 100*cpu.Seconds()/r.wall.Seconds())
+		r.code = cmd.ProcessState.ExitCode()
+	} else if err != nil {
+		s.t.Fatalf("troupe %s: %v", strings.Join(args[:2], " "), err)
 	}
-	var changed, failed []string
 	sc := bufio.NewScanner(&stdout)
 	sc.Buffer(make([]byte, 1<<20), 1<<24)
 	for sc.Scan() {
-		var e struct {
-			Kind   string `json:"event"`
-			Step   string `json:"step"`
-			Host   string `json:"host"`
-			Status string `json:"status"`
-			Error  string `json:"error"`
-			Stderr string `json:"stderr"`
-		}
-		if json.Unmarshal(sc.Bytes(), &e) != nil || e.Kind != "host_result" {
-			continue
-		}
-		switch e.Status {
-		case "changed":
-			changed = append(changed, e.Step+" "+e.Host)
-		case "failed":
-			failed = append(failed, fmt.Sprintf("%s %s: %s\n%s", e.Step, e.Host, e.Error, e.Stderr))
+		var e event
+		if json.Unmarshal(sc.Bytes(), &e) == nil {
+			r.events = append(r.events, e)
 		}
 	}
-	if err != nil {
-		s.t.Fatalf("troupe %s: %v (%s)\n%s\n%s", strings.Join(args[:2], " "), err, d.Round(time.Second),
-			strings.Join(failed, "\n"), stderr.String())
-	}
-	return d, changed
+	return r
 }
 
 // ssh runs a command as root on a lab host and returns its output.

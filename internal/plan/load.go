@@ -480,8 +480,11 @@ func (c *loadCtx) step(f *srcFile, n ast.Node, parent string, sc *scope, ids map
 			late = append(late, kv)
 		case "serial":
 			s.Serial, _ = c.count(d, kv.Val, what, 1)
+			c.template(d, kv.Val, s.Serial, sc)
 		case "max_failures":
-			s.MaxFailures, _ = c.count(d, kv.Val, what, 0)
+			if s.MaxFailures, _ = c.count(d, kv.Val, what, 0); strings.Contains(s.MaxFailures, "{{") {
+				d.Errorf(kv.Val, "%s cannot be a template", what)
+			}
 		case "retries":
 			if v, ok := d.Integer(kv.Val, what); ok {
 				if v < 0 {
@@ -648,7 +651,10 @@ func (c *loadCtx) count(d *yamldoc.Doc, n ast.Node, what string, min int) (strin
 		}
 		return strconv.Itoa(v), true
 	}
-	if s, ok := n.(*ast.StringNode); ok {
+	if s, ok := n.(*ast.StringNode); ok && strings.Contains(s.Value, "{{") {
+		// A template (serial: "{{ .params.batch }}"): checked when rendered.
+		return s.Value, true
+	} else if ok {
 		num, pct := strings.CutSuffix(s.Value, "%")
 		v, err := strconv.Atoi(num)
 		switch {

@@ -9,7 +9,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"text/template"
@@ -38,7 +40,54 @@ func Funcs() template.FuncMap {
 		"list":      func(v ...any) []any { return v },
 		"has":       has,
 		"get":       get,
+		"batch":     batch,
+		"sub":       func(a, b int) int { return a - b },
+		"major":     major,
 	}
+}
+
+// Amount parses "N" or "N%" of total (a percentage rounds down), as serial
+// and max_failures take it.
+func Amount(s string, total int) (int, error) {
+	if s == "" {
+		return 0, nil
+	}
+	if p, ok := strings.CutSuffix(s, "%"); ok {
+		v, err := strconv.ParseFloat(p, 64)
+		if err != nil || v < 0 || v > 100 {
+			return 0, fmt.Errorf("%q: want N or N%% (0-100)", s)
+		}
+		return int(math.Floor(v / 100 * float64(total))), nil
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil || v < 0 {
+		return 0, fmt.Errorf("%q: want N or N%%", s)
+	}
+	return v, nil
+}
+
+// major is the leading number of a package version after any epoch:
+// "1:8.10.0-5" → 8, "7.23.0-1+deb12u1" → 7; -1 when there is none.
+func major(v string) int {
+	if _, rest, ok := strings.Cut(v, ":"); ok {
+		v = rest
+	}
+	end := strings.IndexFunc(v, func(r rune) bool { return r < '0' || r > '9' })
+	if end < 0 {
+		end = len(v)
+	}
+	n, err := strconv.Atoi(v[:end])
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// batch is the size of a serial batch of total hosts: Amount, at least 1 —
+// what the runner will use, so a plan can check capacity before it starts.
+func batch(spec any, total int) (int, error) {
+	n, err := Amount(strings.TrimSpace(fmt.Sprint(spec)), total)
+	return max(n, 1), err
 }
 
 var cache sync.Map // template text → *template.Template

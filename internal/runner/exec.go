@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -52,7 +50,7 @@ func (r *run) one(ctx context.Context, s *plan.Step, inherited []*inventory.Host
 	}
 	targets = r.alive(targets)
 	if s.MaxFailures != "" || !pol.set {
-		allowed, err := amount(s.MaxFailures, len(targets))
+		allowed, err := render.Amount(s.MaxFailures, len(targets))
 		if err != nil {
 			return fmt.Errorf("step %s: max_failures: %w", s.ID, err)
 		}
@@ -63,17 +61,29 @@ func (r *run) one(ctx context.Context, s *plan.Step, inherited []*inventory.Host
 		r.emit(report.Event{Kind: report.StepEnd, Step: s.ID, Text: "no hosts"})
 		return nil
 	}
+	inner := l
+	if isBlock(s) {
+		inner = l.with(s.Params, s.Defaults, s.Vars)
+		if s.When != "" {
+			// A block's when is decided per host before its first batch, so
+			// hosts that need nothing (a compiler already upgraded) take no
+			// place in a rolling batch and are never drained.
+			if targets = r.blockWhen(s, targets, inner); len(targets) == 0 {
+				return nil
+			}
+		}
+	}
 	size := len(targets)
 	if s.Serial != "" {
-		n, err := amount(s.Serial, len(targets))
+		serial, err := r.serial(s, targets[0], inner)
+		if err != nil {
+			return err
+		}
+		n, err := render.Amount(serial, len(targets))
 		if err != nil {
 			return fmt.Errorf("step %s: serial: %w", s.ID, err)
 		}
 		size = max(n, 1)
-	}
-	inner := l
-	if isBlock(s) {
-		inner = l.with(s.Params, s.Defaults, s.Vars)
 	}
 	for i := 0; i < len(targets); i += size {
 		batch := r.alive(targets[i:min(i+size, len(targets))])
@@ -99,6 +109,45 @@ func (r *run) one(ctx context.Context, s *plan.Step, inherited []*inventory.Host
 		}
 	}
 	return nil
+}
+
+// blockWhen keeps the hosts whose scope makes the block's when true; the
+// others get one skipped result for the whole block.
+func (r *run) blockWhen(s *plan.Step, hosts []*inventory.Host, l scopeLayer) []*inventory.Host {
+	var keep []*inventory.Host
+	for _, h := range hosts {
+		data, err := r.data(h, l)
+		ok := false
+		if err == nil {
+			ok, err = render.Bool(s.When, data)
+		}
+		switch {
+		case err != nil:
+			r.result(s, h, report.Failed, "", fmt.Errorf("when: %w", err), 0)
+		case ok:
+			keep = append(keep, h)
+		default:
+			r.result(s, h, report.Skipped, "when is false", nil, 0)
+		}
+	}
+	return keep
+}
+
+// serial renders a templated batch size ("{{ .params.batch }}") against the
+// first target's scope: the size is one value for the whole step.
+func (r *run) serial(s *plan.Step, h *inventory.Host, l scopeLayer) (string, error) {
+	if !strings.Contains(s.Serial, "{{") {
+		return s.Serial, nil
+	}
+	data, err := r.data(h, l)
+	if err != nil {
+		return "", fmt.Errorf("step %s: serial: %w", s.ID, err)
+	}
+	v, err := render.String(s.Serial, data)
+	if err != nil {
+		return "", fmt.Errorf("step %s: serial: %w", s.ID, err)
+	}
+	return strings.TrimSpace(v), nil
 }
 
 // checkFailures stops the run when more hosts of the policy's pool failed
@@ -498,25 +547,6 @@ func (r *run) peer(s *plan.Step, l scopeLayer) func(ctx context.Context, name st
 		x.Peer = r.peer(s, l)
 		return x, nil
 	}
-}
-
-// amount parses "N" or "N%" of total.
-func amount(s string, total int) (int, error) {
-	if s == "" {
-		return 0, nil
-	}
-	if p, ok := strings.CutSuffix(s, "%"); ok {
-		v, err := strconv.ParseFloat(p, 64)
-		if err != nil || v < 0 || v > 100 {
-			return 0, fmt.Errorf("%q: want N or N%% (0-100)", s)
-		}
-		return int(math.Floor(v / 100 * float64(total))), nil
-	}
-	v, err := strconv.Atoi(s)
-	if err != nil || v < 0 {
-		return 0, fmt.Errorf("%q: want N or N%%", s)
-	}
-	return v, nil
 }
 
 func title(s *plan.Step) string {

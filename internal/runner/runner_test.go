@@ -408,3 +408,49 @@ steps:
 		t.Errorf("retries: %q", b)
 	}
 }
+
+// A block's when picks its hosts before the first batch: hosts where it is
+// false take no place in a rolling batch and none of its steps run there;
+// serial may come from a param.
+func TestBlockWhenAndTemplatedSerial(t *testing.T) {
+	f := setup(t, `name: p
+params:
+  batch: {type: string, default: "2"}
+steps:
+  - id: facts
+    targets: web
+    command: 'if [ "$(basename $H)" = h2 ]; then echo current; else echo old; fi'
+    register: ver
+    changed_when: "{{ false }}"
+  - id: roll
+    targets: web
+    serial: "{{ .params.batch }}"
+    when: '{{ eq (trim .registered.ver.stdout) "old" }}'
+    steps:
+      - id: work
+        command: 'echo "$(date +%s%N)" > $H/worked'
+`, "h1", "h2", "h3", "h4")
+	rec, _, err := f.run(context.Background(), func(o *Options) { o.Params = map[string]any{"batch": "2"} })
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	got := rec.results()
+	if got["roll h2"] != "skipped when is false" || got["roll/work h2"] != "" {
+		t.Errorf("h2 (already current): roll %q, work %q", got["roll h2"], got["roll/work h2"])
+	}
+	for _, h := range []string{"h1", "h3", "h4"} {
+		if got["roll/work "+h] != "changed" {
+			t.Errorf("%s: work %q", h, got["roll/work "+h])
+		}
+	}
+	// Batches of 2 over the 3 hosts that need it: h1 and h3, then h4.
+	var batches [][]string
+	for _, e := range rec.kinds(report.StepStart) {
+		if e.Step == "roll" {
+			batches = append(batches, e.Hosts)
+		}
+	}
+	if len(batches) != 2 || strings.Join(batches[0], " ") != "h1 h3" || strings.Join(batches[1], " ") != "h4" {
+		t.Errorf("batches: %v", batches)
+	}
+}

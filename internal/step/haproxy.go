@@ -27,6 +27,10 @@ type LBServer struct {
 	Socket  string `yaml:"socket"`  // default /run/haproxy/admin.sock
 	Wait    *bool  `yaml:"wait"`    // default true
 	Timeout string `yaml:"timeout"` // default 10m: a catalog compile may take that long (agent http_read_timeout)
+	// OnTimeout is what a drain does when sessions remain at the timeout:
+	// fail (the default: the run stops, the server stays drained) or cut
+	// (`shutdown sessions server`: the agents on those sessions fail their run).
+	OnTimeout string `yaml:"on_timeout"`
 }
 
 func (l *LBServer) Title() string { return "Set server state " + l.State + " in HAProxy" }
@@ -35,9 +39,14 @@ func (l *LBServer) Validate() error {
 	if err := checkLBState(l.State); err != nil && !strings.Contains(l.State, "{{") {
 		return err
 	}
-	if l.Timeout != "" {
-		if _, err := time.ParseDuration(l.Timeout); err != nil {
-			return err
+	if err := checkDuration(l.Timeout); err != nil {
+		return err
+	}
+	switch l.OnTimeout {
+	case "", "fail", "cut":
+	default:
+		if !strings.Contains(l.OnTimeout, "{{") {
+			return fmt.Errorf("on_timeout %q: want fail or cut", l.OnTimeout)
 		}
 	}
 	return nil
@@ -98,9 +107,13 @@ func (l *LBServer) Run(ctx context.Context, x *Exec) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	timeout := 10 * time.Minute
-	if l.Timeout != "" {
-		timeout, _ = time.ParseDuration(l.Timeout)
+	timeout, err := x.Duration(l.Timeout, 10*time.Minute)
+	if err != nil {
+		return Result{}, err
+	}
+	cut, err := x.Render(l.OnTimeout)
+	if err != nil {
+		return Result{}, err
 	}
 	var changed bool
 	var msgs []string
@@ -122,7 +135,7 @@ func (l *LBServer) Run(ctx context.Context, x *Exec) (Result, error) {
 			changed, did = true, st.admin()+" → "+state
 		}
 		if (l.Wait == nil || *l.Wait) && !x.Noop {
-			w, err := api.settle(ctx, backend, server, state, timeout)
+			w, err := api.settle(ctx, backend, server, state, timeout, cut == "cut")
 			if err != nil {
 				return Result{}, fmt.Errorf("%s: %w", name, err)
 			}
@@ -243,7 +256,7 @@ func parseStat(out, backend, server string) (int, string, error) {
 
 // settle waits until the new state took effect: no sessions left after a
 // drain, health check UP after ready.
-func (a haproxyAPI) settle(ctx context.Context, backend, server, state string, timeout time.Duration) (string, error) {
+func (a haproxyAPI) settle(ctx context.Context, backend, server, state string, timeout time.Duration, cut bool) (string, error) {
 	if state == "maint" {
 		return "", nil
 	}
@@ -267,6 +280,15 @@ func (a haproxyAPI) settle(ctx context.Context, backend, server, state string, t
 			seen = "status " + status
 		}
 		if time.Now().After(deadline) {
+			if state == "drain" && cut {
+				if _, err := a.command(ctx, "shutdown sessions server "+backend+"/"+server, true); err != nil {
+					return "", err
+				}
+				return fmt.Sprintf(", %d sessions cut after %s (on_timeout: cut)", scur, timeout), nil
+			}
+			if state == "drain" {
+				seen += "; the server stays drained (on_timeout: cut would end the sessions)"
+			}
 			return "", fmt.Errorf("%s/%s not settled after %s: %s", backend, server, timeout, seen)
 		}
 		a.x.Emit(report.Event{Kind: report.HostLine, Stream: "stdout", Text: backend + "/" + server + ": " + seen})

@@ -12,10 +12,13 @@ import (
 // Package installs, upgrades or removes packages with apt or dnf, with an
 // optional version pin. Only what differs is touched.
 type Package struct {
-	Names       []string `yaml:"names"`
-	State       string   `yaml:"state"`   // present (default) | latest | absent
-	Version     string   `yaml:"version"` // pin every name to this version (apt: name=version, dnf: name-version)
-	UpdateCache bool     `yaml:"update_cache"`
+	Names   []string `yaml:"names"`
+	State   string   `yaml:"state"`   // present (default) | latest | absent
+	Version string   `yaml:"version"` // pin every name to this version (apt: name=version, dnf: name-version)
+	// Versions pins single names (name → version; keys and values are
+	// templates); an empty value leaves that name to state and version.
+	Versions    map[string]string `yaml:"versions"`
+	UpdateCache bool              `yaml:"update_cache"`
 }
 
 func (p *Package) Title() string {
@@ -34,11 +37,11 @@ func (p *Package) Validate() error {
 		return errors.New("names: at least one package is required")
 	}
 	switch p.state() {
-	case "present", "latest", "absent":
+	case "present", "latest", "upgraded", "absent":
 	default:
-		return fmt.Errorf("state %q: want present, latest or absent", p.State)
+		return fmt.Errorf("state %q: want present, latest, upgraded or absent", p.State)
 	}
-	if p.Version != "" && p.state() == "absent" {
+	if (p.Version != "" || len(p.Versions) > 0) && p.state() == "absent" {
 		return errors.New("version makes no sense with state absent")
 	}
 	return nil
@@ -54,7 +57,7 @@ func (p *Package) Run(ctx context.Context, x *Exec) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	version, err := x.Render(p.Version)
+	versions, err := p.pins(x, names)
 	if err != nil {
 		return Result{}, err
 	}
@@ -75,11 +78,14 @@ func (p *Package) Run(ctx context.Context, x *Exec) (Result, error) {
 	var todo []string
 	for _, n := range names {
 		have, ok := installed[n]
+		version := versions[n]
 		switch {
 		case p.state() == "absent":
 			if ok {
 				todo = append(todo, n)
 			}
+		case p.state() == "upgraded" && !ok:
+			// an upgrade never installs what the host does not have
 		case version != "":
 			if have != version {
 				todo = append(todo, pin(apt, n, version))
@@ -88,7 +94,7 @@ func (p *Package) Run(ctx context.Context, x *Exec) (Result, error) {
 			if !ok {
 				todo = append(todo, n)
 			}
-		default: // latest: let the package manager decide, see below
+		default: // latest, upgraded: let the package manager decide, see below
 			todo = append(todo, n)
 		}
 	}
@@ -110,6 +116,8 @@ func (p *Package) Run(ctx context.Context, x *Exec) (Result, error) {
 		cmd = "dnf -y remove " + args
 	case p.state() == "latest":
 		cmd = "dnf -y install " + args + " && dnf -y upgrade " + args
+	case p.state() == "upgraded":
+		cmd = "dnf -y upgrade " + args
 	default:
 		cmd = "dnf -y install " + args
 	}
@@ -117,7 +125,7 @@ func (p *Package) Run(ctx context.Context, x *Exec) (Result, error) {
 	if err != nil {
 		return commandResult(res, true), err
 	}
-	if p.state() == "latest" && !x.Noop {
+	if (p.state() == "latest" || p.state() == "upgraded") && !x.Noop {
 		// latest is a change only when a version moved.
 		after, err := p.installed(ctx, x, apt, names)
 		if err != nil {
@@ -127,9 +135,35 @@ func (p *Package) Run(ctx context.Context, x *Exec) (Result, error) {
 		for _, n := range names {
 			changed = changed || after[n] != installed[n]
 		}
-		return Result{Changed: changed, Stdout: res.Stdout, Msg: "latest"}, nil
+		return Result{Changed: changed, Stdout: res.Stdout, Msg: p.state()}, nil
 	}
 	return Result{Changed: true, Stdout: res.Stdout, Msg: strings.Join(todo, " ")}, nil
+}
+
+// pins maps each name to the version it must have ("" = none): Versions
+// first, then Version.
+func (p *Package) pins(x *Exec, names []string) (map[string]string, error) {
+	all, err := x.Render(p.Version)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, n := range names {
+		out[n] = all
+	}
+	for k, v := range p.Versions {
+		name, err := x.Render(k)
+		if err != nil {
+			return nil, err
+		}
+		if v, err = x.Render(v); err != nil {
+			return nil, err
+		}
+		if v != "" {
+			out[name] = v
+		}
+	}
+	return out, nil
 }
 
 // installed maps each installed package to its version.

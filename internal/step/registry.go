@@ -13,18 +13,19 @@ import (
 // comes from plans; this table only says what each key means.
 var kinds = map[string]func() Action{
 	// generic
-	"command":  func() Action { return &Command{} },  // run a shell command
-	"script":   func() Action { return &Script{} },   // run a script (inline or from files/) through an interpreter
-	"upload":   func() Action { return &Upload{} },   // write a file atomically, only when it differs
-	"download": func() Action { return &Download{} }, // fetch a remote file into a local directory
-	"template": func() Action { return &Template{} }, // render a Go template locally, write it only on change
-	"file":     func() Action { return &File{} },     // a directory, an empty file, or nothing at a path
-	"package":  func() Action { return &Package{} },  // apt or dnf packages, with version pins
-	"service":  func() Action { return &Service{} },  // systemctl start/stop/restart/reload/enable
-	"wait":     func() Action { return &Wait{} },     // a TCP port, an HTTP(S) answer, or a command, until a timeout
-	"message":  func() Action { return &Message{} },  // print a line
-	"assert":   func() Action { return &Assert{} },   // fail unless every condition is true
-	"fail":     func() Action { return &Fail{} },     // fail with a message
+	"command":       func() Action { return &Command{} },      // run a shell command
+	"script":        func() Action { return &Script{} },       // run a script (inline or from files/) through an interpreter
+	"upload":        func() Action { return &Upload{} },       // write a file atomically, only when it differs
+	"download":      func() Action { return &Download{} },     // fetch a remote file into a local directory
+	"template":      func() Action { return &Template{} },     // render a Go template locally, write it only on change
+	"file":          func() Action { return &File{} },         // a directory, an empty file, or nothing at a path
+	"package":       func() Action { return &Package{} },      // apt or dnf packages, with version pins
+	"package_facts": func() Action { return &PackageFacts{} }, // installed, offered and target versions, holds; read-only
+	"service":       func() Action { return &Service{} },      // systemctl start/stop/restart/reload/enable
+	"wait":          func() Action { return &Wait{} },         // a TCP port, an HTTP(S) answer, or a command, until a timeout
+	"message":       func() Action { return &Message{} },      // print a line
+	"assert":        func() Action { return &Assert{} },       // fail unless every condition is true
+	"fail":          func() Action { return &Fail{} },         // fail with a message
 	// puppet site
 	"puppet_config": func() Action { return &PuppetConfig{} }, // read settings with `puppet config print` (paths per host)
 	"puppet_ini":    func() Action { return &PuppetIni{} },    // ensure keys in puppet.conf-style INI files, keep the rest

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
+	"time"
 
 	"github.com/troupe/troupe/internal/inventory"
 	"github.com/troupe/troupe/internal/render"
@@ -68,6 +69,26 @@ func (x *Exec) RenderAll(in []string) ([]string, error) {
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// Duration renders a duration field ("5m", or a template giving one); an
+// empty field is def.
+func (x *Exec) Duration(field string, def time.Duration) (time.Duration, error) {
+	s, err := x.Render(field)
+	if err != nil || s == "" {
+		return def, err
+	}
+	return time.ParseDuration(strings.TrimSpace(s))
+}
+
+// checkDuration checks a duration field at load time; a template is
+// checked when it is rendered.
+func checkDuration(s string) error {
+	if s == "" || strings.Contains(s, "{{") {
+		return nil
+	}
+	_, err := time.ParseDuration(s)
+	return err
 }
 
 // Probe runs a read-only command; it runs under --noop too.

@@ -61,10 +61,8 @@ func (w *Wait) Validate() error {
 		return errors.New("set exactly one of tcp, url (or https) and command")
 	}
 	for _, d := range []string{w.Timeout, w.Interval} {
-		if d != "" {
-			if _, err := time.ParseDuration(d); err != nil {
-				return err
-			}
+		if err := checkDuration(d); err != nil {
+			return err
 		}
 	}
 	if w.From != "" && w.From != "host" && w.From != "local" {
@@ -74,12 +72,13 @@ func (w *Wait) Validate() error {
 }
 
 func (w *Wait) Run(ctx context.Context, x *Exec) (Result, error) {
-	timeout, interval := 5*time.Minute, 2*time.Second
-	if w.Timeout != "" {
-		timeout, _ = time.ParseDuration(w.Timeout)
+	timeout, err := x.Duration(w.Timeout, 5*time.Minute)
+	if err != nil {
+		return Result{}, err
 	}
-	if w.Interval != "" {
-		interval, _ = time.ParseDuration(w.Interval)
+	interval, err := x.Duration(w.Interval, 2*time.Second)
+	if err != nil {
+		return Result{}, err
 	}
 	target, err := x.Render(w.TCP + w.url() + w.Command)
 	if err != nil {

@@ -1,0 +1,350 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// upgradeScenario is issue 8's MUST SHOW on the site the bootstrap built:
+// a rolling upgrade under agent load, with a compiler that cannot pass its
+// gate on the way (fixed, then --resume), then a second upgrade that
+// changes and drains nothing.
+func upgradeScenario(ctx context.Context, t *testing.T, s *site) {
+	// The lab's upgrade repository (puppetserver, puppet-agent, puppetdb and
+	// the termini rebuilt as <version>+troupe1) becomes a package source.
+	before := map[string]string{}
+	for _, h := range []string{"ca", "puppetdb", "compile1", "compile2"} {
+		s.ssh(h, "echo 'deb [trusted=yes] "+s.l.UpgradeRepoURL+" ./' > /etc/apt/sources.list.d/troupe-upgrade.list")
+		before[h] = s.ssh(h, "dpkg-query -W puppetserver puppet-agent puppetdb puppet-terminus-puppetdb 2>/dev/null")
+	}
+
+	// The fault: compile2's next start fails (a broken config file that the
+	// running JVM has not read). Preflight still sees a healthy site.
+	broken := "/etc/puppet/puppetserver/conf.d/zz-troupe-e2e-broken.conf"
+	s.ssh("compile2", "echo 'webserver: { this is not HOCON' > "+broken)
+
+	agents := startAgentLoop(t, s, "agent1", "agent2")
+	lb := startLBSampler(s)
+
+	// --noop first: the whole upgrade, nothing changed.
+	noop := s.troupeRun(ctx, "run", "upgrade", "--noop")
+	if noop.code != 0 || len(noop.with("failed")) > 0 {
+		t.Fatalf("upgrade --noop: exit %d\n%s\n%s", noop.code, strings.Join(noop.with("failed"), "\n"), noop.stderr)
+	}
+	if plan := messages(noop, "versions"); !strings.Contains(plan, "+troupe1") {
+		t.Errorf("upgrade --noop does not show versions from → to: %q", plan)
+	}
+
+	first := s.troupeRun(ctx, "run", "upgrade")
+	t.Logf("upgrade with compile2 broken: exit %d in %s", first.code, first.wall.Round(time.Second))
+	failed := first.with("failed")
+	if first.code != 1 || len(failed) != 1 || !strings.Contains(failed[0], "compile2.lab.test") {
+		t.Fatalf("want exit 1 with compile2 failed, got exit %d, failed: %v\n%s", first.code, failed, first.stderr)
+	}
+	t.Logf("failed as arranged: %s", oneLine(failed[0]))
+	if st := s.haproxyStatus(); st["compile2"] != "MAINT" || st["compile1"] != "UP" {
+		t.Errorf("after compile2 failed its restart: haproxy %v, want compile2 MAINT and compile1 UP", st)
+	}
+	order := blockOrder(first, "ca", "puppetdb", "compilers")
+	if !slices.Equal(order, []string{"ca", "puppetdb", "compilers"}) {
+		t.Errorf("block order %v, want CA → PuppetDB → compilers", order)
+	}
+	if got := drained(first); !slices.Equal(got, []string{"compile1.lab.test", "compile2.lab.test"}) {
+		t.Errorf("compilers drained in turn: %v", got)
+	}
+
+	// The fix, then --resume: compile2 is restarted, gated and put back.
+	s.ssh("compile2", "rm -f "+broken)
+	resumed := s.troupeRun(ctx, "run", "upgrade", "--resume")
+	if resumed.code != 0 {
+		t.Fatalf("upgrade --resume: exit %d\n%s\n%s", resumed.code, strings.Join(resumed.with("failed"), "\n"), resumed.stderr)
+	}
+	t.Logf("upgrade --resume: %s, %d changed", resumed.wall.Round(time.Second), len(resumed.with("changed")))
+	if got := drained(resumed); len(got) != 0 {
+		t.Errorf("--resume drained %v again", got)
+	}
+
+	lbSamples := lb.stop()
+	runs := agents.stop()
+
+	// Every server has the new versions, every package that moved.
+	for h, was := range before {
+		now := s.ssh(h, "dpkg-query -W puppetserver puppet-agent puppetdb puppet-terminus-puppetdb 2>/dev/null")
+		for _, l := range strings.Split(strings.TrimSpace(now), "\n") {
+			if f := strings.Fields(l); len(f) == 2 && !strings.HasSuffix(f[1], "+troupe1") {
+				t.Errorf("%s: %s still at %s (was: %q)", h, f[0], f[1], was)
+			}
+		}
+	}
+	if st := s.haproxyStatus(); st["compile1"] != "UP" || st["compile2"] != "UP" {
+		t.Errorf("after the upgrade: haproxy %v", st)
+	}
+
+	// What the load balancer and the agents saw.
+	lbReport(t, lbSamples)
+	pdb := window("puppetdb", first, resumed)
+	agentReport(t, runs, pdb)
+
+	// A second upgrade: nothing changes, nothing is drained.
+	again := s.troupeRun(ctx, "run", "upgrade")
+	if again.code != 0 || len(again.with("changed")) != 0 || len(drained(again)) != 0 {
+		t.Errorf("second upgrade: exit %d, changed %v, drained %v", again.code, again.with("changed"), drained(again))
+	}
+	t.Logf("second upgrade: %s, %d changed, nothing drained", again.wall.Round(time.Second), len(again.with("changed")))
+}
+
+// messages joins the result messages of a step.
+func messages(r run, stepID string) string {
+	var out []string
+	for _, e := range r.events {
+		if e.Kind == "host_result" && e.Step == stepID {
+			out = append(out, e.Host+": "+e.Reason)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// blockOrder lists the given top-level blocks in the order they started.
+func blockOrder(r run, ids ...string) []string {
+	var out []string
+	for _, e := range r.events {
+		if e.Kind == "step_start" && slices.Contains(ids, e.Step) && !slices.Contains(out, e.Step) {
+			out = append(out, e.Step)
+		}
+	}
+	return out
+}
+
+// drained lists the compilers a run drained (the drain step ran on them).
+func drained(r run) []string {
+	var out []string
+	for _, e := range r.events {
+		if e.Kind == "host_result" && e.Step == "compilers/leave/drain" && e.Status != "skipped" {
+			out = append(out, e.Host)
+		}
+	}
+	return out
+}
+
+// window is when a block ran, over the runs that ran it.
+func window(id string, runs ...run) [2]time.Time {
+	var w [2]time.Time
+	for _, x := range runs {
+		for _, e := range x.events {
+			if e.Step != id {
+				continue
+			}
+			if e.Kind == "step_start" && (w[0].IsZero() || e.Time.Before(w[0])) {
+				w[0] = e.Time
+			}
+			if e.Kind == "step_end" && e.Time.After(w[1]) {
+				w[1] = e.Time
+			}
+		}
+	}
+	return w
+}
+
+// agentRun is one `puppet agent -t` of the agent loop.
+type agentRun struct {
+	agent      string
+	start, end time.Time
+	rc         int
+	by         string // compiled by
+	errors     string // the run's Error: lines
+}
+
+// failed: an exit code other than 0 or 2, any Error: line, or a cached
+// catalog used because the compile failed.
+func (r agentRun) failed() bool { return (r.rc != 0 && r.rc != 2) || r.errors != "" }
+
+type agentLoop struct {
+	stopc chan struct{}
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	runs  []agentRun
+}
+
+var errorLine = regexp.MustCompile(`(?m)^(Error: .*|.*Using cached catalog.*)$`)
+
+// startAgentLoop runs `puppet agent -t` through the load balancer on each
+// agent, back to back, until stop.
+func startAgentLoop(t *testing.T, s *site, agents ...string) *agentLoop {
+	l := &agentLoop{stopc: make(chan struct{})}
+	for _, a := range agents {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for {
+				select {
+				case <-l.stopc:
+					return
+				default:
+				}
+				r := agentRun{agent: a, start: time.Now()}
+				out, err := s.l.SSHCommand(a, "puppet agent --test --detailed-exitcodes --color=false").CombinedOutput()
+				r.end = time.Now()
+				if ee, ok := err.(*exec.ExitError); ok {
+					r.rc = ee.ExitCode()
+				} else if err != nil {
+					r.rc = -1
+				}
+				if m := compiledRe.FindStringSubmatch(string(out)); m != nil {
+					r.by = m[1]
+				}
+				r.errors = strings.Join(errorLine.FindAllString(string(out), -1), "\n")
+				l.mu.Lock()
+				l.runs = append(l.runs, r)
+				l.mu.Unlock()
+			}
+		}()
+	}
+	return l
+}
+
+func (l *agentLoop) stop() []agentRun {
+	close(l.stopc)
+	l.wg.Wait()
+	return l.runs
+}
+
+// agentReport logs what the agents saw and fails on any failed run outside
+// the PuppetDB restart: with a single PuppetDB, compiles that store facts or
+// collect exported resources cannot succeed while it is down.
+func agentReport(t *testing.T, runs []agentRun, pdb [2]time.Time) {
+	t.Helper()
+	var ok, duringPDB, failedPDB int
+	by := map[string]int{}
+	for _, r := range runs {
+		inPDB := r.end.After(pdb[0]) && r.start.Before(pdb[1].Add(time.Second))
+		if inPDB {
+			duringPDB++
+		}
+		switch {
+		case r.failed() && inPDB:
+			failedPDB++
+		case r.failed():
+			t.Errorf("failed agent run on %s (%s → %s, rc %d, compiled by %q):\n%s", r.agent,
+				r.start.Format("15:04:05"), r.end.Format("15:04:05"), r.rc, r.by, r.errors)
+		default:
+			ok++
+			by[r.by]++
+		}
+	}
+	t.Logf("AGENTS during the upgrade: %d runs, %d failed outside the PuppetDB restart; "+
+		"PuppetDB restart %s → %s (%s): %d runs overlapped it, %d of them failed; compiled by %v",
+		len(runs), len(runs)-ok-failedPDB, pdb[0].Format("15:04:05"), pdb[1].Format("15:04:05"),
+		pdb[1].Sub(pdb[0]).Round(time.Second), duringPDB, failedPDB, by)
+	if len(runs) < 4 {
+		t.Errorf("only %d agent runs during the upgrade: the loop did not run", len(runs))
+	}
+}
+
+// lbSample is HAProxy's view of the compilers at one moment.
+type lbSample struct {
+	at     time.Time
+	status map[string]string // UP, DOWN, DRAIN, MAINT, …
+	stot   map[string]int    // sessions handed to the server so far
+}
+
+type lbSampler struct {
+	stopc   chan struct{}
+	done    chan struct{}
+	samples []lbSample
+}
+
+// startLBSampler reads `show stat` from HAProxy every half second.
+func startLBSampler(s *site) *lbSampler {
+	l := &lbSampler{stopc: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		tick := time.NewTicker(500 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			out, _ := s.l.SSHCommand("lb", "echo 'show stat' | socat stdio unix-connect:/run/haproxy/admin.sock").Output()
+			if smp, ok := parseLBStat(string(out)); ok {
+				smp.at = time.Now()
+				l.samples = append(l.samples, smp)
+			}
+			select {
+			case <-l.stopc:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return l
+}
+
+func (l *lbSampler) stop() []lbSample {
+	close(l.stopc)
+	<-l.done
+	return l.samples
+}
+
+func parseLBStat(out string) (lbSample, bool) {
+	smp := lbSample{status: map[string]string{}, stot: map[string]int{}}
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Split(line, ",")
+		if len(f) > 17 && f[0] == "compilers" && f[1] != "BACKEND" && f[1] != "FRONTEND" {
+			smp.status[f[1]] = f[17]
+			smp.stot[f[1]], _ = strconv.Atoi(f[7])
+		}
+	}
+	return smp, len(smp.status) > 0
+}
+
+// lbReport fails when HAProxy ever had no compiler UP, or handed a new
+// session to a compiler that was drained or in maintenance (its session
+// total grew between two samples that both saw it out of the pool).
+func lbReport(t *testing.T, samples []lbSample) {
+	t.Helper()
+	var gaps []string
+	minUp := -1
+	for i, smp := range samples {
+		up := 0
+		for _, st := range smp.status {
+			if st == "UP" {
+				up++
+			}
+		}
+		if minUp < 0 || up < minUp {
+			minUp = up
+		}
+		if up == 0 {
+			t.Errorf("%s: no compiler UP in HAProxy: %v", smp.at.Format("15:04:05.0"), smp.status)
+		}
+		if i == 0 {
+			continue
+		}
+		prev := samples[i-1]
+		for srv, st := range smp.status {
+			out := func(s string) bool { return s == "DRAIN" || s == "MAINT" }
+			if out(st) && out(prev.status[srv]) && smp.stot[srv] > prev.stot[srv] {
+				t.Errorf("%s: %s got %d new session(s) while %s", smp.at.Format("15:04:05.0"), srv, smp.stot[srv]-prev.stot[srv], st)
+			}
+		}
+		if d := smp.at.Sub(prev.at); d > 2*time.Second {
+			gaps = append(gaps, fmt.Sprintf("%s at %s", d.Round(100*time.Millisecond), smp.at.Format("15:04:05")))
+		}
+	}
+	t.Logf("HAPROXY: %d samples, fewest compilers UP at once: %d; gaps over 2 s: %v", len(samples), minUp, gaps)
+	if len(samples) < 10 {
+		t.Errorf("only %d HAProxy samples", len(samples))
+	}
+}
+
+func oneLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
