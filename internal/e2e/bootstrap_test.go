@@ -80,6 +80,31 @@ type site struct {
 	l   *lab.Lab
 	bin string
 	dir string // state dir for troupe's journals and logs
+	inv string // the inventory troupe runs with
+}
+
+// spareInventory writes a copy of the lab's inventory in which the compiler
+// short is in a group "spare" instead of "compilers".
+func spareInventory(t *testing.T, inv, short string) string {
+	b, err := os.ReadFile(inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry := regexp.MustCompile(`,? ?\{name: ` + short + `\.[^}]*\}`)
+	var moved string
+	out := regexp.MustCompile(`(?m)^  compilers:.*$`).ReplaceAllStringFunc(string(b), func(line string) string {
+		moved = strings.TrimPrefix(strings.TrimSpace(entry.FindString(line)), ",")
+		return entry.ReplaceAllString(line, "")
+	})
+	if moved == "" {
+		t.Fatalf("no %s among the compilers of %s", short, inv)
+	}
+	out += "  spare:        {targets: [" + strings.TrimSpace(moved) + "]}\n"
+	p := filepath.Join(t.TempDir(), "inventory.yaml")
+	if err := os.WriteFile(p, []byte(out), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 func bootstrapSuite(t *testing.T, bin, suite string) {
@@ -88,7 +113,7 @@ func bootstrapSuite(t *testing.T, bin, suite string) {
 	t0 := time.Now()
 	// A work dir of its own: fresh, bare hosts, never an operator's lab.
 	// Its own bridge and subnet, so the test runs beside a demo lab (labbr0).
-	l, err := lab.Up(ctx, lab.Spec{Suite: suite, WorkDir: filepath.Join(t.TempDir(), "work"), Subnet: "10.77.8", Bridge: "labe0", Agents: 2}, testLog{t})
+	l, err := lab.Up(ctx, lab.Spec{Suite: suite, WorkDir: filepath.Join(t.TempDir(), "work"), Subnet: "10.77.8", Bridge: "labe0", Compilers: 3, Agents: 2}, testLog{t})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +127,10 @@ func bootstrapSuite(t *testing.T, bin, suite string) {
 			t.Errorf("lab down: %v", err)
 		}
 	}()
-	s := &site{t: t, l: l, bin: bin, dir: t.TempDir()}
+	// compile3 is a bare spare host until the add-compiler scenario: the
+	// site is bootstrapped from an inventory that does not list it as a
+	// compiler yet.
+	s := &site{t: t, l: l, bin: bin, dir: t.TempDir(), inv: spareInventory(t, l.Inventory, "compile3")}
 
 	// 1. The bootstrap, from bare hosts.
 	first, changed1 := s.troupe(ctx, "run", "bootstrap")
@@ -216,6 +244,7 @@ func bootstrapSuite(t *testing.T, bin, suite string) {
 
 	// Day-2 scenarios on the same site, in sequence, destructive ones last.
 	day2(t, s, "upgrade", func(t *testing.T, s *site) { upgradeScenario(ctx, t, s) })
+	day2(t, s, "add-compiler", func(t *testing.T, s *site) { addCompilerScenario(ctx, t, s) })
 }
 
 // day2 runs one scenario on the site as a subtest; it stops the sequence
@@ -287,7 +316,7 @@ func (s *site) troupe(ctx context.Context, args ...string) (time.Duration, []str
 // whatever its exit code.
 func (s *site) troupeRun(ctx context.Context, args ...string) run {
 	s.t.Helper()
-	args = append(args, "-i", s.l.Inventory, "--format", "json", "--state-dir", s.dir, "--color", "never")
+	args = append(args, "-i", s.inv, "--format", "json", "--state-dir", s.dir, "--color", "never")
 	cmd := exec.CommandContext(ctx, s.bin, args...)
 	cmd.Dir = s.dir // embedded plans and roles, nothing from the working directory
 	var stdout, stderr bytes.Buffer

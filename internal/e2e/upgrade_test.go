@@ -348,3 +348,47 @@ func oneLine(s string) string {
 	}
 	return s
 }
+
+// addCompilerScenario: compile3 joins the pool under agent load, through
+// the full inventory and --limit, without a restart of the CA.
+func addCompilerScenario(ctx context.Context, t *testing.T, s *site) {
+	s.ssh("compile3", "echo 'deb [trusted=yes] "+s.l.UpgradeRepoURL+" ./' > /etc/apt/sources.list.d/troupe-upgrade.list")
+	caPID := strings.TrimSpace(s.ssh("ca", "pgrep -f puppetserver.jar | head -1"))
+	agents := startAgentLoop(t, s, "agent1", "agent2")
+	lb := startLBSampler(s)
+
+	s.inv = s.l.Inventory // compile3 is a compiler from now on
+	r := s.troupeRun(ctx, "run", "add-compiler", "--limit", "compile3.lab.test")
+	if r.code != 0 {
+		t.Fatalf("add-compiler: exit %d\n%s\n%s", r.code, strings.Join(r.with("failed"), "\n"), r.stderr)
+	}
+	t.Logf("add-compiler: %s, %d changed", r.wall.Round(time.Second), len(r.with("changed")))
+	if st := s.haproxyStatus(); st["compile1"] != "UP" || st["compile2"] != "UP" || st["compile3"] != "UP" {
+		t.Errorf("after add-compiler: haproxy %v", st)
+	}
+	// leastconn sends the next runs to the compiler with the fewest sessions.
+	deadline := time.Now().Add(3 * time.Minute)
+	for !compiledByHost(agents, "compile3.lab.test") && time.Now().Before(deadline) {
+		time.Sleep(2 * time.Second)
+	}
+	lbReport(t, lb.stop())
+	runs := agents.stop()
+	agentReport(t, runs, [2]time.Time{})
+	if !compiledByHost(agents, "compile3.lab.test") {
+		t.Errorf("no agent run was compiled by compile3 within 3 minutes of add-compiler")
+	}
+	if now := strings.TrimSpace(s.ssh("ca", "pgrep -f puppetserver.jar | head -1")); now != caPID || now == "" {
+		t.Errorf("the CA's puppetserver JVM changed: pid %q before, %q after", caPID, now)
+	}
+}
+
+func compiledByHost(l *agentLoop, host string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, r := range l.runs {
+		if r.by == host && !r.failed() {
+			return true
+		}
+	}
+	return false
+}

@@ -203,22 +203,27 @@ func (l *Loader) List() ([]Summary, error) {
 	return out, errors.Join(errs...)
 }
 
-// CheckTargets runs check (the inventory's CheckSelector) on the targets of
-// every step and returns positioned errors. Targets holding a template are
+// CheckTargets runs check (the inventory's CheckSelector) on the targets and
+// delegate_to of every step and returns positioned errors. Targets holding a template are
 // only known at run time and are skipped.
 func CheckTargets(p *Plan, check func(expr string) error) error {
 	var errs diag.List
 	_ = p.Walk(func(s *Step, _ int) error {
-		if s.Targets == "" || strings.Contains(s.Targets, "{{") {
-			return nil
-		}
-		if err := check(s.Targets); err != nil {
-			at := s.targetsPos
-			if at.Line == 0 {
-				at = s.Pos
+		for _, sel := range []struct {
+			key, expr string
+			at        Pos
+		}{{"targets", s.Targets, s.targetsPos}, {"delegate_to", s.DelegateTo, s.delegatePos}} {
+			if sel.expr == "" || strings.Contains(sel.expr, "{{") {
+				continue
 			}
-			errs = append(errs, diag.New(at.File, p.sources[at.File], at.Line, at.Col,
-				"step %q: targets %q: %s", s.ID, s.Targets, strings.ReplaceAll(err.Error(), "\n", "; ")))
+			if err := check(sel.expr); err != nil {
+				at := sel.at
+				if at.Line == 0 {
+					at = s.Pos
+				}
+				errs = append(errs, diag.New(at.File, p.sources[at.File], at.Line, at.Col,
+					"step %q: %s %q: %s", s.ID, sel.key, sel.expr, strings.ReplaceAll(err.Error(), "\n", "; ")))
+			}
 		}
 		return nil
 	})

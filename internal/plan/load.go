@@ -39,7 +39,7 @@ var (
 	paramKeys = []string{"type", "description", "required", "default"}
 
 	// controlKeys are the keys every step may carry besides its action.
-	controlKeys = []string{"id", "name", "targets", "when", "serial", "max_failures", "retries", "delay",
+	controlKeys = []string{"id", "name", "targets", "delegate_to", "when", "serial", "max_failures", "retries", "delay",
 		"until", "timeout", "run_once", "sudo", "creates", "unless", "onlyif", "register",
 		"changed_when", "failed_when", "ignore_errors", "vars", "params"}
 	// actionOnly are the controls that make no sense on a block, role or sub-plan.
@@ -463,6 +463,11 @@ func (c *loadCtx) step(f *srcFile, n ast.Node, parent string, sc *scope, ids map
 			line, col := yamldoc.Pos(kv.Val)
 			s.targetsPos = Pos{File: d.File, Line: line, Col: col}
 			c.template(d, kv.Val, s.Targets, sc)
+		case "delegate_to":
+			s.DelegateTo = c.selector(d, kv.Val, what)
+			line, col := yamldoc.Pos(kv.Val)
+			s.delegatePos = Pos{File: d.File, Line: line, Col: col}
+			c.template(d, kv.Val, s.DelegateTo, sc)
 		case "when", "creates", "unless", "onlyif":
 			v := c.condition(d, kv.Val, what)
 			c.template(d, kv.Val, v, sc)

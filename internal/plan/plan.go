@@ -64,6 +64,7 @@ type Step struct {
 	Name string // title sentence; defaults to a readable form of the action
 
 	Targets     string // selector; "" inherits the parent block's hosts
+	DelegateTo  string // selector: run the action on these hosts, for each target, in the target's scope ("" inherits the block's)
 	When        string // template; the step runs where it renders "true"
 	Serial      string // "" (all at once), "N" or "N%"
 	MaxFailures string // "" (0), "N" or "N%"
@@ -96,7 +97,8 @@ type Step struct {
 
 	Pos Pos // where the step starts, for run-time error messages
 
-	targetsPos Pos // where `targets` is written
+	targetsPos  Pos // where `targets` is written
+	delegatePos Pos // where `delegate_to` is written
 }
 
 // Pos is a place in a plan or role file.

@@ -64,12 +64,15 @@ func (r *run) one(ctx context.Context, s *plan.Step, inherited []*inventory.Host
 	inner := l
 	if isBlock(s) {
 		inner = l.with(s.Params, s.Defaults, s.Vars)
+		if s.DelegateTo != "" {
+			inner.delegate = s.DelegateTo
+		}
 		if s.When != "" {
 			// A block's when is decided per host before its first batch, so
 			// hosts that need nothing (a compiler already upgraded) take no
 			// place in a rolling batch and are never drained.
 			if targets = r.blockWhen(s, targets, inner); len(targets) == 0 {
-				return nil
+				return r.checkFailures(s, pol)
 			}
 		}
 	}
@@ -112,24 +115,42 @@ func (r *run) one(ctx context.Context, s *plan.Step, inherited []*inventory.Host
 }
 
 // blockWhen keeps the hosts whose scope makes the block's when true; the
-// others get one skipped result for the whole block.
+// others get one skipped result for the whole block, under a header of its
+// own so the report shows them with the block.
 func (r *run) blockWhen(s *plan.Step, hosts []*inventory.Host, l scopeLayer) []*inventory.Host {
 	var keep []*inventory.Host
+	type out struct {
+		h   *inventory.Host
+		err error
+	}
+	var outs []out
 	for _, h := range hosts {
 		data, err := r.data(h, l)
 		ok := false
 		if err == nil {
 			ok, err = render.Bool(s.When, data)
 		}
-		switch {
-		case err != nil:
-			r.result(s, h, report.Failed, "", fmt.Errorf("when: %w", err), 0)
-		case ok:
+		if err == nil && ok {
 			keep = append(keep, h)
-		default:
-			r.result(s, h, report.Skipped, "when is false", nil, 0)
+			continue
+		}
+		if err != nil {
+			err = fmt.Errorf("when: %w", err)
+		}
+		outs = append(outs, out{h, err})
+	}
+	if len(outs) == 0 {
+		return keep
+	}
+	r.emit(report.Event{Kind: report.StepStart, Step: s.ID, Title: title(s), Hosts: names(hosts)})
+	for _, o := range outs {
+		if o.err != nil {
+			r.result(s, o.h, report.Failed, "", o.err, 0)
+		} else {
+			r.result(s, o.h, report.Skipped, "when is false", nil, 0)
 		}
 	}
+	r.emit(report.Event{Kind: report.StepEnd, Step: s.ID, Text: fmt.Sprintf("when is false on %d of %d hosts", len(outs), len(hosts))})
 	return keep
 }
 
@@ -252,35 +273,16 @@ func (r *run) host(ctx context.Context, s *plan.Step, h *inventory.Host, l scope
 			return
 		}
 	}
-	conn, err := r.pool.get(ctx, h)
+	on, err := r.delegates(s, h, l, data)
 	if err != nil {
 		r.result(s, h, report.Failed, "", err, time.Since(start))
 		return
 	}
-	sudo := h.SSH.Sudo
-	if s.Sudo != nil {
-		sudo = *s.Sudo
-	}
-	action := s.Action.(step.Action)
-	_, readOnly := action.(step.ReadOnly)
-	x := &step.Exec{
-		Host: h, Conn: conn, Sudo: sudo, Data: data, Files: r.o.Files,
-		Noop: r.o.Noop && !readOnly,
-		Emit: func(e report.Event) {
-			e.Step, e.Host = s.ID, h.Name
-			r.emit(e)
-		},
-	}
-	x.Peer = r.peer(s, l)
-	if why, err := r.guards(ctx, s, x); err != nil || why != "" {
-		if err != nil {
-			r.result(s, h, report.Failed, "", err, time.Since(start))
-		} else {
-			r.result(s, h, report.Skipped, why, nil, time.Since(start))
-		}
+	res, why, err := r.act(ctx, s, h, on, data, l)
+	if err == nil && why != "" {
+		r.result(s, h, report.Skipped, why, nil, time.Since(start))
 		return
 	}
-	res, err := r.attempts(ctx, s, x, action)
 	reg := registered(res, err)
 	data["result"] = reg
 	status := report.Unchanged
@@ -313,7 +315,7 @@ func (r *run) host(ctx context.Context, s *plan.Step, h *inventory.Host, l scope
 		}
 		reg["failed"] = err != nil
 	}
-	if x.Noop && status == report.Changed {
+	if _, readOnly := s.Action.(step.ReadOnly); r.o.Noop && !readOnly && status == report.Changed {
 		reg["changed"] = true
 	}
 	r.remember(s, h, reg)
@@ -326,6 +328,88 @@ func (r *run) host(ctx context.Context, s *plan.Step, h *inventory.Host, l scope
 	default:
 		r.result(s, h, status, firstNonEmpty(res.Skip, res.Msg), nil, time.Since(start))
 	}
+}
+
+// delegates are the hosts the action runs on for target h: h itself, or
+// the hosts of the step's (or its block's) delegate_to. Delegates are
+// reached as peers: --limit does not apply to them.
+func (r *run) delegates(s *plan.Step, h *inventory.Host, l scopeLayer, data map[string]any) ([]*inventory.Host, error) {
+	sel := s.DelegateTo
+	if sel == "" {
+		sel = l.delegate
+	}
+	if sel == "" {
+		return []*inventory.Host{h}, nil
+	}
+	sel, err := render.String(sel, data)
+	if err != nil {
+		return nil, fmt.Errorf("delegate_to: %w", err)
+	}
+	hs, err := r.o.Inventory.Select(sel)
+	if err == nil && len(hs) == 0 {
+		err = fmt.Errorf("%q selects no host", sel)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("delegate_to: %w", err)
+	}
+	return hs, nil
+}
+
+// act runs the action for target h on each host of on, in turn, in h's
+// scope: guards, then the attempts. A non-empty reason (with a nil error)
+// means every host skipped it. Results of several hosts add up: changed
+// when any changed, messages and output prefixed with the host.
+func (r *run) act(ctx context.Context, s *plan.Step, h *inventory.Host, on []*inventory.Host, data map[string]any, l scopeLayer) (step.Result, string, error) {
+	action := s.Action.(step.Action)
+	_, readOnly := action.(step.ReadOnly)
+	var sum step.Result
+	var msgs, skips []string
+	for _, dh := range on {
+		conn, err := r.pool.get(ctx, dh)
+		if err != nil {
+			return sum, "", err
+		}
+		sudo := dh.SSH.Sudo
+		if s.Sudo != nil {
+			sudo = *s.Sudo
+		}
+		x := &step.Exec{
+			Host: h, Conn: conn, Sudo: sudo, Data: data, Files: r.o.Files,
+			Noop: r.o.Noop && !readOnly,
+			Emit: func(e report.Event) {
+				e.Step, e.Host = s.ID, h.Name
+				r.emit(e)
+			},
+		}
+		x.Peer = r.peer(s, l)
+		why, err := r.guards(ctx, s, x)
+		if err == nil && why == "" {
+			var res step.Result
+			res, err = r.attempts(ctx, s, x, action)
+			if len(on) == 1 {
+				return res, "", err
+			}
+			sum.Changed = sum.Changed || res.Changed
+			sum.Stdout += res.Stdout
+			sum.Stderr += res.Stderr
+			sum.ExitCode = res.ExitCode
+			msgs = append(msgs, dh.Name+": "+firstNonEmpty(res.Msg, firstNonEmpty(res.Skip, "ok")))
+		}
+		if err != nil {
+			if len(on) > 1 {
+				err = fmt.Errorf("on %s: %w", dh.Name, err)
+			}
+			return sum, "", err
+		}
+		if why != "" {
+			skips = append(skips, why)
+		}
+	}
+	if len(skips) == len(on) {
+		return sum, strings.Join(skips, "; "), nil
+	}
+	sum.Msg = strings.Join(msgs, "; ")
+	return sum, "", nil
 }
 
 // guards: creates/unless/onlyif. A non-empty reason means skip.

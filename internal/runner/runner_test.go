@@ -443,14 +443,44 @@ steps:
 			t.Errorf("%s: work %q", h, got["roll/work "+h])
 		}
 	}
-	// Batches of 2 over the 3 hosts that need it: h1 and h3, then h4.
+	// The when header over all four, then batches of 2 over the 3 hosts
+	// that need it: h1 and h3, then h4.
 	var batches [][]string
 	for _, e := range rec.kinds(report.StepStart) {
 		if e.Step == "roll" {
 			batches = append(batches, e.Hosts)
 		}
 	}
-	if len(batches) != 2 || strings.Join(batches[0], " ") != "h1 h3" || strings.Join(batches[1], " ") != "h4" {
+	if len(batches) != 3 || strings.Join(batches[1], " ") != "h1 h3" || strings.Join(batches[2], " ") != "h4" {
 		t.Errorf("batches: %v", batches)
+	}
+}
+
+// delegate_to runs the action on other hosts in the target's scope, for a
+// step or for every step of a block, and --limit does not narrow it.
+func TestDelegateTo(t *testing.T) {
+	f := setup(t, `name: p
+steps:
+  - id: one
+    targets: h1
+    delegate_to: h2,h3
+    command: 'echo "for {{ .host.name }}" >> $H/by'
+  - id: block
+    targets: h1
+    delegate_to: h3
+    steps:
+      - id: inner
+        command: 'echo "block for {{ .host.name }}" >> $H/by'
+`, "h1", "h2", "h3")
+	rec, _, err := f.run(context.Background(), func(o *Options) { o.Limit = "h1" })
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	read := func(h string) string { b, _ := os.ReadFile(filepath.Join(f.hostDir(h), "by")); return string(b) }
+	if read("h1") != "" || read("h2") != "for h1\n" || read("h3") != "for h1\nblock for h1\n" {
+		t.Errorf("h1 %q, h2 %q, h3 %q", read("h1"), read("h2"), read("h3"))
+	}
+	if got := rec.results()["one h1"]; !strings.HasPrefix(got, "changed h2: ") || !strings.Contains(got, "; h3: ") {
+		t.Errorf("one h1 = %q", got)
 	}
 }

@@ -16,10 +16,11 @@ type scopeLayer struct {
 	params   map[string]any
 	defaults []map[string]any // role defaults: below inventory vars
 	vars     []map[string]any // include vars: above inventory vars
+	delegate string           // delegate_to of the enclosing blocks
 }
 
 func (l scopeLayer) with(params map[string]any, defaults, vars map[string]any) scopeLayer {
-	n := scopeLayer{params: l.params, defaults: l.defaults, vars: l.vars}
+	n := scopeLayer{params: l.params, defaults: l.defaults, vars: l.vars, delegate: l.delegate}
 	if params != nil {
 		n.params = params
 	}

@@ -22,6 +22,10 @@ import (
 type PackageFacts struct {
 	Names    []string          `yaml:"names"`
 	Versions map[string]string `yaml:"versions"` // name → target version (templates); "" or absent = the newest offered
+	// Refresh runs apt-get update first. It changes only the package
+	// lists, never what is installed, so it runs under --noop too: a dry
+	// run must show what the source offers now.
+	Refresh bool `yaml:"refresh"`
 }
 
 func (p *PackageFacts) Title() string  { return "Read package versions: " + strings.Join(p.Names, " ") }
@@ -58,9 +62,13 @@ func (p *PackageFacts) Run(ctx context.Context, x *Exec) (Result, error) {
 	for i, n := range names {
 		q[i] = render.ShellQuote(n)
 	}
-	// One round trip: the policy table of every name, then the holds.
-	res, err := x.MustProbe(ctx, "command -v apt-cache >/dev/null || { echo 'package_facts: only apt (Debian, Ubuntu) is supported' >&2; exit 3; }; "+
-		"LC_ALL=C apt-cache policy "+strings.Join(q, " ")+"; echo '#holds'; apt-mark showhold")
+	// One round trip: the lists refreshed, the policy table of every name,
+	// then the holds.
+	cmd := "command -v apt-cache >/dev/null || { echo 'package_facts: only apt (Debian, Ubuntu) is supported' >&2; exit 3; }; "
+	if p.Refresh {
+		cmd += "DEBIAN_FRONTEND=noninteractive apt-get -q update -o DPkg::Lock::Timeout=300 >&2 || exit; "
+	}
+	res, err := x.MustProbe(ctx, cmd+"LC_ALL=C apt-cache policy "+strings.Join(q, " ")+"; echo '#holds'; apt-mark showhold")
 	if err != nil {
 		return Result{}, err
 	}
