@@ -17,6 +17,7 @@ type CLI struct {
 	Run       RunCmd       `cmd:"" help:"Run a plan against an inventory."`
 	Plan      PlanCmd      `cmd:"" help:"List, show and validate plans."`
 	Inventory InventoryCmd `cmd:"" help:"Show the resolved inventory."`
+	Webhook   WebhookCmd   `cmd:"" help:"Deploy the pushed branch's environment on push events."`
 	Lab       LabCmd       `cmd:"" help:"A real multi-host Puppet site on this machine (Linux, root)."`
 	Version   VersionCmd   `cmd:"" help:"Print troupe's version."`
 }
