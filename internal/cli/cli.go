@@ -18,6 +18,7 @@ type CLI struct {
 	Plan      PlanCmd      `cmd:"" help:"List, show and validate plans."`
 	Inventory InventoryCmd `cmd:"" help:"Show the resolved inventory."`
 	Webhook   WebhookCmd   `cmd:"" help:"Deploy the pushed branch's environment on push events."`
+	Schema    SchemaCmd    `cmd:"" help:"Print the JSON Schema of plan, role or inventory files."`
 	Lab       LabCmd       `cmd:"" help:"A real multi-host Puppet site on this machine (Linux, root)."`
 	Version   VersionCmd   `cmd:"" help:"Print troupe's version."`
 }

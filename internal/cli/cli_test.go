@@ -2,6 +2,7 @@ package cli_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -225,5 +226,18 @@ func TestShippedPlansValidateAgainstTheExampleInventory(t *testing.T) {
 	cmd.Dir = dir
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Errorf("shipped plans do not validate against inventory/site.yaml: %v\n%s", err, out)
+	}
+}
+
+func TestSchemaPrintsJSON(t *testing.T) {
+	for _, kind := range []string{"plan", "role", "inventory"} {
+		r := troupe(t, nil, "schema", kind)
+		var s map[string]any
+		if err := json.Unmarshal([]byte(r.stdout), &s); err != nil || r.code != 0 || s["title"] != "troupe "+kind {
+			t.Errorf("%s: code %d, %v, title %v", kind, r.code, err, s["title"])
+		}
+	}
+	if r := troupe(t, nil, "schema", "playbook"); r.code == 0 {
+		t.Error("unknown schema accepted")
 	}
 }
