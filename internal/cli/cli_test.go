@@ -241,3 +241,16 @@ func TestSchemaPrintsJSON(t *testing.T) {
 		t.Error("unknown schema accepted")
 	}
 }
+
+func TestInventoryGraphPrintsTheGoldenFile(t *testing.T) {
+	for format, golden := range map[string]string{"mermaid": "graph_site.mmd", "dot": "graph_site.dot"} {
+		want, err := os.ReadFile(filepath.Join("../../fixtures/golden", golden))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := troupe(t, nil, "inventory", "graph", "-i", "../../inventory/site.yaml", "--format", format)
+		if r.code != 0 || r.stdout != string(want) {
+			t.Errorf("%s: code %d, stdout differs from %s:\n%s%s", format, r.code, golden, r.stdout, r.stderr)
+		}
+	}
+}

@@ -58,7 +58,7 @@ func TestShippedFilesValidate(t *testing.T) {
 	for name, globs := range map[string][]string{
 		"plan":      {"plans/*.yaml", "fixtures/plans/plans/*.yaml", "fixtures/bench/plans/*.yaml"},
 		"role":      {"roles/*.yaml", "fixtures/plans/roles/*.yaml"},
-		"inventory": {"inventory/*.yaml", "fixtures/inventory/site.yaml"},
+		"inventory": {"inventory/*.yaml", "fixtures/inventory/site.yaml", "fixtures/inventory/small.yaml"},
 	} {
 		s := compiled(t, name)
 		n := 0
