@@ -254,3 +254,24 @@ func TestInventoryGraphPrintsTheGoldenFile(t *testing.T) {
 		}
 	}
 }
+
+func TestCompletionScriptsNameEveryCommand(t *testing.T) {
+	for _, shell := range []string{"bash", "zsh", "fish"} {
+		r := troupe(t, nil, "completion", shell)
+		if r.code != 0 {
+			t.Fatalf("%s: code %d\n%s", shell, r.code, r.stderr)
+		}
+		for _, cmd := range []string{"run", "plan", "list", "validate", "inventory", "graph", "webhook", "serve", "schema", "completion", "lab", "version"} {
+			if !regexp.MustCompile(`\b` + cmd + `\b`).MatchString(r.stdout) {
+				t.Errorf("%s script does not mention %q", shell, cmd)
+			}
+		}
+	}
+	// and bash completes the real tree
+	file := filepath.Join(t.TempDir(), "troupe.bash")
+	write(t, file, troupe(t, nil, "completion", "bash").stdout)
+	out, err := exec.Command("bash", "-c", `source "$1"; COMP_WORDS=(troupe inventory ""); COMP_CWORD=2; _troupe; echo "${COMPREPLY[*]}"`, "bash", file).Output()
+	if err != nil || strings.TrimSpace(string(out)) != "show graph" {
+		t.Errorf("troupe inventory <TAB>: %q %v", out, err)
+	}
+}
