@@ -50,13 +50,17 @@ func (c *WebhookServeCmd) Run(g *Globals) error {
 	if c.Inventory == "" {
 		c.Inventory = defaultInventory()
 	}
-	// Check the plan and inventory now, not at the first push.
-	p, _, _, err := g.loadAll(c.Plan, c.Inventory)
+	// Check the plan, the inventory and its secrets now, not at the first
+	// push: a service that starts must be able to deploy.
+	p, inv, _, err := g.loadAll(c.Plan, c.Inventory)
 	if err != nil {
 		return err
 	}
 	if p.Param("environment") == nil {
 		return invalid(fmt.Errorf("webhook: plan %q has no environment param to deploy one environment with", c.Plan))
+	}
+	if err := resolveSecrets(inv, &secret.Redactor{}, false); err != nil {
+		return invalid(fmt.Errorf("webhook: %w", err))
 	}
 	logger := log.New(os.Stderr, "", log.LstdFlags)
 	srv, err := webhook.New(webhook.Config{Secret: []byte(secretValue), Deploy: c.deploy(g), Branches: c.Branch,

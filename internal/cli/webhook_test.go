@@ -24,6 +24,13 @@ func TestWebhookServeRefusesToStartWithoutSecret(t *testing.T) {
 	if r.code != 2 || !strings.Contains(r.stderr, "$MY_SECRET is empty or not set; refusing to start") {
 		t.Errorf("code %d stderr:\n%s", r.code, r.stderr)
 	}
+	// a deploy that could only fail is refused at start, not at the first push
+	inv := filepath.Join(t.TempDir(), "inventory.yaml")
+	write(t, inv, "version: 1\nconfig: {ssh: {sudo_password_env: NOT_SET_ANYWHERE}}\ngroups:\n  ca: {targets: [ca01]}\n  compilers: {targets: [c01]}\n")
+	r = troupe(t, []string{"TROUPE_WEBHOOK_SECRET=x"}, "webhook", "serve", "-i", inv, "--listen", "127.0.0.1:0")
+	if r.code != 2 || !strings.Contains(r.stderr, "sudo_password_env NOT_SET_ANYWHERE is not set") {
+		t.Errorf("code %d stderr:\n%s", r.code, r.stderr)
+	}
 }
 
 // TestWebhookServeDeploysThroughTheRunner runs the real binary: a signed
