@@ -287,13 +287,14 @@ func (s *Server) run(ctx context.Context, r *Record) {
 	if err != nil {
 		r.Result, r.Error = "failed", err.Error()
 	}
+	// logged before /status shows it finished, so the two never disagree
+	s.cfg.Logf("%s", logLine(r))
 	s.running = nil
 	s.done = append(s.done, r)
 	if len(s.done) > s.cfg.History {
 		s.done = s.done[len(s.done)-s.cfg.History:]
 	}
 	s.mu.Unlock()
-	s.cfg.Logf("%s", logLine(r))
 }
 
 // safeDeploy turns a panicking deploy into a failed one: the server keeps
