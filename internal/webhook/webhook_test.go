@@ -375,10 +375,12 @@ func TestFailingAndPanickingDeploysKeepServing(t *testing.T) {
 	}
 }
 
-func TestShutdownLetsTheRunningDeployFinish(t *testing.T) {
-	rec := &recorder{started: make(chan string, 4), gate: make(chan struct{})}
-	logs := &logLines{}
-	s, err := New(Config{Secret: []byte(testSecret), Deploy: rec.deploy, Logf: logs.logf})
+// serve runs Serve on a loopback port until ctx is done; served receives
+// what it returns.
+func serve(t *testing.T, ctx context.Context, cfg Config, certFile, keyFile string) (*Server, string, chan error) {
+	t.Helper()
+	cfg.Secret = []byte(testSecret)
+	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -386,10 +388,17 @@ func TestShutdownLetsTheRunningDeployFinish(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
-	go func() { served <- s.Serve(ctx, ln, "", "") }()
-	h := &harness{srv: s, url: "http://" + ln.Addr().String(), log: logs, rec: rec}
+	go func() { served <- s.Serve(ctx, ln, certFile, keyFile) }()
+	return s, ln.Addr().String(), served
+}
+
+func TestShutdownLetsTheRunningDeployFinish(t *testing.T) {
+	rec := &recorder{started: make(chan string, 4), gate: make(chan struct{})}
+	logs := &logLines{}
+	ctx, cancel := context.WithCancel(context.Background())
+	s, addr, served := serve(t, ctx, Config{Deploy: rec.deploy, Logf: logs.logf}, "", "")
+	h := &harness{srv: s, url: "http://" + addr, log: logs, rec: rec}
 	for _, b := range []string{"production", "development"} {
 		body := []byte(`{"ref": "refs/heads/` + b + `", "after": "abc"}`)
 		h.post(t, headers("github", "push", body, testSecret), body)
