@@ -14,11 +14,14 @@ var Version = "dev"
 type CLI struct {
 	Globals
 
-	Run       RunCmd       `cmd:"" help:"Run a plan against an inventory."`
-	Plan      PlanCmd      `cmd:"" help:"List, show and validate plans."`
-	Inventory InventoryCmd `cmd:"" help:"Show the resolved inventory."`
-	Lab       LabCmd       `cmd:"" help:"A real multi-host Puppet site on this machine (Linux, root)."`
-	Version   VersionCmd   `cmd:"" help:"Print troupe's version."`
+	Run        RunCmd        `cmd:"" help:"Run a plan against an inventory."`
+	Plan       PlanCmd       `cmd:"" help:"List, show and validate plans."`
+	Inventory  InventoryCmd  `cmd:"" help:"Show the resolved inventory."`
+	Webhook    WebhookCmd    `cmd:"" help:"Deploy the pushed branch's environment on push events."`
+	Schema     SchemaCmd     `cmd:"" help:"Print the JSON Schema of plan, role or inventory files."`
+	Completion CompletionCmd `cmd:"" help:"Print a shell completion script (bash, zsh or fish)."`
+	Lab        LabCmd        `cmd:"" help:"A real multi-host Puppet site on this machine (Linux, root)."`
+	Version    VersionCmd    `cmd:"" help:"Print troupe's version."`
 }
 
 // Globals are flags every command takes.

@@ -2,6 +2,7 @@ package cli_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -225,5 +226,52 @@ func TestShippedPlansValidateAgainstTheExampleInventory(t *testing.T) {
 	cmd.Dir = dir
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Errorf("shipped plans do not validate against inventory/site.yaml: %v\n%s", err, out)
+	}
+}
+
+func TestSchemaPrintsJSON(t *testing.T) {
+	for _, kind := range []string{"plan", "role", "inventory"} {
+		r := troupe(t, nil, "schema", kind)
+		var s map[string]any
+		if err := json.Unmarshal([]byte(r.stdout), &s); err != nil || r.code != 0 || s["title"] != "troupe "+kind {
+			t.Errorf("%s: code %d, %v, title %v", kind, r.code, err, s["title"])
+		}
+	}
+	if r := troupe(t, nil, "schema", "playbook"); r.code == 0 {
+		t.Error("unknown schema accepted")
+	}
+}
+
+func TestInventoryGraphPrintsTheGoldenFile(t *testing.T) {
+	for format, golden := range map[string]string{"mermaid": "graph_site.mmd", "dot": "graph_site.dot"} {
+		want, err := os.ReadFile(filepath.Join("../../fixtures/golden", golden))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := troupe(t, nil, "inventory", "graph", "-i", "../../inventory/site.yaml", "--format", format)
+		if r.code != 0 || r.stdout != string(want) {
+			t.Errorf("%s: code %d, stdout differs from %s:\n%s%s", format, r.code, golden, r.stdout, r.stderr)
+		}
+	}
+}
+
+func TestCompletionScriptsNameEveryCommand(t *testing.T) {
+	for _, shell := range []string{"bash", "zsh", "fish"} {
+		r := troupe(t, nil, "completion", shell)
+		if r.code != 0 {
+			t.Fatalf("%s: code %d\n%s", shell, r.code, r.stderr)
+		}
+		for _, cmd := range []string{"run", "plan", "list", "validate", "inventory", "graph", "webhook", "serve", "schema", "completion", "lab", "version"} {
+			if !regexp.MustCompile(`\b` + cmd + `\b`).MatchString(r.stdout) {
+				t.Errorf("%s script does not mention %q", shell, cmd)
+			}
+		}
+	}
+	// and bash completes the real tree
+	file := filepath.Join(t.TempDir(), "troupe.bash")
+	write(t, file, troupe(t, nil, "completion", "bash").stdout)
+	out, err := exec.Command("bash", "-c", `source "$1"; COMP_WORDS=(troupe inventory ""); COMP_CWORD=2; _troupe; echo "${COMPREPLY[*]}"`, "bash", file).Output()
+	if err != nil || strings.TrimSpace(string(out)) != "show graph" {
+		t.Errorf("troupe inventory <TAB>: %q %v", out, err)
 	}
 }

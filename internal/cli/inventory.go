@@ -4,11 +4,26 @@ import (
 	"os"
 
 	"github.com/troupe/troupe/internal/inventory"
+	"github.com/troupe/troupe/internal/topology"
 )
 
 // InventoryCmd groups the inventory subcommands.
 type InventoryCmd struct {
-	Show InventoryShowCmd `cmd:"" help:"Print the resolved hosts, groups and vars (secrets masked)."`
+	Show  InventoryShowCmd  `cmd:"" help:"Print the resolved hosts, groups and vars (secrets masked)."`
+	Graph InventoryGraphCmd `cmd:"" help:"Draw the site: agents → load balancer → compilers → CA and PuppetDB."`
+}
+
+type InventoryGraphCmd struct {
+	Inventory string `short:"i" help:"Inventory file ($TROUPE_INVENTORY, default inventory/hosts.yaml)." placeholder:"FILE"`
+	Format    string `enum:"mermaid,dot" default:"mermaid" help:"mermaid (Markdown, GitHub) or dot (Graphviz)."`
+}
+
+func (c InventoryGraphCmd) Run() error {
+	inv, err := loadInventory(c.Inventory)
+	if err != nil {
+		return err
+	}
+	return topology.Build(inv).Write(os.Stdout, c.Format)
 }
 
 type InventoryShowCmd struct {
@@ -16,13 +31,23 @@ type InventoryShowCmd struct {
 	Limit     string `short:"l" help:"Only hosts matching this selector." placeholder:"SELECTOR"`
 }
 
-func (c InventoryShowCmd) Run() error {
-	if c.Inventory == "" {
-		c.Inventory = defaultInventory()
+// loadInventory reads path (default: defaultInventory); a bad file is bad
+// input.
+func loadInventory(path string) (*inventory.Inventory, error) {
+	if path == "" {
+		path = defaultInventory()
 	}
-	inv, err := inventory.Load(c.Inventory)
+	inv, err := inventory.Load(path)
 	if err != nil {
-		return &ExitError{Code: ExitInvalid, Err: err}
+		return nil, &ExitError{Code: ExitInvalid, Err: err}
+	}
+	return inv, nil
+}
+
+func (c InventoryShowCmd) Run() error {
+	inv, err := loadInventory(c.Inventory)
+	if err != nil {
+		return err
 	}
 	if c.Limit != "" {
 		hs, err := inv.Select(c.Limit)

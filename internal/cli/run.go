@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -40,45 +41,19 @@ func (c *RunCmd) Run(g *Globals) error {
 	if c.Inventory == "" {
 		c.Inventory = defaultInventory()
 	}
-	p, inv, fsys, err := g.loadAll(c.Plan, c.Inventory)
+	r, err := g.prepare(c.Plan, c.Inventory, c.Param, c.AskSudoPass)
 	if err != nil {
 		return err
 	}
-	red := &secret.Redactor{}
-	params, err := bindParams(p, c.Param, red)
-	if err != nil {
-		return &ExitError{Code: ExitInvalid, Err: err}
-	}
-	if err := resolveSecrets(inv, red, c.AskSudoPass); err != nil {
-		return &ExitError{Code: ExitInvalid, Err: err}
-	}
-
-	state := g.stateDir()
-	logPath := report.DefaultLogPath(state)
-	logRep, err := report.NewLog(logPath, red)
-	if err != nil {
-		return err
-	}
-	var out report.Reporter
-	if c.Format == "json" {
-		out = report.NewJSON(os.Stdout, red)
-	} else {
-		out = report.NewHuman(os.Stdout, red, report.HumanOptions{Verbose: !c.Quiet, Color: g.Color, LogPath: logPath})
-	}
-	rep := report.Multi(out, logRep)
-
 	ctx, stop := interruptible()
 	defer stop()
-	sum, err := runner.Run(ctx, runner.Options{
-		Plan: p, Inventory: inv, Params: params, Limit: c.Limit, Noop: c.Noop,
-		Concurrency: c.Concurrency, Resume: c.Resume, StartAt: c.StartAt,
-		StateDir: state, Files: fsys, Reporter: rep, Redactor: red,
-		Scope: func(h *inventory.Host) (map[string]any, error) {
-			flavor, _ := h.Vars["flavor"].(string)
-			return puppet.Scope(flavor)
-		},
+	sum, err := r.run(ctx, runner.Options{Limit: c.Limit, Noop: c.Noop, Concurrency: c.Concurrency,
+		Resume: c.Resume, StartAt: c.StartAt}, func(red *secret.Redactor, logPath string) report.Reporter {
+		if c.Format == "json" {
+			return report.NewJSON(os.Stdout, red)
+		}
+		return report.NewHuman(os.Stdout, red, report.HumanOptions{Verbose: !c.Quiet, Color: g.Color, LogPath: logPath})
 	})
-	rep.Close()
 	if err == nil {
 		return nil
 	}
@@ -87,16 +62,69 @@ func (c *RunCmd) Run(g *Globals) error {
 		code = ExitInterrupted
 		err = errors.New("interrupted; running commands were signalled")
 	}
-	msg := red.String(err.Error())
+	msg := r.red.String(err.Error())
 	if c.Format == "human" {
 		msg = "" // the report already ended with the error and the log's path
 	} else {
-		msg += "\ndebug log: " + logPath
+		msg += "\ndebug log: " + r.logPath
 	}
 	if sum != nil && len(sum.Counts) > 0 && !c.Noop {
 		msg += fmt.Sprintf("\nto continue where it stopped: troupe run %s -i %s --resume", c.Plan, c.Inventory)
 	}
 	return &ExitError{Code: code, Err: errors.New(strings.TrimPrefix(msg, "\n"))}
+}
+
+// prepared is a plan and inventory loaded, checked and bound, with every
+// secret registered for masking: what `troupe run` and a webhook deploy
+// share before anything connects.
+type prepared struct {
+	plan    *plan.Plan
+	inv     *inventory.Inventory
+	fsys    fs.FS
+	params  map[string]any
+	red     *secret.Redactor
+	state   string
+	logPath string
+	log     *report.Log // the debug log, always written
+}
+
+// prepare loads and binds a run; its errors are ExitInvalid (nothing ran).
+func (g *Globals) prepare(planName, invPath string, given map[string]string, askSudo bool) (*prepared, error) {
+	p, inv, fsys, err := g.loadAll(planName, invPath)
+	if err != nil {
+		return nil, err
+	}
+	red := &secret.Redactor{}
+	params, err := bindParams(p, given, red)
+	if err != nil {
+		return nil, &ExitError{Code: ExitInvalid, Err: err}
+	}
+	if err := resolveSecrets(inv, red, askSudo); err != nil {
+		return nil, &ExitError{Code: ExitInvalid, Err: err}
+	}
+	state := g.stateDir()
+	logPath := report.DefaultLogPath(state)
+	logRep, err := report.NewLog(logPath, red)
+	if err != nil {
+		return nil, err
+	}
+	return &prepared{plan: p, inv: inv, fsys: fsys, params: params, red: red, state: state,
+		logPath: logPath, log: logRep}, nil
+}
+
+// run runs the prepared plan, once, with o's run controls (its plan,
+// inventory, content and reporting fields are filled in here). out builds
+// the reporter the caller shows; the debug log is written beside it.
+func (r *prepared) run(ctx context.Context, o runner.Options, out func(red *secret.Redactor, logPath string) report.Reporter) (*runner.Summary, error) {
+	rep := report.Multi(out(r.red, r.logPath), r.log)
+	o.Plan, o.Inventory, o.Params, o.StateDir, o.Files, o.Reporter, o.Redactor = r.plan, r.inv, r.params, r.state, r.fsys, rep, r.red
+	o.Scope = func(h *inventory.Host) (map[string]any, error) {
+		flavor, _ := h.Vars["flavor"].(string)
+		return puppet.Scope(flavor)
+	}
+	sum, err := runner.Run(ctx, o)
+	rep.Close()
+	return sum, err
 }
 
 // bindParams types the --param values ($TROUPE_PARAM_NAME fills in params

@@ -361,3 +361,17 @@ func TestShow(t *testing.T) {
 	}
 	golden(t, "inventory_show.txt", out)
 }
+
+// TestSSHFormsCoverTheSettings: an ssh setting added to the decoder without
+// a form would be missing from the generated schema.
+func TestSSHFormsCoverTheSettings(t *testing.T) {
+	v := Vocabulary()
+	if len(v.SSHForms) != len(v.SSHKeys) {
+		t.Errorf("%d forms for %d ssh settings", len(v.SSHForms), len(v.SSHKeys))
+	}
+	for _, k := range v.SSHKeys {
+		if v.SSHForms[k] == "" {
+			t.Errorf("ssh setting %q has no form", k)
+		}
+	}
+}

@@ -24,6 +24,10 @@ type PuppetCode struct {
 	Config  string `yaml:"config"`  // r10k.yaml; default .flavor.paths.r10k_config
 	R10k    string `yaml:"r10k"`    // the r10k binary; default .flavor.r10k.bin
 	Force   bool   `yaml:"force"`   // deploy even when every commit matches (Puppetfile-only changes)
+	// Environment restricts the deploy to one environment (a webhook's
+	// pushed branch), so other branches are neither compared nor redeployed;
+	// "" deploys every environment.
+	Environment string `yaml:"environment"`
 }
 
 func (p *PuppetCode) Title() string { return "Deploy the control repository with r10k" }
@@ -40,13 +44,14 @@ func (p *PuppetCode) Validate() error {
 var nonWord = regexp.MustCompile(`\W`)
 
 func (p *PuppetCode) Run(ctx context.Context, x *Exec) (Result, error) {
-	var remote, basedir, config, bin string
+	var remote, basedir, config, bin, env string
 	for _, f := range []struct {
 		dst  *string
 		src  string
 		dflt string
 	}{{&remote, p.Remote, ""}, {&basedir, p.Basedir, ""},
-		{&config, p.Config, "{{ .flavor.paths.r10k_config }}"}, {&bin, p.R10k, "{{ .flavor.r10k.bin }}"}} {
+		{&config, p.Config, "{{ .flavor.paths.r10k_config }}"}, {&bin, p.R10k, "{{ .flavor.r10k.bin }}"},
+		{&env, p.Environment, ""}} {
 		v, err := x.Render(dflt(f.src, f.dflt))
 		if err != nil {
 			return Result{}, err
@@ -61,10 +66,20 @@ func (p *PuppetCode) Run(ctx context.Context, x *Exec) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	if env != "" {
+		if _, ok := want[env]; !ok {
+			return Result{}, fmt.Errorf("environment %q: no such branch on %s", env, remote)
+		}
+		want, have = only(want, env), only(have, env)
+	}
 	if !p.Force && sameCommits(have, want) {
 		return Result{Msg: describeCommits(have), Data: codeData(have)}, nil
 	}
-	cmd := render.ShellQuote(bin) + " deploy environment --config " + render.ShellQuote(config) + " --modules --verbose info"
+	cmd := render.ShellQuote(bin) + " deploy environment "
+	if env != "" {
+		cmd += render.ShellQuote(env) + " "
+	}
+	cmd += "--config " + render.ShellQuote(config) + " --modules --verbose info"
 	if x.Noop {
 		x.Emit(line("would deploy: %s (deployed: %s)", describeCommits(want), describeCommits(have)))
 	}
@@ -77,6 +92,9 @@ func (p *PuppetCode) Run(ctx context.Context, x *Exec) (Result, error) {
 	have, err = deployed(ctx, x, basedir)
 	if err != nil {
 		return Result{}, err
+	}
+	if env != "" {
+		have = only(have, env)
 	}
 	if !sameCommits(have, want) {
 		return Result{}, fmt.Errorf("after r10k: deployed %s, remote has %s", describeCommits(have), describeCommits(want))
@@ -125,6 +143,15 @@ func deployed(ctx context.Context, x *Exec, basedir string) (map[string]string, 
 		out[env] = d.Signature
 	}
 	return out, nil
+}
+
+// only keeps env's entry of m (none when m lacks it).
+func only(m map[string]string, env string) map[string]string {
+	out := map[string]string{}
+	if sha, ok := m[env]; ok {
+		out[env] = sha
+	}
+	return out
 }
 
 func sameCommits(have, want map[string]string) bool {

@@ -167,6 +167,39 @@ func TestPuppetCode(t *testing.T) {
 	}
 }
 
+// TestPuppetCodeOneEnvironment: with environment set, only that branch is
+// compared and deployed; another branch's drift neither triggers nor fails it.
+func TestPuppetCodeOneEnvironment(t *testing.T) {
+	h := newFake()
+	prod, feat := strings.Repeat("1", 40), strings.Repeat("2", 40)
+	h.reply("git ls-remote", prod+"\trefs/heads/production\n"+feat+"\trefs/heads/feature/x\n")
+	envs := ""
+	h.on("ls -1", func(string) transport.Result { return transport.Result{Stdout: envs} })
+	h.on("deploy environment", func(string) transport.Result {
+		envs = "production\n" // feature_x stays undeployed: r10k was told one environment
+		h.set("/code/production/.r10k-deploy.json", []byte(`{"signature":"`+prod+`"}`))
+		return transport.Result{}
+	})
+	s := &fakeSite{hosts: map[string]*fakeConn{"c": h}}
+	step := &PuppetCode{Remote: "http://x/c.git", Basedir: "/code", Environment: "{{ .vars.env }}"}
+	x := s.exec(t, "c")
+	x.Data["vars"] = map[string]any{"env": "production"}
+	res, err := step.Run(context.Background(), x)
+	if err != nil || !res.Changed || res.Msg != "production@111111111111" {
+		t.Fatalf("%+v %v", res, err)
+	}
+	if got := h.ranMatching("deploy environment"); len(got) != 1 || !strings.Contains(got[0], "deploy environment production --config") {
+		t.Errorf("r10k: %v", got)
+	}
+	if res, err = step.Run(context.Background(), x); err != nil || res.Changed {
+		t.Errorf("second run must be unchanged although feature_x is not deployed: %+v %v", res, err)
+	}
+	x.Data["vars"] = map[string]any{"env": "gone"}
+	if _, err := step.Run(context.Background(), x); err == nil || !strings.Contains(err.Error(), `environment "gone": no such branch`) {
+		t.Errorf("unknown environment: %v", err)
+	}
+}
+
 // TestDecode checks the kinds' YAML shapes through the registry.
 func TestPuppetKindsDecode(t *testing.T) {
 	for kind, body := range map[string]string{
