@@ -24,17 +24,6 @@ const Dialect = "https://json-schema.org/draft/2020-12/schema"
 
 type obj = map[string]any
 
-// actions holds each action kind's struct. Package step keeps its
-// constructors private; actionStructs checks this table against
-// step.Registry, so a kind added there and not here is an error, not a gap.
-var actions = map[string]any{
-	"command": step.Command{}, "script": step.Script{}, "upload": step.Upload{}, "download": step.Download{},
-	"template": step.Template{}, "file": step.File{}, "package": step.Package{}, "service": step.Service{},
-	"wait": step.Wait{}, "message": step.Message{}, "assert": step.Assert{}, "fail": step.Fail{},
-	"puppet_config": step.PuppetConfig{}, "puppet_ini": step.PuppetIni{}, "puppet_cert": step.PuppetCert{},
-	"puppet_code": step.PuppetCode{}, "lb_server": step.LBServer{},
-}
-
 // actionKinds are the registry's kinds a step can name: the loader drops
 // kinds that collide with a control or block key, and so does the schema.
 func actionKinds(v plan.Vocab) ([]string, error) {
@@ -42,9 +31,6 @@ func actionKinds(v plan.Vocab) ([]string, error) {
 	for _, k := range (step.Registry{}).Kinds() {
 		if slices.Contains(v.ControlKeys, k) || slices.Contains(v.BlockKinds, k) {
 			continue
-		}
-		if _, ok := actions[k]; !ok {
-			return nil, fmt.Errorf("schema: action kind %q has no struct in package schema", k)
 		}
 		out = append(out, k)
 	}
@@ -176,6 +162,8 @@ func controlForm(v plan.Vocab, form string) (map[string]any, error) {
 		return obj{"type": []string{"string", "boolean"}}, nil
 	case "count":
 		return obj{"anyOf": []any{obj{"type": "integer", "minimum": 0}, obj{"type": "string", "pattern": `^[0-9]+%?$`}}}, nil
+	case "batch": // a count, or a template rendered at run time ("{{ .params.batch }}")
+		return obj{"anyOf": []any{obj{"type": "integer", "minimum": 1}, obj{"type": "string", "pattern": `^([0-9]+%?|.*\{\{.*)$`}}}, nil
 	case "int":
 		return obj{"type": "integer", "minimum": 0}, nil
 	case "duration":
@@ -192,7 +180,11 @@ func controlForm(v plan.Vocab, form string) (map[string]any, error) {
 // goccy/go-yaml, which reads any scalar into a string field and a quoted
 // number into an int, so the schema allows what the decoder allows.
 func actionSchema(kind string) (map[string]any, error) {
-	t := reflect.TypeOf(actions[kind])
+	a, ok := (step.Registry{}).New(kind)
+	if !ok {
+		return nil, fmt.Errorf("schema: unknown action kind %q", kind)
+	}
+	t := reflect.TypeOf(a).Elem()
 	s, err := typeSchema(t)
 	if err != nil {
 		return nil, fmt.Errorf("schema: action %s: %w", kind, err)

@@ -54,6 +54,16 @@ func (Registry) Kinds() []string {
 	return out
 }
 
+// New returns a zero Action of a kind (for tools that describe the kinds,
+// such as the JSON Schema), or false for an unknown kind.
+func (Registry) New(kind string) (Action, bool) {
+	mk, ok := kinds[kind]
+	if !ok {
+		return nil, false
+	}
+	return mk(), true
+}
+
 // Decode turns an action body into its Action, strictly (unknown keys are
 // errors) and with positioned errors.
 func (Registry) Decode(kind string, node ast.Node) (any, error) {
