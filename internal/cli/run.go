@@ -83,6 +83,10 @@ func (c *RunCmd) Run(g *Globals) error {
 		return nil
 	}
 	code := ExitFailed
+	var bad *runner.InputError
+	if errors.As(err, &bad) {
+		code = ExitInvalid
+	}
 	if ctx.Err() != nil {
 		code = ExitInterrupted
 		err = errors.New("interrupted; running commands were signalled")
@@ -93,7 +97,7 @@ func (c *RunCmd) Run(g *Globals) error {
 	} else {
 		msg += "\ndebug log: " + logPath
 	}
-	if sum != nil && len(sum.Counts) > 0 && !c.Noop {
+	if sum != nil && len(sum.Counts) > 0 && !c.Noop && code != ExitInvalid {
 		msg += fmt.Sprintf("\nto continue where it stopped: troupe run %s -i %s --resume", c.Plan, c.Inventory)
 	}
 	return &ExitError{Code: code, Err: errors.New(strings.TrimPrefix(msg, "\n"))}

@@ -227,6 +227,30 @@ func Suggest(word string, candidates []string) string {
 	return fmt.Sprintf(" (did you mean %q?)", best)
 }
 
+// Nearest returns up to n candidates ordered by edit distance to word (ties
+// keep the candidates' order). A hierarchical candidate ("a/b/c") is also
+// measured by its last segment, so "drain" finds "compilers/drain".
+func Nearest(word string, candidates []string, n int) []string {
+	type cand struct {
+		s string
+		d int
+	}
+	cs := make([]cand, len(candidates))
+	for i, c := range candidates {
+		d := editDistance(word, c)
+		if j := strings.LastIndexByte(c, '/'); j >= 0 {
+			d = min(d, editDistance(word, c[j+1:]))
+		}
+		cs[i] = cand{c, d}
+	}
+	slices.SortStableFunc(cs, func(a, b cand) int { return a.d - b.d })
+	out := make([]string, 0, n)
+	for _, c := range cs[:min(n, len(cs))] {
+		out = append(out, c.s)
+	}
+	return out
+}
+
 func editDistance(a, b string) int {
 	prev := make([]int, len(b)+1)
 	cur := make([]int, len(b)+1)
