@@ -176,8 +176,12 @@ func TestUnreachableHostChangesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
+	_, key, err := sshtest.WriteClientKey(dir, "") // credentials are checked before dialling
+	if err != nil {
+		t.Fatal(err)
+	}
 	inv := filepath.Join(dir, "inventory.yaml")
-	write(t, inv, fmt.Sprintf("version: 1\nconfig: {ssh: {port: %d, connect_timeout: 2s, known_hosts: %s/kh}}\ngroups:\n  web:\n    targets: [{name: web1, address: 127.0.0.1}]\n", port, dir))
+	write(t, inv, fmt.Sprintf("version: 1\nconfig: {ssh: {port: %d, connect_timeout: 2s, known_hosts: %s/kh, private_key: %s}}\ngroups:\n  web:\n    targets: [{name: web1, address: 127.0.0.1}]\n", port, dir, key))
 	write(t, filepath.Join(dir, "kh"), "")
 	r := troupe(t, []string{"HOME=" + dir}, "--state-dir", filepath.Join(dir, "state"), "run", "ping", "-i", inv)
 	if r.code != 1 || !strings.Contains(r.stdout, "cannot reach 1 of 1 hosts; nothing was changed") || !strings.Contains(r.stdout, "web1") {

@@ -37,6 +37,9 @@ type RunCmd struct {
 }
 
 func (c *RunCmd) Run(g *Globals) error {
+	if c.Concurrency < 1 {
+		return &ExitError{Code: ExitInvalid, Err: fmt.Errorf("--concurrency %d: want 1 or more hosts in parallel", c.Concurrency)}
+	}
 	if c.Inventory == "" {
 		c.Inventory = defaultInventory()
 	}

@@ -554,6 +554,7 @@ func (c *loadCtx) step(f *srcFile, n ast.Node, parent string, sc *scope, ids map
 				}
 			} else {
 				s.Action = v
+				c.source(d, label+" "+s.Kind, body, v)
 			}
 			c.templates(d, kv.Val, sc)
 		}
@@ -577,6 +578,21 @@ func (c *loadCtx) step(f *srcFile, n ast.Node, parent string, sc *scope, ids map
 		s.Name = defaultName(s, id)
 	}
 	return s
+}
+
+// source checks the local file an action reads; the error points at src.
+func (c *loadCtx) source(d *yamldoc.Doc, what string, body ast.Node, action any) {
+	sc, ok := c.l.Actions.(SourceChecker)
+	if !ok {
+		return
+	}
+	if err := sc.CheckSource(action, c.l.FS); err != nil {
+		at := body
+		if ps, _ := d.Mapping(body, what); indexKey(ps, "src") >= 0 {
+			at = ps[indexKey(ps, "src")].Val
+		}
+		d.Errorf(at, "%s: %v", what, err)
+	}
 }
 
 func kindLabel(k string) string {

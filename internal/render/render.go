@@ -62,7 +62,7 @@ func String(text string, data any) (string, error) {
 
 // File renders a template file's content; name appears in error messages.
 func File(name, text string, data any) ([]byte, error) {
-	t, err := template.New(name).Option("missingkey=error").Funcs(Funcs()).Parse(text)
+	t, err := parseFile(name, text)
 	if err != nil {
 		return nil, err
 	}
@@ -71,6 +71,17 @@ func File(name, text string, data any) ([]byte, error) {
 		return nil, err
 	}
 	return b.Bytes(), nil
+}
+
+// CheckFile parses a template file's content without rendering it, so a
+// syntax error is found when the plan is loaded rather than on a host.
+func CheckFile(name, text string) error {
+	_, err := parseFile(name, text)
+	return err
+}
+
+func parseFile(name, text string) (*template.Template, error) {
+	return template.New(name).Option("missingkey=error").Funcs(Funcs()).Parse(text)
 }
 
 // Bool renders a condition and requires "true" or "false".

@@ -36,6 +36,9 @@ type Options struct {
 	Redactor    *secret.Redactor
 	// Dial opens a host's connection; transport.Dial unless a test swaps it.
 	Dial func(ctx context.Context, cfg transport.Config) (transport.Conn, error)
+	// CheckAuth checks a host's credentials before any host is dialled;
+	// transport.CheckAuth with transport.Dial, none with a swapped Dial.
+	CheckAuth func(cfg transport.Config) error
 	// Scope adds per-host template data (e.g. .flavor from package puppet).
 	Scope func(h *inventory.Host) (map[string]any, error)
 }
@@ -66,7 +69,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		o.Concurrency = 100
 	}
 	if o.Dial == nil {
-		o.Dial = transport.Dial
+		o.Dial, o.CheckAuth = transport.Dial, transport.CheckAuth
 	}
 	r := &run{
 		o:          o,
@@ -119,6 +122,9 @@ func (r *run) execute(ctx context.Context) (*Summary, error) {
 	}
 	hosts, err := r.allHosts()
 	if err != nil {
+		return sum, err
+	}
+	if err := r.checkAuth(hosts); err != nil {
 		return sum, err
 	}
 	names := make([]string, len(hosts))
@@ -192,6 +198,24 @@ func (r *run) check() error {
 		}
 	}
 	r.journal = j
+	return nil
+}
+
+// checkAuth refuses a run whose hosts lack usable credentials, all of them
+// named at once, before any host is dialled.
+func (r *run) checkAuth(hosts []*inventory.Host) error {
+	if r.o.CheckAuth == nil {
+		return nil
+	}
+	var errs []error
+	for _, h := range hosts {
+		if err := r.o.CheckAuth(h.SSH); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return &InputError{errors.Join(errs...)}
+	}
 	return nil
 }
 
