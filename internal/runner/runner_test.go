@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,7 +31,7 @@ type hostConn struct {
 }
 
 func (c hostConn) Run(ctx context.Context, cmd transport.Cmd) (transport.Result, error) {
-	cmd.Command = "H=" + c.dir + "; export H; " + strings.ReplaceAll(cmd.Command, lockPath, c.dir+"/troupe.lock")
+	cmd.Command = "H=" + c.dir + "; export H; " + cmd.Command
 	return c.Conn.Run(ctx, cmd)
 }
 
@@ -88,7 +89,11 @@ func setup(t *testing.T, planYAML string, hosts ...string) *fixture {
 	if err != nil {
 		t.Fatalf("load plan: %v", err)
 	}
-	inv := "version: 1\ngroups:\n  web:\n    targets: [" + strings.Join(hosts, ", ") + "]\n"
+	var targets []string
+	for _, h := range hosts {
+		targets = append(targets, fmt.Sprintf("{name: %s, vars: {troupe_lock: %s}}", h, filepath.Join(root, "hosts", h, "troupe.lock")))
+	}
+	inv := "version: 1\ngroups:\n  web:\n    targets: [" + strings.Join(targets, ", ") + "]\n"
 	i, err := inventory.LoadBytes("inv.yaml", []byte(inv))
 	if err != nil {
 		t.Fatalf("inventory: %v", err)
@@ -348,7 +353,8 @@ func TestLockRefusesASecondRun(t *testing.T) {
 steps:
   - {id: one, targets: web, command: touch $H/one}
 `, "h1", "h2")
-	os.WriteFile(filepath.Join(f.hostDir("h2"), "troupe.lock"), []byte("troupe run other by alice@laptop\n"), 0o644)
+	os.Mkdir(filepath.Join(f.hostDir("h2"), "troupe.lock"), 0o700)
+	os.WriteFile(filepath.Join(f.hostDir("h2"), "troupe.lock", "owner"), []byte("troupe run other by alice@laptop\n"), 0o644)
 	_, _, err := f.run(context.Background(), nil)
 	if err == nil || !strings.Contains(err.Error(), "alice@laptop") || !strings.Contains(err.Error(), "nothing was changed") {
 		t.Fatalf("want a lock refusal naming the holder, got %v", err)
@@ -361,7 +367,7 @@ steps:
 	}
 	// a stale lock (no heartbeat for longer than lockStale) is taken over
 	old := time.Now().Add(-2 * lockStale)
-	os.Chtimes(filepath.Join(f.hostDir("h2"), "troupe.lock"), old, old)
+	os.Chtimes(filepath.Join(f.hostDir("h2"), "troupe.lock", "owner"), old, old)
 	if _, _, err := f.run(context.Background(), nil); err != nil {
 		t.Fatalf("stale lock: %v", err)
 	}
