@@ -55,6 +55,9 @@ func (c *RunCmd) Run(g *Globals) error {
 	if err := resolveSecrets(inv, red, c.AskSudoPass); err != nil {
 		return &ExitError{Code: ExitInvalid, Err: err}
 	}
+	if n := red.TooShort(); n > 0 {
+		fmt.Fprintf(os.Stderr, "troupe: warning: %d secret value(s) shorter than %d characters cannot be masked safely and will show in the output\n", n, secret.MinLen)
+	}
 
 	state := g.stateDir()
 	logPath := report.DefaultLogPath(state)

@@ -17,6 +17,7 @@ import (
 	"github.com/goccy/go-yaml/ast"
 
 	"github.com/troupe/troupe/internal/diag"
+	"github.com/troupe/troupe/internal/secret"
 	"github.com/troupe/troupe/internal/yamldoc"
 )
 
@@ -77,6 +78,7 @@ type loadCtx struct {
 	stack      []include
 	registered map[string]bool // registers of steps seen so far, in document order
 	errs       diag.List
+	secrets    secret.Redactor // secret params' defaults, masked in every error
 }
 
 // Load reads a plan by name (plans/NAME.yaml in FS) or by path (ending in
@@ -152,7 +154,11 @@ func (c *loadCtx) collect() error {
 			}
 		}
 	}
-	return append(all, c.errs...).Err()
+	all = append(all, c.errs...)
+	for _, e := range all {
+		e.Msg, e.Excerpt = c.secrets.String(e.Msg), c.secrets.String(e.Excerpt)
+	}
+	return all.Err()
 }
 
 func (l *Loader) fsName() string {
@@ -300,6 +306,15 @@ func (c *loadCtx) params(f *srcFile, n ast.Node) []Param {
 		if defN != nil {
 			if v, ok := c.typed(d, defN, p, "default of "+what); ok {
 				p.Default = v
+			}
+			if p.Type == "secret" {
+				// whatever it holds, an excerpt of its line must not show it
+				if tk := d.Resolve(defN).GetToken(); tk != nil {
+					c.secrets.Add(tk.Value)
+				}
+				if v, ok := p.Default.(string); ok {
+					c.secrets.Add(v)
+				}
 			}
 			if p.Required {
 				d.Errorf(defN, "%s is required and has a default; use one or the other", what)

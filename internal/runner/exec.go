@@ -217,7 +217,7 @@ func (r *run) host(ctx context.Context, s *plan.Step, h *inventory.Host, l scope
 	action := s.Action.(step.Action)
 	_, readOnly := action.(step.ReadOnly)
 	x := &step.Exec{
-		Host: h, Conn: conn, Sudo: sudo, Data: data, Files: r.o.Files,
+		Host: h, Conn: conn, Sudo: sudo, Data: data, Files: r.o.Files, Secrets: r.o.Redactor,
 		Noop: r.o.Noop && !readOnly,
 		Emit: func(e report.Event) {
 			e.Step, e.Host = s.ID, h.Name
@@ -494,7 +494,7 @@ func (r *run) peer(s *plan.Step, l scopeLayer) func(ctx context.Context, name st
 		if err != nil {
 			return nil, err
 		}
-		x := &step.Exec{Host: h, Conn: conn, Sudo: h.SSH.Sudo, Noop: r.o.Noop, Data: data, Files: r.o.Files,
+		x := &step.Exec{Host: h, Conn: conn, Sudo: h.SSH.Sudo, Noop: r.o.Noop, Data: data, Files: r.o.Files, Secrets: r.o.Redactor,
 			Emit: func(e report.Event) {
 				e.Step, e.Host = s.ID, h.Name
 				r.emit(e)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/troupe/troupe/internal/report"
+	"github.com/troupe/troupe/internal/secret"
 )
 
 // journal is the NDJSON record of every host's result of every step, one
@@ -19,6 +20,7 @@ type journal struct {
 	path      string
 	plan      string
 	inventory string // absolute path
+	red       *secret.Redactor
 	mu        sync.Mutex
 	f         *os.File // nil under --noop: a dry run must not move the resume point
 	prev      []record // the previous run, as the file held it before this one
@@ -52,12 +54,12 @@ type done struct {
 // loadJournal finds the journal of this plan and inventory and reads the
 // previous run from it; nothing is written until open, so a refused run
 // leaves the journal as it was.
-func loadJournal(stateDir, planName, invFile string) (*journal, error) {
+func loadJournal(stateDir, planName, invFile string, red *secret.Redactor) (*journal, error) {
 	abs, _ := filepath.Abs(invFile)
 	sum := sha256.Sum256([]byte(abs))
 	j := &journal{
 		path: filepath.Join(stateDir, "journal", fmt.Sprintf("%s-%x.ndjson", planName, sum[:6])),
-		plan: planName, inventory: abs,
+		plan: planName, inventory: abs, red: red,
 	}
 	prev, err := j.previousRecords()
 	if err != nil {
@@ -105,6 +107,9 @@ func (j *journal) write(r record) {
 		return
 	}
 	r.Time = time.Now().UTC()
+	// registered output and errors can carry secrets; masked here, they come
+	// back masked to a resumed run's templates
+	r.Value, r.Error = j.red.Value(r.Value), j.red.String(r.Error)
 	b, _ := json.Marshal(r)
 	j.mu.Lock()
 	defer j.mu.Unlock()

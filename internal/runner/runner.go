@@ -186,7 +186,7 @@ func (r *run) check() error {
 		}
 		r.startAt = leaf
 	}
-	j, err := loadJournal(r.o.StateDir, r.o.Plan.Name, r.o.Inventory.File)
+	j, err := loadJournal(r.o.StateDir, r.o.Plan.Name, r.o.Inventory.File, r.o.Redactor)
 	if err != nil {
 		return err
 	}

@@ -28,6 +28,7 @@ type localConn struct{ root bool }
 func (localConn) Close() error { return nil }
 
 func (l localConn) Run(ctx context.Context, c Cmd) (Result, error) {
+	c = hide(c)
 	if err := ctx.Err(); err != nil {
 		return Result{}, err
 	}
