@@ -194,7 +194,7 @@ func (l *Loader) List() ([]Summary, error) {
 	var errs []error
 	for _, f := range files {
 		s := Summary{Name: strings.TrimSuffix(strings.TrimSuffix(path.Base(f), ".yaml"), ".yml"), File: l.fsName() + ":" + f}
-		src, err := fs.ReadFile(l.FS, f)
+		src, err := yamldoc.ReadFile(l.FS, f)
 		if err != nil {
 			errs = append(errs, err)
 			continue

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -47,6 +46,11 @@ var (
 	actionOnly = []string{"retries", "delay", "until", "creates", "unless", "onlyif", "register", "changed_when", "failed_when"}
 	blockKinds = []string{"steps", "role", "plan"}
 
+	// maxSteps caps the steps of a plan once its roles and sub-plans are
+	// expanded: includes forming a tree (a role including another twice,
+	// which includes another twice...) grow exponentially.
+	maxSteps = 10_000
+
 	idRE       = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
 	registerRE = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
 	paramRE    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -79,6 +83,7 @@ type loadCtx struct {
 	registered map[string]bool // registers of steps seen so far, in document order
 	errs       diag.List
 	secrets    secret.Redactor // secret params' defaults, masked in every error
+	nsteps     int             // steps decoded so far, includes expanded
 }
 
 // Load reads a plan by name (plans/NAME.yaml in FS) or by path (ending in
@@ -189,7 +194,7 @@ func (c *loadCtx) openPlan(ref, relDir string) (key, label string, f *srcFile, e
 		if f := c.files[p]; f != nil {
 			return key, label, f, nil
 		}
-		src, rerr := os.ReadFile(p)
+		src, rerr := yamldoc.ReadFile(nil, p)
 		if rerr != nil {
 			return "", "", nil, fmt.Errorf("plan %s: %w", ref, rerr)
 		}
@@ -207,7 +212,7 @@ func (c *loadCtx) openPlan(ref, relDir string) (key, label string, f *srcFile, e
 	if f := c.files[name]; f != nil {
 		return key, label, f, nil
 	}
-	src, rerr := fs.ReadFile(c.l.FS, "plans/"+ref+".yaml")
+	src, rerr := yamldoc.ReadFile(c.l.FS, "plans/"+ref+".yaml")
 	if rerr != nil {
 		if errors.Is(rerr, fs.ErrNotExist) {
 			return "", "", nil, fmt.Errorf("unknown plan %q (plans: %s)", ref, strings.Join(c.names("plans"), ", "))
@@ -229,7 +234,7 @@ func (c *loadCtx) openRole(ref string) (*srcFile, error) {
 	if c.l.FS == nil {
 		return nil, fmt.Errorf("unknown role %q (no role directory)", ref)
 	}
-	src, err := fs.ReadFile(c.l.FS, "roles/"+ref+".yaml")
+	src, err := yamldoc.ReadFile(c.l.FS, "roles/"+ref+".yaml")
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("unknown role %q (roles: %s)", ref, strings.Join(c.names("roles"), ", "))
@@ -398,6 +403,17 @@ func (c *loadCtx) steps(f *srcFile, n ast.Node, parent string, sc *scope, owner 
 func (c *loadCtx) step(f *srcFile, n ast.Node, parent string, sc *scope, ids map[string]ast.Node) *Step {
 	d := f.d
 	n = d.Resolve(n)
+	if c.nsteps++; c.nsteps > maxSteps {
+		if c.nsteps == maxSteps+1 {
+			chain := make([]string, len(c.stack))
+			for i, inc := range c.stack {
+				chain[i] = inc.label
+			}
+			d.Errorf(n, "the plan expands to more than %d steps (included through %s): do roles or sub-plans include each other several times?",
+				maxSteps, strings.Join(chain, " > "))
+		}
+		return nil
+	}
 	ps, ok := d.Mapping(n, "a step")
 	if !ok {
 		return nil

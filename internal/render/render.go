@@ -54,7 +54,7 @@ func String(text string, data any) (string, error) {
 		return "", err
 	}
 	var b bytes.Buffer
-	if err := t.Execute(&b, data); err != nil {
+	if err := t.Execute(&limited{&b}, data); err != nil {
 		return "", cleanErr(err)
 	}
 	return b.String(), nil
@@ -67,7 +67,7 @@ func File(name, text string, data any) ([]byte, error) {
 		return nil, err
 	}
 	var b bytes.Buffer
-	if err := t.Execute(&b, data); err != nil {
+	if err := t.Execute(&limited{&b}, data); err != nil {
 		return nil, err
 	}
 	return b.Bytes(), nil
@@ -163,7 +163,27 @@ func required(msg string, v any) (any, error) {
 	return v, nil
 }
 
-func indent(n int, s string) string {
+// MaxOutput bounds what one template may render: `{{ range 1000000000 }}`
+// must fail, not exhaust the machine's memory.
+const MaxOutput = 16 << 20
+
+// limited is a buffer that refuses to grow past MaxOutput.
+type limited struct{ b *bytes.Buffer }
+
+func (l *limited) Write(p []byte) (int, error) {
+	if l.b.Len()+len(p) > MaxOutput {
+		return 0, fmt.Errorf("template output larger than %d MiB", MaxOutput>>20)
+	}
+	return l.b.Write(p)
+}
+
+// maxIndent bounds indent's padding for the same reason.
+const maxIndent = 1000
+
+func indent(n int, s string) (string, error) {
+	if n < 0 || n > maxIndent {
+		return "", fmt.Errorf("indent %d: want 0 to %d", n, maxIndent)
+	}
 	pad := strings.Repeat(" ", n)
 	lines := strings.Split(s, "\n")
 	for i, l := range lines {
@@ -171,7 +191,7 @@ func indent(n int, s string) string {
 			lines[i] = pad + l
 		}
 	}
-	return strings.Join(lines, "\n")
+	return strings.Join(lines, "\n"), nil
 }
 
 func toJSON(v any) (string, error) {

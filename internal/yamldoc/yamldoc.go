@@ -29,6 +29,12 @@ type Doc struct {
 // Parse parses src into its single document body (nil for an empty file).
 func Parse(file string, src []byte) (*Doc, ast.Node, error) {
 	d := &Doc{File: file, Src: src, anchors: map[string]ast.Node{}}
+	if e := checkSize(file, src); e != nil {
+		return d, nil, diag.List{e}
+	}
+	if e := checkDepth(file, src); e != nil {
+		return d, nil, diag.List{e}
+	}
 	f, err := parser.ParseBytes(src, 0)
 	if err != nil {
 		return d, nil, d.FromYAML(err)
@@ -45,6 +51,9 @@ func Parse(file string, src []byte) (*Doc, ast.Node, error) {
 	}
 	if body != nil {
 		d.collectAnchors(body)
+		if e := d.checkAliases(body); e != nil {
+			return d, nil, diag.List{e}
+		}
 	}
 	return d, body, nil
 }
