@@ -107,9 +107,18 @@ func (j *journal) write(r record) {
 		return
 	}
 	r.Time = time.Now().UTC()
-	// registered output and errors can carry secrets; masked here, they come
-	// back masked to a resumed run's templates
-	r.Value, r.Error = j.red.Value(r.Value), j.red.String(r.Error)
+	// Registered output and errors can carry secrets; masked here, they come
+	// back masked to a resumed run's templates. The value goes through JSON
+	// first so that actions' own types (structs, typed maps) are masked too.
+	r.Error = j.red.String(r.Error)
+	if r.Value != nil {
+		var v any
+		if b, err := json.Marshal(r.Value); err == nil && json.Unmarshal(b, &v) == nil {
+			r.Value = j.red.Value(v)
+		} else {
+			r.Value = nil // not JSON: the result is recorded without it
+		}
+	}
 	b, _ := json.Marshal(r)
 	j.mu.Lock()
 	defer j.mu.Unlock()
