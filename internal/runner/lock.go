@@ -88,10 +88,11 @@ func acquireLocks(ctx context.Context, p *pool, hosts []*inventory.Host, planNam
 	return l, nil
 }
 
-// lockScript takes the lock: it prints "ok PATH" when taken, "held AGE
-// PATH CONTENT" when another run holds it and "unsafe WHY" when the lock could be
-// redirected. Arguments: the lock path ("" for the default), the owner text,
-// the stale age in seconds.
+// lockScript takes the lock: it prints "ok" and the lock's path on the next
+// line when taken, "held AGE", the path and the holder's owner text when
+// another run holds it, and "unsafe WHY" when the lock could be redirected.
+// Arguments: the lock path ("" for the default), the owner text, the stale
+// age in seconds.
 const lockScript = `umask 077
 l=$1 token=$2 stale=$3
 if [ -z "$l" ]; then
@@ -106,7 +107,7 @@ if { [ "$1" != 0 ] && [ "$1" != "$(id -u)" ]; } || [ $((0$2 & 022)) -ne 0 ]; the
   echo "unsafe $d (uid $1, mode $2) is writable by others than $(id -un) and root: another user could redirect the lock"; exit
 fi
 if [ -L "$l" ] || { [ -e "$l" ] && [ ! -d "$l" ]; }; then echo "unsafe $l is not a lock directory"; exit; fi
-if mkdir "$l" 2>/dev/null; then printf '%s\n' "$token" > "$l/owner" && echo "ok $l"; exit; fi
+if mkdir "$l" 2>/dev/null; then printf '%s\n' "$token" > "$l/owner" && printf 'ok\n%s\n' "$l"; exit; fi
 age() { echo $(( $(date +%s) - $(stat -c %Y "$1/owner" 2>/dev/null || stat -c %Y "$1" 2>/dev/null || date +%s) )); }
 a=$(age "$l")
 if [ "$a" -gt "$stale" ]; then
@@ -116,13 +117,13 @@ if [ "$a" -gt "$stale" ]; then
   if mv -T "$l" "$t" 2>/dev/null; then
     if [ "$(age "$t")" -gt "$stale" ]; then
       rm -rf "$t"
-      if mkdir "$l" 2>/dev/null; then printf '%s\n' "$token" > "$l/owner" && echo "ok $l stale $a"; exit; fi
+      if mkdir "$l" 2>/dev/null; then printf '%s\n' "$token" > "$l/owner" && printf 'ok\n%s\n' "$l"; exit; fi
     else
       mv -T "$t" "$l" 2>/dev/null
     fi
   fi
 fi
-echo "held $a $l $(head -c 300 "$l/owner" 2>/dev/null | tr -d '\n')"`
+printf 'held %s\n%s\n%s\n' "$a" "$l" "$(head -c 300 "$l/owner" 2>/dev/null | tr -d '\n')"`
 
 // lockOne takes the lock on one host and returns its path there.
 func lockOne(ctx context.Context, c transport.Conn, path, token string) (string, error) {
@@ -132,17 +133,13 @@ func lockOne(ctx context.Context, c transport.Conn, path, token string) (string,
 		return "", err
 	}
 	out := strings.TrimSpace(res.Stdout)
-	if rest, ok := strings.CutPrefix(out, "ok "); ok {
-		path, _, _ = strings.Cut(rest, " ")
-		return path, nil
+	lines := append(strings.Split(out, "\n"), "", "") // a path may hold spaces, not newlines
+	if lines[0] == "ok" {
+		return lines[1], nil
 	}
-	if rest, ok := strings.CutPrefix(out, "held "); ok {
-		f := strings.SplitN(rest, " ", 3)
-		for len(f) < 3 {
-			f = append(f, "")
-		}
-		secs, _ := strconv.Atoi(f[0])
-		return "", fmt.Errorf("locked by %q (heartbeat %ds ago; lock %s)", f[2], secs, f[1])
+	if age, ok := strings.CutPrefix(lines[0], "held "); ok {
+		secs, _ := strconv.Atoi(age)
+		return "", fmt.Errorf("locked by %q (heartbeat %ds ago; lock %s)", lines[2], secs, lines[1])
 	}
 	if rest, ok := strings.CutPrefix(out, "unsafe "); ok {
 		return "", fmt.Errorf("refusing the lock: %s", rest)
