@@ -24,6 +24,13 @@ func main() {
 		kong.Description("Run YAML plans over SSH to build and operate a load-balanced Puppet site."),
 		kong.UsageOnError(),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+		// kong exits 80 on a usage error; troupe's code for bad input is 2
+		kong.Exit(func(code int) {
+			if code == 80 {
+				code = cli.ExitInvalid
+			}
+			os.Exit(code)
+		}),
 	)
 	err := ctx.Run(&c.Globals)
 	if err == nil {

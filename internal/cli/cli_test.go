@@ -71,21 +71,28 @@ func write(t *testing.T, path, content string) {
 const (
 	tokenSecret = "tok-9f8e7d6c5b4a"
 	dbSecret    = "db-Zq81-secret"
+	certSecret  = "-----BEGIN TEST CERT-----\nQUJDREVGR0hJSktMTU5PUA==\nmulti-line-cert-line3\n-----END TEST CERT-----"
 )
 
 func TestSecretsNeverShownAgainstOpenSSH(t *testing.T) {
 	sshd := sshtest.StartOpenSSH(t, sshtest.OpenSSHOptions{PasswordUser: true})
 	dir := t.TempDir()
+	psFile := filepath.Join(dir, "ps.txt")
 	write(t, filepath.Join(dir, "content", "plans", "leak.yaml"), `name: leak
 params:
   token: {type: secret}
+  pin: {type: secret}
 steps:
   - id: print
     targets: all
     command: "echo token={{ .params.token }} db={{ .vars.db_password }}; id -u"
+  - id: argv
+    targets: all
+    command: "echo {{ .params.token }} >/dev/null; ps -eo args > `+psFile+`; printf '%s\n' '{{ .vars.cert }}'"
+    register: out
   - id: fail-loudly
     targets: all
-    command: "echo {{ .params.token }} {{ .vars.db_password }} >&2; exit 1"
+    command: "echo {{ .params.token }} {{ .vars.db_password }} >&2; printf '%s\n' '{{ .vars.cert }}' >&2; exit 1"
 `)
 	os.MkdirAll(filepath.Join(dir, "content", "roles"), 0o755)
 	inv := filepath.Join(dir, "inventory.yaml")
@@ -103,8 +110,10 @@ groups:
     targets: [{name: target, address: 127.0.0.1}]
     vars:
       db_password: {env: TEST_DB_PW}
+      cert: {env: TEST_CERT}
 `, sshtest.PwUser, sshd.Port, sshd.KeyFile, sshd.KnownHosts))
-	env := []string{"TEST_SUDO_PW=" + sshtest.PwPassword, "TEST_DB_PW=" + dbSecret, "TROUPE_PARAM_TOKEN=" + tokenSecret, "HOME=" + dir}
+	env := []string{"TEST_SUDO_PW=" + sshtest.PwPassword, "TEST_DB_PW=" + dbSecret, "TROUPE_PARAM_TOKEN=" + tokenSecret, "HOME=" + dir,
+		"TEST_CERT=" + certSecret, "TROUPE_PARAM_PIN=123"}
 	state := filepath.Join(dir, "state")
 	common := []string{"--content", filepath.Join(dir, "content"), "--state-dir", state, "run", "leak", "-i", inv}
 
@@ -119,15 +128,30 @@ groups:
 		b, _ := os.ReadFile(l)
 		logText += string(b)
 	}
-	for name, text := range map[string]string{"human stdout": human.stdout, "human stderr": human.stderr, "json": jsonRun.stdout, "json stderr": jsonRun.stderr, "log": logText} {
-		for _, s := range []string{tokenSecret, dbSecret, sshtest.PwPassword} {
+	journals, _ := filepath.Glob(filepath.Join(state, "journal", "*.ndjson"))
+	if len(journals) != 1 {
+		t.Fatalf("want one journal, got %v", journals)
+	}
+	journal, _ := os.ReadFile(journals[0])
+	// the command holding the token went to the host on stdin, not in argv
+	ps, err := os.ReadFile(psFile)
+	if err != nil || !strings.Contains(string(ps), "head -c") {
+		t.Fatalf("the argv step did not run as expected: %v\n%s", err, ps)
+	}
+	secrets := append([]string{tokenSecret, dbSecret, sshtest.PwPassword}, strings.Split(certSecret, "\n")...)
+	for name, text := range map[string]string{"human stdout": human.stdout, "human stderr": human.stderr, "json": jsonRun.stdout, "json stderr": jsonRun.stderr,
+		"log": logText, "journal": string(journal), "ps on the host": string(ps)} {
+		for _, s := range secrets {
 			if strings.Contains(text, s) {
 				t.Errorf("%s shows the secret %q", name, s)
 			}
 		}
-		if name != "human stderr" && name != "json stderr" && !strings.Contains(text, "********") {
+		if name != "human stderr" && name != "json stderr" && name != "ps on the host" && !strings.Contains(text, "********") {
 			t.Errorf("%s: want the masked value shown as ********", name)
 		}
+	}
+	if strings.Count(human.stderr, "shorter than 4 characters") != 1 {
+		t.Errorf("want one warning about the 3-character secret:\n%s", human.stderr)
 	}
 	// the commands did run, as root through sudo with the password on stdin
 	if !strings.Contains(logText, "token=******** db=********") || !regexp.MustCompile(`(?m)\| 0$|stdout.*\b0\b`).MatchString(logText+human.stdout) {
@@ -177,8 +201,12 @@ func TestUnreachableHostChangesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
+	_, key, err := sshtest.WriteClientKey(dir, "") // credentials are checked before dialling
+	if err != nil {
+		t.Fatal(err)
+	}
 	inv := filepath.Join(dir, "inventory.yaml")
-	write(t, inv, fmt.Sprintf("version: 1\nconfig: {ssh: {port: %d, connect_timeout: 2s, known_hosts: %s/kh}}\ngroups:\n  web:\n    targets: [{name: web1, address: 127.0.0.1}]\n", port, dir))
+	write(t, inv, fmt.Sprintf("version: 1\nconfig: {ssh: {port: %d, connect_timeout: 2s, known_hosts: %s/kh, private_key: %s}}\ngroups:\n  web:\n    targets: [{name: web1, address: 127.0.0.1}]\n", port, dir, key))
 	write(t, filepath.Join(dir, "kh"), "")
 	r := troupe(t, []string{"HOME=" + dir}, "--state-dir", filepath.Join(dir, "state"), "run", "ping", "-i", inv)
 	if r.code != 1 || !strings.Contains(r.stdout, "cannot reach 1 of 1 hosts; nothing was changed") || !strings.Contains(r.stdout, "web1") {

@@ -38,6 +38,9 @@ type RunCmd struct {
 }
 
 func (c *RunCmd) Run(g *Globals) error {
+	if c.Concurrency < 1 {
+		return &ExitError{Code: ExitInvalid, Err: fmt.Errorf("--concurrency %d: want 1 or more hosts in parallel", c.Concurrency)}
+	}
 	if c.Inventory == "" {
 		c.Inventory = defaultInventory()
 	}
@@ -58,6 +61,10 @@ func (c *RunCmd) Run(g *Globals) error {
 		return nil
 	}
 	code := ExitFailed
+	var bad *runner.InputError
+	if errors.As(err, &bad) {
+		code = ExitInvalid
+	}
 	if ctx.Err() != nil {
 		code = ExitInterrupted
 		err = errors.New("interrupted; running commands were signalled")
@@ -68,7 +75,7 @@ func (c *RunCmd) Run(g *Globals) error {
 	} else {
 		msg += "\ndebug log: " + r.logPath
 	}
-	if sum != nil && len(sum.Counts) > 0 && !c.Noop {
+	if sum != nil && len(sum.Counts) > 0 && !c.Noop && code != ExitInvalid {
 		msg += fmt.Sprintf("\nto continue where it stopped: troupe run %s -i %s --resume", c.Plan, c.Inventory)
 	}
 	return &ExitError{Code: code, Err: errors.New(strings.TrimPrefix(msg, "\n"))}
@@ -101,6 +108,9 @@ func (g *Globals) prepare(planName, invPath string, given map[string]string, ask
 	}
 	if err := resolveSecrets(inv, red, askSudo); err != nil {
 		return nil, &ExitError{Code: ExitInvalid, Err: err}
+	}
+	if n := red.TooShort(); n > 0 {
+		fmt.Fprintf(os.Stderr, "troupe: warning: %d secret value(s) shorter than %d characters cannot be masked safely and will show in the output\n", n, secret.MinLen)
 	}
 	state := g.stateDir()
 	logPath := report.DefaultLogPath(state)

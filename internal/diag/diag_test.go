@@ -3,6 +3,7 @@ package diag
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -26,5 +27,28 @@ func TestErrorFormat(t *testing.T) {
 	}
 	if Excerpt(src, 99, 1) != "" || (&Error{File: "f"}).Position() != "f" {
 		t.Error("out-of-range positions must degrade gracefully")
+	}
+}
+
+func TestExcerptCutsLongLinesAndEscapes(t *testing.T) {
+	long := "k: " + strings.Repeat("x", 5000) + "BAD" + strings.Repeat("y", 5000)
+	src := []byte("a: 1\nb: \x01\tz\n" + long + "\n")
+	e := New("f.yaml", src, 3, 5004, "here")
+	got := e.Error()
+	want := "f.yaml:3:5004: here\n" +
+		"  1 | …\n" + // the window starts past these short lines
+		"  2 | …\n" +
+		"> 3 | …" + strings.Repeat("x", 60) + "BAD" + strings.Repeat("y", 57) + "…\n" +
+		"      " + strings.Repeat(" ", 61) + "^"
+	if got != want {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+	e = New("f.yaml", src, 2, 5, "ctl") // col 5 is the tab
+	if !strings.Contains(e.Error(), `> 2 | b: \x01\tz`) || !strings.HasSuffix(e.Error(), "\n"+strings.Repeat(" ", 13)+"^") {
+		t.Errorf("control characters must be escaped, the caret placed after them:\n%s", e.Error())
+	}
+	e = &Error{File: "f", Msg: strings.Repeat("m", 5000) + "\x1b[31m"}
+	if len(e.Error()) > maxMsg+10 {
+		t.Errorf("a message must be cut: %d bytes", len(e.Error()))
 	}
 }

@@ -38,7 +38,7 @@ var currentUser = func() string {
 
 // Load reads and checks an inventory file.
 func Load(path string) (*Inventory, error) {
-	src, err := os.ReadFile(path)
+	src, err := yamldoc.ReadFile(nil, path)
 	if err != nil {
 		return nil, fmt.Errorf("inventory: %w", err)
 	}

@@ -58,6 +58,26 @@ func (p *Plan) Find(id string) *Step {
 
 var errStop = errors.New("stop")
 
+// StartLeaf resolves a --start-at id to the action step the run starts at:
+// the step itself, or the first action inside a block, role or sub-plan. An
+// unknown id is an error naming the nearest ids, so a typo is caught before
+// anything connects.
+func (p *Plan) StartLeaf(id string) (string, error) {
+	s := p.Find(id)
+	if s == nil {
+		var ids []string
+		_ = p.Walk(func(s *Step, _ int) error {
+			ids = append(ids, s.ID)
+			return nil
+		})
+		return "", fmt.Errorf("plan %q has no step %q; nearest ids: %s", p.Name, id, strings.Join(yamldoc.Nearest(id, ids, 5), ", "))
+	}
+	for len(s.Steps) > 0 {
+		s = s.Steps[0]
+	}
+	return s.ID, nil
+}
+
 // Param returns the declared param with this name, or nil.
 func (p *Plan) Param(name string) *Param { return findParam(p.Params, name) }
 
@@ -174,7 +194,7 @@ func (l *Loader) List() ([]Summary, error) {
 	var errs []error
 	for _, f := range files {
 		s := Summary{Name: strings.TrimSuffix(strings.TrimSuffix(path.Base(f), ".yaml"), ".yml"), File: l.fsName() + ":" + f}
-		src, err := fs.ReadFile(l.FS, f)
+		src, err := yamldoc.ReadFile(l.FS, f)
 		if err != nil {
 			errs = append(errs, err)
 			continue

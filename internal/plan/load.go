@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -17,6 +16,7 @@ import (
 	"github.com/goccy/go-yaml/ast"
 
 	"github.com/troupe/troupe/internal/diag"
+	"github.com/troupe/troupe/internal/secret"
 	"github.com/troupe/troupe/internal/yamldoc"
 )
 
@@ -45,6 +45,11 @@ var (
 	// actionOnly are the controls that make no sense on a block, role or sub-plan.
 	actionOnly = []string{"retries", "delay", "until", "creates", "unless", "onlyif", "register", "changed_when", "failed_when"}
 	blockKinds = []string{"steps", "role", "plan"}
+
+	// maxSteps caps the steps of a plan once its roles and sub-plans are
+	// expanded: includes forming a tree (a role including another twice,
+	// which includes another twice...) grow exponentially.
+	maxSteps = 10_000
 
 	idRE       = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
 	registerRE = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
@@ -77,6 +82,8 @@ type loadCtx struct {
 	stack      []include
 	registered map[string]bool // registers of steps seen so far, in document order
 	errs       diag.List
+	secrets    secret.Redactor // secret params' defaults, masked in every error
+	nsteps     int             // steps decoded so far, includes expanded
 }
 
 // Load reads a plan by name (plans/NAME.yaml in FS) or by path (ending in
@@ -152,7 +159,11 @@ func (c *loadCtx) collect() error {
 			}
 		}
 	}
-	return append(all, c.errs...).Err()
+	all = append(all, c.errs...)
+	for _, e := range all {
+		e.Msg, e.Excerpt = c.secrets.String(e.Msg), c.secrets.String(e.Excerpt)
+	}
+	return all.Err()
 }
 
 func (l *Loader) fsName() string {
@@ -183,7 +194,7 @@ func (c *loadCtx) openPlan(ref, relDir string) (key, label string, f *srcFile, e
 		if f := c.files[p]; f != nil {
 			return key, label, f, nil
 		}
-		src, rerr := os.ReadFile(p)
+		src, rerr := yamldoc.ReadFile(nil, p)
 		if rerr != nil {
 			return "", "", nil, fmt.Errorf("plan %s: %w", ref, rerr)
 		}
@@ -201,7 +212,7 @@ func (c *loadCtx) openPlan(ref, relDir string) (key, label string, f *srcFile, e
 	if f := c.files[name]; f != nil {
 		return key, label, f, nil
 	}
-	src, rerr := fs.ReadFile(c.l.FS, "plans/"+ref+".yaml")
+	src, rerr := yamldoc.ReadFile(c.l.FS, "plans/"+ref+".yaml")
 	if rerr != nil {
 		if errors.Is(rerr, fs.ErrNotExist) {
 			return "", "", nil, fmt.Errorf("unknown plan %q (plans: %s)", ref, strings.Join(c.names("plans"), ", "))
@@ -223,7 +234,7 @@ func (c *loadCtx) openRole(ref string) (*srcFile, error) {
 	if c.l.FS == nil {
 		return nil, fmt.Errorf("unknown role %q (no role directory)", ref)
 	}
-	src, err := fs.ReadFile(c.l.FS, "roles/"+ref+".yaml")
+	src, err := yamldoc.ReadFile(c.l.FS, "roles/"+ref+".yaml")
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("unknown role %q (roles: %s)", ref, strings.Join(c.names("roles"), ", "))
@@ -300,6 +311,15 @@ func (c *loadCtx) params(f *srcFile, n ast.Node) []Param {
 		if defN != nil {
 			if v, ok := c.typed(d, defN, p, "default of "+what); ok {
 				p.Default = v
+			}
+			if p.Type == "secret" {
+				// whatever it holds, an excerpt of its line must not show it
+				if tk := d.Resolve(defN).GetToken(); tk != nil {
+					c.secrets.Add(tk.Value)
+				}
+				if v, ok := p.Default.(string); ok {
+					c.secrets.Add(v)
+				}
 			}
 			if p.Required {
 				d.Errorf(defN, "%s is required and has a default; use one or the other", what)
@@ -383,6 +403,17 @@ func (c *loadCtx) steps(f *srcFile, n ast.Node, parent string, sc *scope, owner 
 func (c *loadCtx) step(f *srcFile, n ast.Node, parent string, sc *scope, ids map[string]ast.Node) *Step {
 	d := f.d
 	n = d.Resolve(n)
+	if c.nsteps++; c.nsteps > maxSteps {
+		if c.nsteps == maxSteps+1 {
+			chain := make([]string, len(c.stack))
+			for i, inc := range c.stack {
+				chain[i] = inc.label
+			}
+			d.Errorf(n, "the plan expands to more than %d steps (included through %s): do roles or sub-plans include each other several times?",
+				maxSteps, strings.Join(chain, " > "))
+		}
+		return nil
+	}
 	ps, ok := d.Mapping(n, "a step")
 	if !ok {
 		return nil
@@ -562,6 +593,7 @@ func (c *loadCtx) step(f *srcFile, n ast.Node, parent string, sc *scope, ids map
 				}
 			} else {
 				s.Action = v
+				c.source(d, label+" "+s.Kind, body, v)
 			}
 			c.templates(d, kv.Val, sc)
 		}
@@ -585,6 +617,21 @@ func (c *loadCtx) step(f *srcFile, n ast.Node, parent string, sc *scope, ids map
 		s.Name = defaultName(s, id)
 	}
 	return s
+}
+
+// source checks the local file an action reads; the error points at src.
+func (c *loadCtx) source(d *yamldoc.Doc, what string, body ast.Node, action any) {
+	sc, ok := c.l.Actions.(SourceChecker)
+	if !ok {
+		return
+	}
+	if err := sc.CheckSource(action, c.l.FS); err != nil {
+		at := body
+		if ps, _ := d.Mapping(body, what); indexKey(ps, "src") >= 0 {
+			at = ps[indexKey(ps, "src")].Val
+		}
+		d.Errorf(at, "%s: %v", what, err)
+	}
 }
 
 func kindLabel(k string) string {

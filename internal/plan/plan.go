@@ -32,6 +32,7 @@
 package plan
 
 import (
+	"io/fs"
 	"time"
 
 	"github.com/goccy/go-yaml/ast"
@@ -114,4 +115,12 @@ type Pos struct {
 type Actions interface {
 	Kinds() []string
 	Decode(kind string, node ast.Node) (any, error)
+}
+
+// SourceChecker is implemented by an Actions whose actions read local files
+// (upload, template and script sources): CheckSource reads (and for
+// templates parses) them from the plans' content, so `plan validate` finds a
+// missing or broken source.
+type SourceChecker interface {
+	CheckSource(action any, fsys fs.FS) error
 }

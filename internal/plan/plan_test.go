@@ -441,3 +441,17 @@ func TestLoadFromDisk(t *testing.T) {
 		t.Errorf("empty plan: %v", err)
 	}
 }
+
+// An error on the line of a secret param's default does not show the
+// default in its excerpt.
+func TestSecretDefaultMaskedInExcerpts(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "plans"), 0o755)
+	os.WriteFile(filepath.Join(dir, "plans", "p.yaml"), []byte("name: p\nparams:\n  pw: {type: secret, default: hunter2-secret, bogus: 1}\nsteps:\n  - {id: a, targets: all, command: x}\n"), 0o644)
+	l := newLoader()
+	l.FS = os.DirFS(dir)
+	_, err := l.Load("p")
+	if err == nil || !strings.Contains(err.Error(), "bogus") || !strings.Contains(err.Error(), "default: ********") || strings.Contains(err.Error(), "hunter2-secret") {
+		t.Errorf("want the error with the default masked in its excerpt, got %v", err)
+	}
+}

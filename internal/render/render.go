@@ -103,7 +103,7 @@ func String(text string, data any) (string, error) {
 		return "", err
 	}
 	var b bytes.Buffer
-	if err := t.Execute(&b, data); err != nil {
+	if err := t.Execute(&limited{&b}, data); err != nil {
 		return "", cleanErr(err)
 	}
 	return b.String(), nil
@@ -111,15 +111,26 @@ func String(text string, data any) (string, error) {
 
 // File renders a template file's content; name appears in error messages.
 func File(name, text string, data any) ([]byte, error) {
-	t, err := template.New(name).Option("missingkey=error").Funcs(Funcs()).Parse(text)
+	t, err := parseFile(name, text)
 	if err != nil {
 		return nil, err
 	}
 	var b bytes.Buffer
-	if err := t.Execute(&b, data); err != nil {
+	if err := t.Execute(&limited{&b}, data); err != nil {
 		return nil, err
 	}
 	return b.Bytes(), nil
+}
+
+// CheckFile parses a template file's content without rendering it, so a
+// syntax error is found when the plan is loaded rather than on a host.
+func CheckFile(name, text string) error {
+	_, err := parseFile(name, text)
+	return err
+}
+
+func parseFile(name, text string) (*template.Template, error) {
+	return template.New(name).Option("missingkey=error").Funcs(Funcs()).Parse(text)
 }
 
 // Bool renders a condition and requires "true" or "false".
@@ -201,7 +212,27 @@ func required(msg string, v any) (any, error) {
 	return v, nil
 }
 
-func indent(n int, s string) string {
+// MaxOutput bounds what one template may render: `{{ range 1000000000 }}`
+// must fail, not exhaust the machine's memory.
+const MaxOutput = 16 << 20
+
+// limited is a buffer that refuses to grow past MaxOutput.
+type limited struct{ b *bytes.Buffer }
+
+func (l *limited) Write(p []byte) (int, error) {
+	if l.b.Len()+len(p) > MaxOutput {
+		return 0, fmt.Errorf("template output larger than %d MiB", MaxOutput>>20)
+	}
+	return l.b.Write(p)
+}
+
+// maxIndent bounds indent's padding for the same reason.
+const maxIndent = 1000
+
+func indent(n int, s string) (string, error) {
+	if n < 0 || n > maxIndent {
+		return "", fmt.Errorf("indent %d: want 0 to %d", n, maxIndent)
+	}
 	pad := strings.Repeat(" ", n)
 	lines := strings.Split(s, "\n")
 	for i, l := range lines {
@@ -209,7 +240,7 @@ func indent(n int, s string) string {
 			lines[i] = pad + l
 		}
 	}
-	return strings.Join(lines, "\n")
+	return strings.Join(lines, "\n"), nil
 }
 
 func toJSON(v any) (string, error) {

@@ -195,9 +195,11 @@ func (r *run) checkFailures(s *plan.Step, pol policy) error {
 // every host is done (a step is a barrier).
 func (r *run) leaf(ctx context.Context, s *plan.Step, hosts []*inventory.Host, l scopeLayer) error {
 	if !r.started {
-		if s.ID != r.o.StartAt {
+		if s.ID != r.startAt {
 			for _, h := range hosts {
-				r.result(s, h, report.Skipped, "before --start-at "+r.o.StartAt, nil, 0)
+				// not done: a later --resume must run it
+				r.finish(s, h, report.Event{Kind: report.HostResult, Step: s.ID, Host: h.Name, Status: report.Skipped,
+					Reason: "before --start-at " + r.startAt}, false)
 			}
 			return nil
 		}
@@ -374,7 +376,7 @@ func (r *run) act(ctx context.Context, s *plan.Step, h *inventory.Host, on []*in
 			sudo = *s.Sudo
 		}
 		x := &step.Exec{
-			Host: h, Conn: conn, Sudo: sudo, Data: data, Files: r.o.Files,
+			Host: h, Conn: conn, Sudo: sudo, Data: data, Files: r.o.Files, Secrets: r.o.Redactor,
 			Noop: r.o.Noop && !readOnly,
 			Emit: func(e report.Event) {
 				e.Step, e.Host = s.ID, h.Name
@@ -544,7 +546,7 @@ func (r *run) result(s *plan.Step, h *inventory.Host, st report.Status, reason s
 	if err != nil {
 		e.Status, e.Error = report.Failed, err.Error()
 	}
-	r.finish(s, h, e)
+	r.finish(s, h, e, e.Status != report.Failed)
 }
 
 func (r *run) resultWithStderr(s *plan.Step, h *inventory.Host, err error, stderr string, d time.Duration) {
@@ -553,10 +555,12 @@ func (r *run) resultWithStderr(s *plan.Step, h *inventory.Host, err error, stder
 		stderr = ee.Result.Stderr
 	}
 	r.finish(s, h, report.Event{Kind: report.HostResult, Step: s.ID, Host: h.Name, Status: report.Failed,
-		Error: err.Error(), Stderr: stderr, Duration: d})
+		Error: err.Error(), Stderr: stderr, Duration: d}, false)
 }
 
-func (r *run) finish(s *plan.Step, h *inventory.Host, e report.Event) {
+// finish counts, reports and journals one host's result; done says whether
+// --resume may skip the step on this host next time.
+func (r *run) finish(s *plan.Step, h *inventory.Host, e report.Event, done bool) {
 	r.mu.Lock()
 	r.counts[e.Status]++
 	if e.Status == report.Failed {
@@ -569,7 +573,7 @@ func (r *run) finish(s *plan.Step, h *inventory.Host, e report.Event) {
 	r.mu.Unlock()
 	r.emit(e)
 	if r.journal != nil {
-		r.journal.result(s.ID, h.Name, e.Status, s.Register, val, e.Error)
+		r.journal.result(s.ID, h.Name, e.Status, done, s.Register, val, e.Error)
 	}
 }
 
@@ -623,7 +627,7 @@ func (r *run) peer(s *plan.Step, l scopeLayer) func(ctx context.Context, name st
 		if err != nil {
 			return nil, err
 		}
-		x := &step.Exec{Host: h, Conn: conn, Sudo: h.SSH.Sudo, Noop: r.o.Noop, Data: data, Files: r.o.Files,
+		x := &step.Exec{Host: h, Conn: conn, Sudo: h.SSH.Sudo, Noop: r.o.Noop, Data: data, Files: r.o.Files, Secrets: r.o.Redactor,
 			Emit: func(e report.Event) {
 				e.Step, e.Host = s.ID, h.Name
 				r.emit(e)

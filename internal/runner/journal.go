@@ -11,15 +11,19 @@ import (
 	"time"
 
 	"github.com/troupe/troupe/internal/report"
+	"github.com/troupe/troupe/internal/secret"
 )
 
 // journal is the NDJSON record of every host's result of every step, one
 // file per plan and inventory, so `--resume` knows where a run stopped.
 type journal struct {
-	path string
-	mu   sync.Mutex
-	f    *os.File // nil under --noop: a dry run must not move the resume point
-	prev []record // the previous run, as the file held it before this one
+	path      string
+	plan      string
+	inventory string // absolute path
+	red       *secret.Redactor
+	mu        sync.Mutex
+	f         *os.File // nil under --noop: a dry run must not move the resume point
+	prev      []record // the previous run, as the file held it before this one
 }
 
 type record struct {
@@ -33,6 +37,11 @@ type record struct {
 	Register  string        `json:"register,omitempty"`
 	Value     any           `json:"value,omitempty"`
 	Error     string        `json:"error,omitempty"`
+	// Done: the step's work on this host is complete (changed, ok, or
+	// skipped by its own conditions). A step skipped because the run never
+	// reached it (--start-at) is not done, and only done steps are skipped
+	// by --resume.
+	Done bool `json:"done,omitempty"`
 }
 
 // done is what the previous run recorded for one host and step.
@@ -42,42 +51,55 @@ type done struct {
 	value    any
 }
 
-func openJournal(stateDir, planName, invFile string, noop bool) (*journal, error) {
+// loadJournal finds the journal of this plan and inventory and reads the
+// previous run from it; nothing is written until open, so a refused run
+// leaves the journal as it was.
+func loadJournal(stateDir, planName, invFile string, red *secret.Redactor) (*journal, error) {
 	abs, _ := filepath.Abs(invFile)
 	sum := sha256.Sum256([]byte(abs))
-	dir := filepath.Join(stateDir, "journal")
-	j := &journal{path: filepath.Join(dir, fmt.Sprintf("%s-%x.ndjson", planName, sum[:6]))}
+	j := &journal{
+		path: filepath.Join(stateDir, "journal", fmt.Sprintf("%s-%x.ndjson", planName, sum[:6])),
+		plan: planName, inventory: abs, red: red,
+	}
 	prev, err := j.previousRecords()
 	if err != nil {
 		return nil, err
 	}
 	j.prev = prev
+	return j, nil
+}
+
+// open starts this run's records (not under --noop: a dry run must not move
+// the resume point).
+func (j *journal) open(noop bool) error {
 	if noop {
-		return j, nil
+		return nil
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("journal: %w", err)
+	if err := os.MkdirAll(filepath.Dir(j.path), 0o700); err != nil {
+		return fmt.Errorf("journal: %w", err)
 	}
 	f, err := os.OpenFile(j.path+".new", os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("journal: %w", err)
+		return fmt.Errorf("journal: %w", err)
 	}
 	// Keep only the previous run in the file (it is what --resume reads),
 	// then append this run after it; written beside and renamed, so a crash
 	// never leaves a half-copied journal.
 	enc := json.NewEncoder(f)
-	for _, r := range prev {
+	for _, r := range j.prev {
 		enc.Encode(r)
 	}
 	if err := f.Sync(); err != nil {
-		return nil, err
+		f.Close()
+		return fmt.Errorf("journal: %w", err)
 	}
 	if err := os.Rename(j.path+".new", j.path); err != nil {
-		return nil, err
+		f.Close()
+		return fmt.Errorf("journal: %w", err)
 	}
 	j.f = f
-	j.write(record{Type: "start", Plan: planName, Inventory: abs})
-	return j, nil
+	j.write(record{Type: "start", Plan: j.plan, Inventory: j.inventory})
+	return nil
 }
 
 func (j *journal) write(r record) {
@@ -85,14 +107,26 @@ func (j *journal) write(r record) {
 		return
 	}
 	r.Time = time.Now().UTC()
+	// Registered output and errors can carry secrets; masked here, they come
+	// back masked to a resumed run's templates. The value goes through JSON
+	// first so that actions' own types (structs, typed maps) are masked too.
+	r.Error = j.red.String(r.Error)
+	if r.Value != nil {
+		var v any
+		if b, err := json.Marshal(r.Value); err == nil && json.Unmarshal(b, &v) == nil {
+			r.Value = j.red.Value(v)
+		} else {
+			r.Value = nil // not JSON: the result is recorded without it
+		}
+	}
 	b, _ := json.Marshal(r)
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.f.Write(append(b, '\n'))
 }
 
-func (j *journal) result(step, host string, st report.Status, reg string, val any, err string) {
-	j.write(record{Type: "result", Step: step, Host: host, Status: st, Register: reg, Value: val, Error: err})
+func (j *journal) result(step, host string, st report.Status, done bool, reg string, val any, err string) {
+	j.write(record{Type: "result", Step: step, Host: host, Status: st, Done: done, Register: reg, Value: val, Error: err})
 }
 
 func (j *journal) end(err error) {
@@ -136,8 +170,9 @@ func (j *journal) previousRecords() ([]record, error) {
 	return recs, sc.Err()
 }
 
-// previous maps host → step → result of the last run, for --resume. It is
-// read before this run's start record is appended.
+// previous maps host → step → result of the last run, for --resume: only
+// the steps that run recorded as done. It is read before this run's start
+// record is appended.
 func (j *journal) previous() (map[string]map[string]done, error) {
 	recs := j.prev
 	if len(recs) == 0 {
@@ -149,7 +184,7 @@ func (j *journal) previous() (map[string]map[string]done, error) {
 	}
 	out := map[string]map[string]done{}
 	for _, r := range recs {
-		if r.Type != "result" || r.Status == report.Failed {
+		if r.Type != "result" || !r.Done || r.Status == report.Failed {
 			continue
 		}
 		if out[r.Host] == nil {

@@ -15,15 +15,21 @@ import (
 	"github.com/troupe/troupe/internal/transport"
 )
 
-// The host lock (after k0sctl's phase/lock.go): a file created with
-// noclobber, so only one run holds it, and touched every lockBeat by its
-// holder. A lock whose file has not been touched for lockStale belongs to a
-// run that died; it is taken over with a warning in its message.
+// The host lock (after k0sctl's phase/lock.go): a directory made with
+// mkdir, so only one run holds it, holding an owner file its holder touches
+// every lockBeat. A lock whose owner file has not been touched for lockStale
+// belongs to a run that died; it is taken over with a warning in its message.
 //
-// The lock lives at lockPath unless the host's var `troupe_lock` names
-// another file (hosts that share a /tmp, such as many sshd on one machine).
+// The lock must not be redirectable by another user: a lock in /tmp could be
+// a symlink planted there, through which a root run would write to any file.
+// So it lives in a directory only the login user (or root) can write:
+// /run/troupe for root, else $XDG_RUNTIME_DIR/troupe or ~/.cache/troupe. The
+// host's var `troupe_lock` may name another path (hosts that share one
+// machine, such as many sshd in a benchmark); its directory is held to the
+// same rule. mkdir never follows a symlink, and in such a directory nobody
+// else can plant one. The price: runs by two different non-root login users
+// do not see each other's locks.
 const (
-	lockPath  = "/tmp/troupe.lock"
 	lockBeat  = 10 * time.Second
 	lockStale = 45 * time.Second
 )
@@ -56,14 +62,11 @@ func acquireLocks(ctx context.Context, p *pool, hosts []*inventory.Host, planNam
 		if err != nil {
 			return nil, err
 		}
-		path := lockPath
-		if p, ok := h.Vars["troupe_lock"].(string); ok && p != "" {
-			path = p
-		}
+		path, _ := h.Vars["troupe_lock"].(string) // "" is the login user's own directory
 		wg.Add(1)
 		go func(name string, c transport.Conn) {
 			defer wg.Done()
-			err := lockOne(ctx, c, path, token)
+			path, err := lockOne(ctx, c, path, token)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -85,29 +88,63 @@ func acquireLocks(ctx context.Context, p *pool, hosts []*inventory.Host, planNam
 	return l, nil
 }
 
-// lockOne takes the lock on one host; the script prints "ok" when taken and
-// "held AGE CONTENT" when another run holds it.
-func lockOne(ctx context.Context, c transport.Conn, path, token string) error {
-	q := render.ShellQuote(token)
-	script := fmt.Sprintf(`f=%s
-if (set -C; printf '%%s\n' %s > "$f") 2>/dev/null; then echo ok; exit; fi
-age=$(( $(date +%%s) - $(stat -c %%Y "$f" 2>/dev/null || echo 0) ))
-if [ "$age" -gt %d ]; then printf '%%s\n' %s > "$f" && echo "ok stale $age"; exit; fi
-echo "held $age $(cat "$f")"`, render.ShellQuote(path), q, int(lockStale.Seconds()), q)
-	res, err := c.Run(ctx, transport.Cmd{Command: script})
+// lockScript takes the lock: it prints "ok" and the lock's path on the next
+// line when taken, "held AGE", the path and the holder's owner text when
+// another run holds it, and "unsafe WHY" when the lock could be redirected.
+// Arguments: the lock path ("" for the default), the owner text, the stale
+// age in seconds.
+const lockScript = `umask 077
+l=$1 token=$2 stale=$3
+if [ -z "$l" ]; then
+  if [ "$(id -u)" = 0 ]; then d=/run/troupe; else d=${XDG_RUNTIME_DIR:-$HOME/.cache}/troupe; fi
+  mkdir -p "$d" 2>/dev/null
+  l=$d/troupe.lock
+fi
+d=$(dirname "$l")
+if [ -L "$d" ] || [ ! -d "$d" ]; then echo "unsafe $d is not a directory"; exit; fi
+set -- $(stat -c '%u %a' "$d")
+if { [ "$1" != 0 ] && [ "$1" != "$(id -u)" ]; } || [ $((0$2 & 022)) -ne 0 ]; then
+  echo "unsafe $d (uid $1, mode $2) is writable by others than $(id -un) and root: another user could redirect the lock"; exit
+fi
+if [ -L "$l" ] || { [ -e "$l" ] && [ ! -d "$l" ]; }; then echo "unsafe $l is not a lock directory"; exit; fi
+if mkdir "$l" 2>/dev/null; then printf '%s\n' "$token" > "$l/owner" && printf 'ok\n%s\n' "$l"; exit; fi
+age() { echo $(( $(date +%s) - $(stat -c %Y "$1/owner" 2>/dev/null || stat -c %Y "$1" 2>/dev/null || date +%s) )); }
+a=$(age "$l")
+if [ "$a" -gt "$stale" ]; then
+  # Move the stale lock aside first: of two runs taking it over at once only
+  # one moves it, and one that moved a lock just retaken puts it back.
+  t=$l.stale.$$
+  if mv -T "$l" "$t" 2>/dev/null; then
+    if [ "$(age "$t")" -gt "$stale" ]; then
+      rm -rf "$t"
+      if mkdir "$l" 2>/dev/null; then printf '%s\n' "$token" > "$l/owner" && printf 'ok\n%s\n' "$l"; exit; fi
+    else
+      mv -T "$t" "$l" 2>/dev/null
+    fi
+  fi
+fi
+printf 'held %s\n%s\n%s\n' "$a" "$l" "$(head -c 300 "$l/owner" 2>/dev/null | tr -d '\n')"`
+
+// lockOne takes the lock on one host and returns its path there.
+func lockOne(ctx context.Context, c transport.Conn, path, token string) (string, error) {
+	script := "sh -s -- " + render.ShellQuote(path) + " " + render.ShellQuote(token) + " " + strconv.Itoa(int(lockStale.Seconds()))
+	res, err := c.Run(ctx, transport.Cmd{Command: script, Stdin: strings.NewReader(lockScript)})
 	if err != nil {
-		return err
+		return "", err
 	}
 	out := strings.TrimSpace(res.Stdout)
-	if strings.HasPrefix(out, "ok") {
-		return nil
+	lines := append(strings.Split(out, "\n"), "", "") // a path may hold spaces, not newlines
+	if lines[0] == "ok" {
+		return lines[1], nil
 	}
-	if rest, ok := strings.CutPrefix(out, "held "); ok {
-		age, holder, _ := strings.Cut(rest, " ")
+	if age, ok := strings.CutPrefix(lines[0], "held "); ok {
 		secs, _ := strconv.Atoi(age)
-		return fmt.Errorf("locked by %q (heartbeat %ds ago; lock file %s)", holder, secs, path)
+		return "", fmt.Errorf("locked by %q (heartbeat %ds ago; lock %s)", lines[2], secs, lines[1])
 	}
-	return fmt.Errorf("cannot take lock %s: %s", path, strings.TrimSpace(res.Stderr+out))
+	if rest, ok := strings.CutPrefix(out, "unsafe "); ok {
+		return "", fmt.Errorf("refusing the lock: %s", rest)
+	}
+	return "", fmt.Errorf("cannot take the lock: %s", strings.TrimSpace(res.Stderr+out))
 }
 
 func (l *locks) heartbeat() {
@@ -121,7 +158,7 @@ func (l *locks) heartbeat() {
 		case <-t.C:
 			for name, c := range l.conns {
 				ctx, cancel := context.WithTimeout(context.Background(), lockBeat)
-				c.Run(ctx, transport.Cmd{Command: "touch " + render.ShellQuote(l.paths[name])})
+				c.Run(ctx, transport.Cmd{Command: "touch " + render.ShellQuote(l.paths[name]+"/owner")})
 				cancel()
 			}
 		}
@@ -145,7 +182,7 @@ func (l *locks) release() {
 			defer wg.Done()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			c.Run(ctx, transport.Cmd{Command: fmt.Sprintf(`[ "$(cat %s 2>/dev/null)" = %s ] && rm -f %s; true`, p, q, p)})
+			c.Run(ctx, transport.Cmd{Command: fmt.Sprintf(`[ "$(cat %s/owner 2>/dev/null)" = %s ] && rm -rf %s; true`, p, q, p)})
 		}(c)
 	}
 	wg.Wait()

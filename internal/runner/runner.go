@@ -36,6 +36,9 @@ type Options struct {
 	Redactor    *secret.Redactor
 	// Dial opens a host's connection; transport.Dial unless a test swaps it.
 	Dial func(ctx context.Context, cfg transport.Config) (transport.Conn, error)
+	// CheckAuth checks a host's credentials before any host is dialled;
+	// transport.CheckAuth with transport.Dial, none with a swapped Dial.
+	CheckAuth func(cfg transport.Config) error
 	// Scope adds per-host template data (e.g. .flavor from package puppet).
 	Scope func(h *inventory.Host) (map[string]any, error)
 }
@@ -51,6 +54,13 @@ type Summary struct {
 // ErrFailed is returned (wrapped) when any host failed.
 var ErrFailed = errors.New("run failed")
 
+// InputError is an option refused before any connection (unknown
+// --start-at id, bad --limit, nothing to --resume): nothing ran.
+type InputError struct{ Err error }
+
+func (e *InputError) Error() string { return e.Err.Error() }
+func (e *InputError) Unwrap() error { return e.Err }
+
 // Run executes the plan. It returns an error wrapping ErrFailed when a step
 // failed beyond its controls, ctx.Err() when interrupted, or a setup error
 // (unreachable host, held lock) before anything changed.
@@ -59,7 +69,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		o.Concurrency = 100
 	}
 	if o.Dial == nil {
-		o.Dial = transport.Dial
+		o.Dial, o.CheckAuth = transport.Dial, transport.CheckAuth
 	}
 	r := &run{
 		o:          o,
@@ -87,6 +97,7 @@ type run struct {
 	journal *journal
 	resume  map[string]map[string]done // host → step id → what the previous run recorded
 	started bool                       // --start-at reached
+	startAt string                     // the action step --start-at resolved to
 
 	mu         sync.Mutex
 	failed     map[string]string         // host → "step: error"; failed hosts leave the run
@@ -106,8 +117,14 @@ func (r *run) emit(e report.Event) {
 
 func (r *run) execute(ctx context.Context) (*Summary, error) {
 	sum := &Summary{Counts: r.counts, Failed: r.failed}
+	if err := r.check(); err != nil {
+		return sum, err
+	}
 	hosts, err := r.allHosts()
 	if err != nil {
+		return sum, err
+	}
+	if err := r.checkAuth(hosts); err != nil {
 		return sum, err
 	}
 	names := make([]string, len(hosts))
@@ -118,21 +135,11 @@ func (r *run) execute(ctx context.Context) (*Summary, error) {
 	if len(hosts) == 0 {
 		return sum, errors.New("no hosts selected: check the plan's targets and --limit")
 	}
-
-	r.journal, err = openJournal(r.o.StateDir, r.o.Plan.Name, r.o.Inventory.File, r.o.Noop)
-	if err != nil {
+	if err := r.journal.open(r.o.Noop); err != nil {
 		return sum, err
 	}
 	defer r.journal.close()
 	sum.Journal = r.journal.path
-	if r.o.Resume {
-		// registered values of skipped steps come back from the journal
-		// as each step is skipped (see host)
-		if r.resume, err = r.journal.previous(); err != nil {
-			return sum, err
-		}
-	}
-	r.started = r.o.StartAt == ""
 
 	r.pool = newPool(r.o.Dial, r.o.Redactor)
 	defer r.pool.closeAll()
@@ -152,13 +159,64 @@ func (r *run) execute(ctx context.Context) (*Summary, error) {
 
 	err = r.steps(ctx, r.o.Plan.Steps, nil, scopeLayer{params: r.o.Params}, policy{})
 	if err == nil && !r.started {
-		err = fmt.Errorf("--start-at %q: no such step", r.o.StartAt)
+		// check found the step, so only targets or when kept it from running
+		err = fmt.Errorf("--start-at %s: the run never reached it (no host was selected for it)", r.startAt)
 	}
 	if err == nil && len(r.failed) > 0 {
 		err = fmt.Errorf("%w: %d host(s) failed within max_failures", ErrFailed, len(r.failed))
 	}
 	r.journal.end(err)
 	return sum, err
+}
+
+// check refuses, before the journal is touched or any host dialled, the
+// options that cannot work: a --limit that does not parse, a --start-at id
+// the plan does not have, a --resume with nothing to resume.
+func (r *run) check() error {
+	if r.o.Limit != "" {
+		if _, err := r.o.Inventory.Select(r.o.Limit); err != nil {
+			return &InputError{fmt.Errorf("--limit: %w", err)}
+		}
+	}
+	r.started = r.o.StartAt == ""
+	if !r.started {
+		leaf, err := r.o.Plan.StartLeaf(r.o.StartAt)
+		if err != nil {
+			return &InputError{fmt.Errorf("--start-at: %w", err)}
+		}
+		r.startAt = leaf
+	}
+	j, err := loadJournal(r.o.StateDir, r.o.Plan.Name, r.o.Inventory.File, r.o.Redactor)
+	if err != nil {
+		return err
+	}
+	if r.o.Resume {
+		// registered values of skipped steps come back from the journal
+		// as each step is skipped (see host)
+		if r.resume, err = j.previous(); err != nil {
+			return &InputError{err}
+		}
+	}
+	r.journal = j
+	return nil
+}
+
+// checkAuth refuses a run whose hosts lack usable credentials, all of them
+// named at once, before any host is dialled.
+func (r *run) checkAuth(hosts []*inventory.Host) error {
+	if r.o.CheckAuth == nil {
+		return nil
+	}
+	var errs []error
+	for _, h := range hosts {
+		if err := r.o.CheckAuth(h.SSH); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return &InputError{errors.Join(errs...)}
+	}
+	return nil
 }
 
 // allHosts is every host some step may target, within --limit.

@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,7 +31,7 @@ type hostConn struct {
 }
 
 func (c hostConn) Run(ctx context.Context, cmd transport.Cmd) (transport.Result, error) {
-	cmd.Command = "H=" + c.dir + "; export H; " + strings.ReplaceAll(cmd.Command, lockPath, c.dir+"/troupe.lock")
+	cmd.Command = "H=" + c.dir + "; export H; " + cmd.Command
 	return c.Conn.Run(ctx, cmd)
 }
 
@@ -88,7 +89,11 @@ func setup(t *testing.T, planYAML string, hosts ...string) *fixture {
 	if err != nil {
 		t.Fatalf("load plan: %v", err)
 	}
-	inv := "version: 1\ngroups:\n  web:\n    targets: [" + strings.Join(hosts, ", ") + "]\n"
+	var targets []string
+	for _, h := range hosts {
+		targets = append(targets, fmt.Sprintf("{name: %s, vars: {troupe_lock: %s}}", h, filepath.Join(root, "hosts", h, "troupe.lock")))
+	}
+	inv := "version: 1\ngroups:\n  web:\n    targets: [" + strings.Join(targets, ", ") + "]\n"
 	i, err := inventory.LoadBytes("inv.yaml", []byte(inv))
 	if err != nil {
 		t.Fatalf("inventory: %v", err)
@@ -288,16 +293,58 @@ func TestStartAt(t *testing.T) {
 	f := setup(t, `name: p
 steps:
   - {id: one, targets: web, command: touch $H/one}
+  - id: block
+    targets: web
+    steps:
+      - {id: first, command: touch $H/first}
+      - {id: second, command: "touch $H/second; test ! -e $H/break"}
   - {id: two, targets: web, command: touch $H/two}
 `, "h1")
+	h := f.hostDir("h1")
 	if _, _, err := f.run(context.Background(), func(o *Options) { o.StartAt = "two" }); err != nil {
 		t.Fatal(err)
 	}
-	if exists(filepath.Join(f.hostDir("h1"), "one")) || !exists(filepath.Join(f.hostDir("h1"), "two")) {
+	if exists(filepath.Join(h, "one")) || !exists(filepath.Join(h, "two")) {
 		t.Error("--start-at two must skip one and run two")
 	}
-	if _, _, err := f.run(context.Background(), func(o *Options) { o.StartAt = "nope" }); err == nil {
-		t.Error("unknown --start-at step must fail")
+	os.Remove(filepath.Join(h, "two"))
+
+	// an unknown id is refused before any host is dialled or the journal touched
+	os.RemoveAll(f.state)
+	dialled := false
+	_, _, err := f.run(context.Background(), func(o *Options) {
+		o.StartAt = "secnod"
+		o.Dial = func(context.Context, transport.Config) (transport.Conn, error) {
+			dialled = true
+			return nil, errors.New("must not dial")
+		}
+	})
+	var bad *InputError
+	if !errors.As(err, &bad) || !strings.Contains(err.Error(), `no step "secnod"`) || !strings.Contains(err.Error(), "nearest ids: block/second") {
+		t.Errorf("unknown --start-at: want an InputError naming the nearest ids, got %v", err)
+	}
+	if dialled || exists(f.state) {
+		t.Errorf("unknown --start-at: dialled %v, state written %v", dialled, exists(f.state))
+	}
+
+	// a block id starts at the block's first step; second fails
+	os.WriteFile(filepath.Join(h, "break"), nil, 0o644)
+	rec, _, err := f.run(context.Background(), func(o *Options) { o.StartAt = "block" })
+	if !errors.Is(err, ErrFailed) {
+		t.Fatalf("--start-at block: want the failure of block/second, got %v", err)
+	}
+	if exists(filepath.Join(h, "one")) || !exists(filepath.Join(h, "first")) || !exists(filepath.Join(h, "second")) {
+		t.Errorf("--start-at block must skip one and run block/first: %v", rec.results())
+	}
+
+	// the steps --start-at skipped were never done: --resume runs them
+	os.Remove(filepath.Join(h, "break"))
+	rec, _, err = f.run(context.Background(), func(o *Options) { o.Resume = true })
+	if err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	if got := rec.results(); got["one h1"] != "changed" || got["two h1"] != "changed" {
+		t.Errorf("resume after --start-at must run what was skipped: %v", got)
 	}
 }
 
@@ -306,7 +353,8 @@ func TestLockRefusesASecondRun(t *testing.T) {
 steps:
   - {id: one, targets: web, command: touch $H/one}
 `, "h1", "h2")
-	os.WriteFile(filepath.Join(f.hostDir("h2"), "troupe.lock"), []byte("troupe run other by alice@laptop\n"), 0o644)
+	os.Mkdir(filepath.Join(f.hostDir("h2"), "troupe.lock"), 0o700)
+	os.WriteFile(filepath.Join(f.hostDir("h2"), "troupe.lock", "owner"), []byte("troupe run other by alice@laptop\n"), 0o644)
 	_, _, err := f.run(context.Background(), nil)
 	if err == nil || !strings.Contains(err.Error(), "alice@laptop") || !strings.Contains(err.Error(), "nothing was changed") {
 		t.Fatalf("want a lock refusal naming the holder, got %v", err)
@@ -319,7 +367,7 @@ steps:
 	}
 	// a stale lock (no heartbeat for longer than lockStale) is taken over
 	old := time.Now().Add(-2 * lockStale)
-	os.Chtimes(filepath.Join(f.hostDir("h2"), "troupe.lock"), old, old)
+	os.Chtimes(filepath.Join(f.hostDir("h2"), "troupe.lock", "owner"), old, old)
 	if _, _, err := f.run(context.Background(), nil); err != nil {
 		t.Fatalf("stale lock: %v", err)
 	}

@@ -2,6 +2,7 @@ package step
 
 import (
 	"fmt"
+	"io/fs"
 	"sort"
 	"strings"
 
@@ -40,6 +41,10 @@ type Shorthand interface{ SetString(string) }
 
 // Validator is implemented by actions with rules beyond their YAML shape.
 type Validator interface{ Validate() error }
+
+// Sourced is implemented by actions that read a local file (src), so that a
+// missing or broken source is found when the plan is loaded, not on a host.
+type Sourced interface{ CheckSource(fsys fs.FS) error }
 
 // Registry decodes action bodies for package plan.
 type Registry struct{}
@@ -87,6 +92,14 @@ func (Registry) Decode(kind string, node ast.Node) (any, error) {
 		}
 	}
 	return a, nil
+}
+
+// CheckSource checks the local file an action reads (plan.SourceChecker).
+func (Registry) CheckSource(action any, fsys fs.FS) error {
+	if s, ok := action.(Sourced); ok {
+		return s.CheckSource(fsys)
+	}
+	return nil
 }
 
 // scalarString is a plain, quoted or block (| or >) string scalar.

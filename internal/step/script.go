@@ -3,6 +3,7 @@ package step
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"strings"
@@ -66,6 +67,24 @@ func readSource(fsys fs.FS, name string) ([]byte, error) {
 		}
 	}
 	return os.ReadFile(name)
+}
+
+// checkSource reads a src named literally; a src holding a template is only
+// known per host at run time and is not read (nil content, no error).
+func checkSource(fsys fs.FS, name string) ([]byte, error) {
+	if name == "" || strings.Contains(name, "{{") {
+		return nil, nil
+	}
+	b, err := readSource(fsys, name)
+	if err != nil {
+		return nil, fmt.Errorf("src %q: %w", name, err)
+	}
+	return b, nil
+}
+
+func (s *Script) CheckSource(fsys fs.FS) error {
+	_, err := checkSource(fsys, s.Src)
+	return err
 }
 
 func commandResult(res transport.Result, ran bool) Result {

@@ -15,6 +15,7 @@ import (
 	"github.com/troupe/troupe/internal/inventory"
 	"github.com/troupe/troupe/internal/render"
 	"github.com/troupe/troupe/internal/report"
+	"github.com/troupe/troupe/internal/secret"
 	"github.com/troupe/troupe/internal/transport"
 )
 
@@ -53,6 +54,9 @@ type Exec struct {
 	Files fs.FS              // plans' content: templates/ and files/ (embedded, overridable on disk)
 	Emit  func(report.Event) // the runner fills in step and host
 	Peer  func(ctx context.Context, host string) (*Exec, error)
+	// Secrets: a command holding one is sent to the host on stdin rather
+	// than in argv (transport.Cmd.Hidden).
+	Secrets *secret.Redactor
 }
 
 // Render renders a template string against the host's scope.
@@ -93,7 +97,7 @@ func checkDuration(s string) error {
 
 // Probe runs a read-only command; it runs under --noop too.
 func (x *Exec) Probe(ctx context.Context, cmd string) (transport.Result, error) {
-	return x.Conn.Run(ctx, transport.Cmd{Command: cmd, Sudo: x.Sudo})
+	return x.Conn.Run(ctx, transport.Cmd{Command: cmd, Sudo: x.Sudo, Hidden: x.Secrets.Contains(cmd)})
 }
 
 // Change runs a command that changes the host, streaming its output. Under
@@ -103,7 +107,7 @@ func (x *Exec) Change(ctx context.Context, cmd string, stdin string) (transport.
 		x.Emit(report.Event{Kind: report.WouldRun, Text: cmd})
 		return transport.Result{}, nil
 	}
-	c := transport.Cmd{Command: cmd, Sudo: x.Sudo, Stdout: x.lines("stdout"), Stderr: x.lines("stderr")}
+	c := transport.Cmd{Command: cmd, Sudo: x.Sudo, Hidden: x.Secrets.Contains(cmd), Stdout: x.lines("stdout"), Stderr: x.lines("stderr")}
 	if stdin != "" {
 		c.Stdin = strings.NewReader(stdin)
 	}

@@ -3,6 +3,8 @@ package step
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io/fs"
 
 	"github.com/troupe/troupe/internal/render"
 )
@@ -29,6 +31,19 @@ func (t *Template) Validate() error {
 	}
 	_, err := parseMode(t.Mode)
 	return err
+}
+
+// CheckSource reads and parses the template file (its src is never itself
+// rendered, so it is always known at load time).
+func (t *Template) CheckSource(fsys fs.FS) error {
+	if t.Src == "" {
+		return nil
+	}
+	b, err := readSource(fsys, t.Src)
+	if err != nil {
+		return fmt.Errorf("src %q: %w", t.Src, err)
+	}
+	return render.CheckFile(t.Src, string(b))
 }
 
 func (t *Template) Run(ctx context.Context, x *Exec) (Result, error) {

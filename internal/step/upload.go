@@ -34,6 +34,11 @@ func (u *Upload) Validate() error {
 	return err
 }
 
+func (u *Upload) CheckSource(fsys fs.FS) error {
+	_, err := checkSource(fsys, u.Src)
+	return err
+}
+
 func (u *Upload) Run(ctx context.Context, x *Exec) (Result, error) {
 	content := []byte(u.Content)
 	if u.Src != "" {

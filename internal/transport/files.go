@@ -54,7 +54,7 @@ func (c *sshConn) sftpFailed(sc *sftp.Client, err error) {
 }
 
 // Upload writes f atomically (see Conn.Upload). Logged in as root, or without
-// f.Sudo: sftp write to DIR/.NAME.troupe-tmp-RANDOM, chown, chmod, then
+// f.Sudo: sftp write to DIR/.NAME.troupe-tmp-RANDOM (see tempPrefix), chown, chmod, then
 // posix-rename over the destination. With f.Sudo as a non-root user: staged
 // in ~/.cache/troupe/stage-RANDOM (0700), then `install` + `mv -f` via sudo.
 // Without the sftp subsystem the content goes through `cat` over exec.
@@ -89,9 +89,48 @@ func checkFile(f File) error {
 	return nil
 }
 
-func tempName(dest, tag string) string {
+// tempPrefix starts the name of every temp file written beside dest:
+// DIR/.BASE.troupe-tmp-, then random hex. An upload that dies half-way (a
+// second Ctrl-C exits at once) leaves one behind; the next upload to dest
+// removes them, since the host lock keeps any other run from writing there.
+func tempPrefix(dest string) string {
 	dir, base := path.Split(dest)
-	return dir + "." + base + "." + tag + "-" + randomHex()
+	return dir + "." + base + ".troupe-tmp-"
+}
+
+func tempName(dest string) string { return tempPrefix(dest) + randomHex() }
+
+// staleLine is the shell that removes dest's leftover temp files.
+func staleLine(dest string) string { return "rm -f -- " + Quote(tempPrefix(dest)) + "*" }
+
+// removeStale removes dest's leftover temp files over sftp; failing to is
+// not an error (the upload itself will say what is wrong with the directory).
+func removeStale(sc *sftp.Client, dest string) {
+	prefix := tempPrefix(dest)
+	dir, base := path.Split(prefix)
+	entries, err := sc.ReadDir(path.Clean(dir + "."))
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), base) && e.Mode().IsRegular() {
+			_ = sc.Remove(dir + e.Name())
+		}
+	}
+}
+
+// ctxReader ends a transfer as soon as ctx is cancelled, so the first
+// Ctrl-C stops a big upload and its temp file is removed.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
 
 func randomHex() string {
@@ -112,7 +151,8 @@ func (c *sshConn) uploadSFTP(ctx context.Context, sc *sftp.Client, f File) (err 
 			return err
 		}
 	}
-	tmp := tempName(f.Path, "troupe-tmp")
+	removeStale(sc, f.Path)
+	tmp := tempName(f.Path)
 	fh, err := sc.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
 	if err != nil {
 		return fmt.Errorf("sftp create %s: %w", tmp, err)
@@ -122,7 +162,7 @@ func (c *sshConn) uploadSFTP(ctx context.Context, sc *sftp.Client, f File) (err 
 			_ = sc.Remove(tmp)
 		}
 	}()
-	if _, err = fh.ReadFrom(bytes.NewReader(f.Content)); err != nil {
+	if _, err = fh.ReadFrom(ctxReader{ctx, bytes.NewReader(f.Content)}); err != nil {
 		fh.Close()
 		return fmt.Errorf("sftp write %s: %w", tmp, err)
 	}
@@ -198,15 +238,15 @@ func (c *sshConn) uploadSudo(ctx context.Context, sc *sftp.Client, f File) (err 
 	if err != nil {
 		return fmt.Errorf("sftp create %s: %w", staged, err)
 	}
-	if _, err = fh.ReadFrom(bytes.NewReader(f.Content)); err != nil {
+	if _, err = fh.ReadFrom(ctxReader{ctx, bytes.NewReader(f.Content)}); err != nil {
 		fh.Close()
 		return fmt.Errorf("sftp write %s: %w", staged, err)
 	}
 	if err = fh.Close(); err != nil {
 		return fmt.Errorf("sftp close %s: %w", staged, err)
 	}
-	tmp := tempName(f.Path, "troupe-tmp")
-	install := "install -m " + octalMode(fileMode(f))
+	tmp := tempName(f.Path)
+	install := staleLine(f.Path) + "; install -m " + octalMode(fileMode(f))
 	if f.Owner != "" {
 		install += " -o " + Quote(f.Owner)
 	}
@@ -221,9 +261,9 @@ func (c *sshConn) uploadSudo(ctx context.Context, sc *sftp.Client, f File) (err 
 
 // uploadExec is the fallback without sftp: the content goes over stdin.
 func (c *sshConn) uploadExec(ctx context.Context, f File, sudo bool) error {
-	tmp := tempName(f.Path, "troupe-tmp")
+	tmp := tempName(f.Path)
 	q := Quote(tmp)
-	script := "umask 077 && cat > " + q
+	script := staleLine(f.Path) + "; umask 077 && cat > " + q
 	switch {
 	case f.Owner != "" && f.Group != "":
 		script += " && chown -- " + Quote(f.Owner+":"+f.Group) + " " + q

@@ -349,3 +349,14 @@ func TestLocal(t *testing.T) {
 	}
 	checkDownloadMissing(t, c, false)
 }
+
+// A Hidden command reaches the shell on stdin, ahead of its own input, and
+// behaves as it would in argv: same output, exit code and stdin.
+func TestHiddenCommandKeepsItsStdin(t *testing.T) {
+	for name, c := range map[string]transport.Conn{"ssh": dial(t, sshtest.StartServer(t).Config), "local": transport.Local()} {
+		res := run(t, c, transport.Cmd{Command: "read a; echo \"got=$a\"; cat; echo s3cret-arg >/dev/null; exit 3", Hidden: true, Stdin: strings.NewReader("one\ntwo\n")})
+		if res.Stdout != "got=one\ntwo\n" || res.ExitCode != 3 {
+			t.Errorf("%s: %+v", name, res)
+		}
+	}
+}

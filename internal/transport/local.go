@@ -28,6 +28,7 @@ type localConn struct{ root bool }
 func (localConn) Close() error { return nil }
 
 func (l localConn) Run(ctx context.Context, c Cmd) (Result, error) {
+	c = hide(c)
 	if err := ctx.Err(); err != nil {
 		return Result{}, err
 	}
@@ -109,6 +110,10 @@ func writeAtomic(f File) (err error) {
 	if dir == "" {
 		dir = "."
 	}
+	stale, _ := filepath.Glob(globEscape(filepath.Join(dir, "."+base+".troupe-tmp-")) + "*")
+	for _, s := range stale {
+		os.Remove(s) // an upload that died half-way (see tempPrefix)
+	}
 	tmp, err := os.CreateTemp(dir, "."+base+".troupe-tmp-*")
 	if err != nil {
 		return err
@@ -170,8 +175,8 @@ func (l localConn) uploadSudo(ctx context.Context, f File) error {
 	if err := os.WriteFile(staged, f.Content, 0o600); err != nil {
 		return fmt.Errorf("local: upload %s: %w", f.Path, err)
 	}
-	tmp := tempName(f.Path, "troupe-tmp")
-	install := "install -m " + octalMode(fileMode(f))
+	tmp := tempName(f.Path)
+	install := staleLine(f.Path) + "; install -m " + octalMode(fileMode(f))
 	if f.Owner != "" {
 		install += " -o " + Quote(f.Owner)
 	}
@@ -205,4 +210,16 @@ func (l localConn) Download(ctx context.Context, p string, sudo bool) ([]byte, e
 		return nil, fmt.Errorf("local: download %s: %w", p, err)
 	}
 	return buf.Bytes(), nil
+}
+
+// globEscape quotes the pattern characters of a file name for filepath.Glob.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

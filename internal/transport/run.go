@@ -20,6 +20,7 @@ import (
 // cancelGrace the session is closed. Stdout and Stderr are written from
 // different goroutines.
 func (c *sshConn) Run(ctx context.Context, cmd Cmd) (Result, error) {
+	cmd = hide(cmd)
 	sudo := cmd.Sudo && !c.root
 	withPW := sudo && c.cfg.SudoPassword != ""
 	stdin := cmd.Stdin

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"fmt"
+	"io"
 	"io/fs"
 	"strings"
 )
@@ -95,4 +96,20 @@ func catLine(path string) string {
 func isNotExistResult(r Result) bool {
 	return r.ExitCode == 44 && strings.Contains(r.Stderr, notExistMarker) ||
 		r.ExitCode != 0 && strings.Contains(r.Stderr, "No such file or directory")
+}
+
+// hide rewrites a Hidden command so its text travels on stdin: the command
+// line becomes `eval "$(head -c N)"` and the text leads stdin, before the
+// command's own input. head -c reads exactly N bytes, leaving the rest of
+// stdin to the command.
+func hide(c Cmd) Cmd {
+	if !c.Hidden {
+		return c
+	}
+	in := []io.Reader{strings.NewReader(c.Command)}
+	if c.Stdin != nil {
+		in = append(in, c.Stdin)
+	}
+	c.Command, c.Stdin, c.Hidden = fmt.Sprintf(`eval "$(head -c %d)"`, len(c.Command)), io.MultiReader(in...), false
+	return c
 }

@@ -37,6 +37,9 @@ type Cmd struct {
 	Command string    // a shell command line; run as `sh -c Command`
 	Sudo    bool      // wrap in `sudo -n` (or `sudo -S` with a password fed on stdin, never argv)
 	Stdin   io.Reader // optional
+	// Hidden: Command holds a secret, so it is sent on stdin ahead of Stdin
+	// and never appears in any argv on the host (which ps shows to all).
+	Hidden bool
 	// Stdout and Stderr, when set, receive the output as it arrives (the
 	// Result still carries all of it).
 	Stdout, Stderr io.Writer

@@ -29,6 +29,12 @@ type Doc struct {
 // Parse parses src into its single document body (nil for an empty file).
 func Parse(file string, src []byte) (*Doc, ast.Node, error) {
 	d := &Doc{File: file, Src: src, anchors: map[string]ast.Node{}}
+	if e := checkSize(file, src); e != nil {
+		return d, nil, diag.List{e}
+	}
+	if e := checkDepth(file, src); e != nil {
+		return d, nil, diag.List{e}
+	}
 	f, err := parser.ParseBytes(src, 0)
 	if err != nil {
 		return d, nil, d.FromYAML(err)
@@ -45,6 +51,9 @@ func Parse(file string, src []byte) (*Doc, ast.Node, error) {
 	}
 	if body != nil {
 		d.collectAnchors(body)
+		if e := d.checkAliases(body); e != nil {
+			return d, nil, diag.List{e}
+		}
 	}
 	return d, body, nil
 }
@@ -225,6 +234,30 @@ func Suggest(word string, candidates []string) string {
 		return ""
 	}
 	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+// Nearest returns up to n candidates ordered by edit distance to word (ties
+// keep the candidates' order). A hierarchical candidate ("a/b/c") is also
+// measured by its last segment, so "drain" finds "compilers/drain".
+func Nearest(word string, candidates []string, n int) []string {
+	type cand struct {
+		s string
+		d int
+	}
+	cs := make([]cand, len(candidates))
+	for i, c := range candidates {
+		d := editDistance(word, c)
+		if j := strings.LastIndexByte(c, '/'); j >= 0 {
+			d = min(d, editDistance(word, c[j+1:]))
+		}
+		cs[i] = cand{c, d}
+	}
+	slices.SortStableFunc(cs, func(a, b cand) int { return a.d - b.d })
+	out := make([]string, 0, n)
+	for _, c := range cs[:min(n, len(cs))] {
+		out = append(out, c.s)
+	}
+	return out
 }
 
 func editDistance(a, b string) int {
