@@ -22,7 +22,7 @@ check:
 # the whole test suite: unit, real OpenSSH, lab and end-to-end tiers
 test: deps check
     go test -count=1 -timeout 20m $(go list ./... | grep -v -e /internal/lab -e /internal/e2e)
-    go test -count=1 -p 1 -timeout 60m -v {{lab_pkgs}} 2>&1 | tee /tmp/troupe-lab-tests.log | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok|\s+[a-z_]+\.go:[0-9]+:)' 
+    go test -count=1 -p 1 -timeout 85m -v {{lab_pkgs}} 2>&1 | tee /tmp/troupe-lab-tests.log | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok|\s+[a-z_]+\.go:[0-9]+:)' 
 
 # fast tests only (no lab)
 unit:

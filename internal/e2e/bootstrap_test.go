@@ -38,7 +38,7 @@ func TestBootstrap(t *testing.T) {
 		t.Skip("the lab needs root (namespaces, mounts, a bridge); run go test as root")
 	}
 	if testing.Short() {
-		t.Skip("end-to-end: about 10 minutes per suite; skipped with -short")
+		t.Skip("end-to-end: bootstrap and day-2 scenarios, about 25 minutes per suite; skipped with -short")
 	}
 	if err := lab.CheckHost(); err != nil {
 		t.Skip(err)
@@ -108,7 +108,7 @@ func spareInventory(t *testing.T, inv, short string) string {
 }
 
 func bootstrapSuite(t *testing.T, bin, suite string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
 	defer cancel()
 	t0 := time.Now()
 	// A work dir of its own: fresh, bare hosts, never an operator's lab.

@@ -25,6 +25,6 @@ func Check(t testing.TB, path, got string) {
 		t.Fatalf("%v (run go test -update)", err)
 	}
 	if string(want) != got {
-		t.Errorf("%s differs (run go test -update and review the diff):\n%s", path, got)
+		t.Errorf("%s differs (run go test -update to accept):\n--- got\n%s\n--- want\n%s", path, got, want)
 	}
 }

@@ -2,8 +2,8 @@ package inventory
 
 import (
 	"bytes"
-	"flag"
 	"fmt"
+	goldenfiles "github.com/troupe/troupe/internal/golden"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -13,8 +13,6 @@ import (
 
 	"github.com/troupe/troupe/internal/diag"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 const fixtures = "../../fixtures"
 
@@ -26,20 +24,7 @@ func TestMain(m *testing.M) {
 // golden compares got with fixtures/golden/name (or rewrites it with -update).
 func golden(t *testing.T, name, got string) {
 	t.Helper()
-	file := filepath.Join(fixtures, "golden", name)
-	if *update {
-		if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatalf("%v (run go test -update)", err)
-	}
-	if string(want) != got {
-		t.Errorf("%s differs (run go test -update to accept):\n--- got\n%s\n--- want\n%s", name, got, want)
-	}
+	goldenfiles.Check(t, filepath.Join(fixtures, "golden", name), got)
 }
 
 func loadSite(t *testing.T) *Inventory {

@@ -3,8 +3,8 @@ package plan
 import (
 	"bytes"
 	"errors"
-	"flag"
 	"fmt"
+	goldenfiles "github.com/troupe/troupe/internal/golden"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -18,8 +18,6 @@ import (
 
 	"github.com/troupe/troupe/internal/diag"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 const fixtures = "../../fixtures"
 
@@ -81,20 +79,7 @@ func newLoader() *Loader {
 
 func golden(t *testing.T, name, got string) {
 	t.Helper()
-	file := filepath.Join(fixtures, "golden", name)
-	if *update {
-		if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatalf("%v (run go test -update)", err)
-	}
-	if string(want) != got {
-		t.Errorf("%s differs (run go test -update to accept):\n--- got\n%s\n--- want\n%s", name, got, want)
-	}
+	goldenfiles.Check(t, filepath.Join(fixtures, "golden", name), got)
 }
 
 func TestLoadGood(t *testing.T) {
