@@ -9,8 +9,8 @@
 // over HTTP from the bridge address, together with a control repository (git
 // dumb HTTP). No host has a route or a nameserver beyond the lab subnet.
 //
-// The design was proven by /work/shared/reference/lab-setup.sh (see
-// lab-probe.md); docs/lab.md has the figures.
+// The design was first proven by a shell prototype; docs/lab.md has the
+// figures and what the lab found in Debian's packages.
 package lab
 
 import (

@@ -4,11 +4,13 @@
 // their templates; wherever a host can say a path itself (`puppet config
 // print`), the roles ask the host and use these values only as defaults.
 //
-// Sources: ../../shared/reference/puppet-operations.md §1.2–§1.4 (packages,
-// layout), §7.1 (r10k per Ruby), lab-probe.md §5 (Debian's layout as
-// installed). Only the debian flavor has been proven on real packages (lab:
-// bookworm = Puppet 7, trixie = Puppet 8); the vendor columns come from the
-// reference's facts and are unit-tested here, not run.
+// Sources: for the vendor packages and layout, the OpenVox install page
+// (voxpupuli/voxpupuli.github.io openvox/install.md) and OpenVoxProject/
+// openvox-docs docs/_openvox-server_8x/install_what_and_where.md; for r10k
+// per Ruby, puppetlabs/r10k's README.mkd and r10k.gemspec; for Debian's
+// layout as installed, docs/lab.md. Only the debian flavor has been proven on
+// real packages (lab: bookworm = Puppet 7, trixie = Puppet 8); the vendor
+// columns come from those documents and are unit-tested here, not run.
 package puppet
 
 import (
@@ -41,7 +43,8 @@ type Packages struct {
 }
 
 // Binaries are absolute paths: the vendor bin dir is missing from non-login
-// SSH and sudo's secure_path (pitfall §10.14), so roles never rely on PATH.
+// SSH and sudo's secure_path (the install docs say to add it to PATH or call
+// binaries by full path), so roles never rely on PATH.
 type Binaries struct {
 	Dir          string
 	Puppet       string
@@ -68,14 +71,15 @@ type Paths struct {
 	R10kConfig    string
 }
 
-// Services are the service names (OpenVox kept the old ones, §1.2).
+// Services are the service names (OpenVox kept the old ones: openvox/install.md).
 type Services struct {
 	Server string
 	DB     string
 	Agent  string
 }
 
-// R10k says how r10k gets onto a server (§7.1, pitfall §10.16).
+// R10k says how r10k gets onto a server (puppetlabs/r10k README.mkd; r10k 5
+// needs Ruby >= 3.1, r10k.gemspec).
 type R10k struct {
 	Method  string // "package" (the OS package, OS Ruby) or "puppet_gem" (the agent's bundled Ruby)
 	Package string // package or gem name
@@ -83,7 +87,8 @@ type R10k struct {
 	Bin     string
 }
 
-// Release is the vendor repository's release package (§1.1). DebURL is
+// Release is the vendor repository's release package (puppet8-release,
+// openvox8-release: see openvox/install.md). DebURL is
 // expanded by a shell after `. /etc/os-release` (VERSION_CODENAME for
 // apt.puppet.com, ID+VERSION_ID such as debian12 for apt.voxpupuli.org).
 type Release struct {
@@ -129,7 +134,8 @@ func aio(name string, major int, pkgs Packages, release Release, r10kVersion str
 			R10kConfdir: "/etc/puppetlabs/r10k", R10kConfig: "/etc/puppetlabs/r10k/r10k.yaml",
 		},
 		Services: Services{Server: "puppetserver", DB: "puppetdb", Agent: "puppet"},
-		// Into the agent's bundled Ruby, never `puppetserver gem` (§7.1).
+		// Into the agent's bundled Ruby, never `puppetserver gem`, which is the
+		// server's JRuby (puppetlabs/r10k README.mkd).
 		R10k:    R10k{Method: "puppet_gem", Package: "r10k", Version: r10kVersion, Bin: "/opt/puppetlabs/puppet/bin/r10k"},
 		Release: release,
 	}
@@ -145,8 +151,9 @@ func puppetRelease(major int) Release {
 
 var flavors = map[string]Flavor{
 	"debian": debian,
-	// OpenVox renamed the packages, not the services or paths (§1.2). Its
-	// apt suites are debian12/ubuntu24.04, not codenames (pitfall §10.18).
+	// OpenVox renamed the packages, not the services or paths (openvox/install.md).
+	// Its apt suites are debian12/ubuntu24.04, not codenames (OpenVoxProject/
+	// openvox-release source/apt/openvox8-release.list.template).
 	"openvox8": aio("openvox8", 8,
 		Packages{Agent: "openvox-agent", Server: "openvox-server", DB: "openvoxdb", Termini: "openvoxdb-termini"},
 		Release{Package: "openvox8-release",
@@ -157,7 +164,8 @@ var flavors = map[string]Flavor{
 	"puppet8": aio("puppet8", 8,
 		Packages{Agent: "puppet-agent", Server: "puppetserver", DB: "puppetdb", Termini: "puppetdb-termini"},
 		puppetRelease(8), "~> 5.0"),
-	// r10k 5 needs Ruby >= 3.1; Puppet 7's agent Ruby is 2.7, so 4.1.0 (§7.1, pitfall §10.16).
+	// r10k 5 needs Ruby >= 3.1 (r10k.gemspec); Puppet 7's agent Ruby is 2.7, so
+	// 4.1.0, as voxpupuli/puppet-r10k pins for Puppet 7 (manifests/params.pp).
 	"puppet7": aio("puppet7", 7,
 		Packages{Agent: "puppet-agent", Server: "puppetserver", DB: "puppetdb", Termini: "puppetdb-termini"},
 		puppetRelease(7), "4.1.0"),

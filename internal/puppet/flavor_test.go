@@ -8,8 +8,8 @@ import (
 	"github.com/troupe/troupe/internal/render"
 )
 
-// TestMatrix pins the facts of every column against the reference
-// (puppet-operations.md §1.2–§1.4, §7.1).
+// TestMatrix pins the facts of every column (their sources are in the
+// package comment).
 func TestMatrix(t *testing.T) {
 	tests := []struct {
 		flavor, server, db, termini, agent, puppet, confdir, ssldir, r10kMethod, r10kVersion, release string

@@ -13,7 +13,8 @@ import (
 )
 
 // LBServer sets this host's state in every HAProxy of the site through the
-// runtime API (reference §5.5): `set server BACKEND/SERVER state
+// runtime API (HAProxy management manual, doc/management.txt, `set server`):
+// `set server BACKEND/SERVER state
 // ready|drain|maint` over the admin socket, after reading `show servers
 // state` so an unchanged state is no change. With wait (the default), drain
 // waits until the server's current sessions reach 0 and ready until its

@@ -20,12 +20,12 @@ import (
 // act, not a side effect of a bootstrap). Otherwise:
 //
 //  1. `puppet ssl submit_request` on the host. Not `puppet ssl bootstrap`:
-//     it waits for the signature forever (maxwaitforcert unlimited, pitfall
-//     §10.6).
+//     it waits for the signature forever (maxwaitforcert defaults to
+//     unlimited: puppetlabs/puppet lib/puppet/defaults.rb).
 //  2. troupe reads the CSR from the CA's requests/ directory and refuses to
 //     sign unless its CN, its names and its public key are exactly this
 //     host's: enabling allow-subject-alt-names means "carefully inspect any
-//     CSRs with SANs" (reference §2.2).
+//     CSRs with SANs" (puppet.com/docs/puppet/8/config_file_ca.html).
 //  3. `puppetserver ca sign` on the CA host (through the inventory).
 //  4. `puppet ssl download_cert` on the host, then the certificate is
 //     verified here: chain to the CA, names, key.

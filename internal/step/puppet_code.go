@@ -16,8 +16,9 @@ import (
 // branch's commit differs from what is deployed, and reports the deployed
 // commit of every environment (registered data: environments → commit), so
 // drift between compilers is visible. The environment-cache flush that must
-// follow a deploy (reference §7.5) is left to the plan, which runs it only
-// when this step changed something.
+// follow a deploy (OpenVoxProject/openvox-docs docs/_openvox-server_8x/
+// admin-api/v1/environment-cache.markdown) is left to the plan, which runs it
+// only when this step changed something.
 type PuppetCode struct {
 	Remote  string `yaml:"remote"`  // the control repository, as in r10k.yaml
 	Basedir string `yaml:"basedir"` // the environments directory r10k deploys into

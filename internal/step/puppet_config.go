@@ -13,8 +13,8 @@ import (
 
 // PuppetConfig reads settings with `puppet config print` on the host, so
 // roles use the host's own paths (ssldir, hostcert, cadir, ...) instead of a
-// layout's defaults (reference §1.3: "always read paths with puppet config
-// print"). The values land in the registered result's data: register: pc →
+// layout's defaults (Debian's layout is not the vendor's: the flavor table in
+// docs/guide.md). The values land in the registered result's data: register: pc →
 // .registered.pc.data.hostcert.
 type PuppetConfig struct {
 	Keys     []string `yaml:"keys"`
@@ -86,7 +86,7 @@ func puppetSettings(ctx context.Context, x *Exec, section, certname string, keys
 
 // flavorBin is an absolute binary path from the host's .flavor.bin (vendor
 // packages keep theirs in /opt/puppetlabs/bin, which non-login SSH and
-// sudo's secure_path lack, pitfall §10.14), or the bare name without one.
+// sudo's secure_path lack: see puppet.Binaries), or the bare name without one.
 func flavorBin(x *Exec, name string) string {
 	if f, ok := x.Data["flavor"].(map[string]any); ok {
 		if b, ok := f["bin"].(map[string]any); ok {

@@ -11,7 +11,8 @@ import (
 // PuppetIni ensures settings in an INI-style file (puppet.conf,
 // puppetdb.conf, PuppetDB's conf.d/*.ini) and leaves every other line alone:
 // packages write their own keys there (the vendor postinst fills a [master]
-// section, pitfall §10.13) and an upgrade must find them. Values are
+// section: puppetlabs/puppetserver resources/ext/ezbake.conf) and an upgrade
+// must find them. Values are
 // templates; the file is written only when something differs.
 type PuppetIni struct {
 	Path     string                       `yaml:"path"`

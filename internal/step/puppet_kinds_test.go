@@ -77,7 +77,7 @@ func TestPuppetConfig(t *testing.T) {
 	}
 }
 
-// haproxy 2.6's answers, as captured in the lab (lab-probe §5).
+// haproxy 2.6's answers, as captured in the lab (docs/lab.md).
 const serversState = `1
 # be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port
 3 compilers 1 compile1 10.77.0.11 2 %d 1 1 6 6 3 4 6 0 0 0 - 8140 - 0 0 - - 0

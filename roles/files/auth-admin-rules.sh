@@ -1,6 +1,7 @@
 # auth-admin-rules.sh AUTH_CONF — insert or refresh troupe's rules for the
-# admin API in puppetserver's auth.conf: the packaged file denies
-# /puppet-admin-api to everyone (pitfall §10.11). The rules sit in a marked
+# admin API in puppetserver's auth.conf: the packaged file has no rule for
+# /puppet-admin-api, so its final deny applies to everyone (puppetlabs/puppetserver
+# ezbake/config/conf.d/auth.conf). The rules sit in a marked
 # block right after "rules: [", so the package's own rules stay as shipped.
 # Allowed: the certnames of the CA and the compilers. Prints CHANGED when it
 # wrote the file.

@@ -1,6 +1,7 @@
 # puppetdb-database.sh DATABASE_INI — PuppetDB's PostgreSQL side, idempotent:
 # roles puppetdb (writer) and puppetdb_read (reader), database puppetdb with
-# the documented grants and the pg_trgm extension (required, pitfall §10.15),
+# the documented grants and the pg_trgm extension (required; OpenVoxProject/
+# openvox-docs docs/_openvoxdb_8x/configure_postgres.markdown),
 # and database.ini for PuppetDB. Passwords are generated here on the first
 # run and kept in database.ini (0640 root:puppetdb), where the operator finds
 # them; they are never printed, never on a command line (SQL goes on stdin).

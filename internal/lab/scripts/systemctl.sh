@@ -102,7 +102,7 @@ builtin_unit() { # the probe's hard-coded lines (bookworm), used when no unit fi
   puppetdb)
     # The unit's line, not Debian's /etc/init.d/puppetdb: that script runs
     # `clojure.main -m puppetlabs.puppetdb.main`, which does not exist in
-    # 7.12.1-3 (lab-probe §1 #2); `puppetlabs.puppetdb.core services` works.
+    # 7.12.1-3 (docs/lab.md); `puppetlabs.puppetdb.core services` works.
     U_USER=puppetdb U_RTDIR=puppetdb U_ENVFILES=(/etc/default/puppetdb)
     U_EXEC='/usr/bin/java $JAVA_ARGS -Djava.security.egd=/dev/urandom "-XX:OnOutOfMemoryError=kill -9 %%p" -cp /usr/share/puppetdb/puppetdb.jar clojure.main -m puppetlabs.puppetdb.core services --config /etc/puppetdb/conf.d --bootstrap-config /etc/puppetdb/bootstrap.cfg --restart-file ${RUNTIME_DIRECTORY}/restart' ;;
   haproxy)
