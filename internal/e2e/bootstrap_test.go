@@ -277,16 +277,17 @@ func day2(t *testing.T, s *site, name string, f func(*testing.T, *site)) {
 
 // event is one NDJSON event of troupe --format json.
 type event struct {
-	Time   time.Time `json:"time"`
-	Kind   string    `json:"event"`
-	Step   string    `json:"step"`
-	Host   string    `json:"host"`
-	Hosts  []string  `json:"hosts"`
-	Status string    `json:"status"`
-	Reason string    `json:"reason"`
-	Text   string    `json:"text"`
-	Error  string    `json:"error"`
-	Stderr string    `json:"stderr"`
+	Time     time.Time     `json:"time"`
+	Kind     string        `json:"event"`
+	Step     string        `json:"step"`
+	Host     string        `json:"host"`
+	Hosts    []string      `json:"hosts"`
+	Status   string        `json:"status"`
+	Reason   string        `json:"reason"`
+	Text     string        `json:"text"`
+	Error    string        `json:"error"`
+	Stderr   string        `json:"stderr"`
+	Duration time.Duration `json:"duration_ns"`
 }
 
 // run is one troupe invocation: its events, exit code and wall time.

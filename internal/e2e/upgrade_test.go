@@ -134,18 +134,20 @@ func drained(r run) []string {
 	return out
 }
 
-// window is when a block ran, over the runs that ran it.
+// window is when the steps of a block really ran (not skipped by --resume),
+// over the given runs: from the start of the first such step to the end of
+// the last.
 func window(id string, runs ...run) [2]time.Time {
 	var w [2]time.Time
 	for _, x := range runs {
 		for _, e := range x.events {
-			if e.Step != id {
+			if e.Kind != "host_result" || e.Status == "skipped" || !strings.HasPrefix(e.Step, id+"/") {
 				continue
 			}
-			if e.Kind == "step_start" && (w[0].IsZero() || e.Time.Before(w[0])) {
-				w[0] = e.Time
+			if start := e.Time.Add(-e.Duration); w[0].IsZero() || start.Before(w[0]) {
+				w[0] = start
 			}
-			if e.Kind == "step_end" && e.Time.After(w[1]) {
+			if e.Time.After(w[1]) {
 				w[1] = e.Time
 			}
 		}
