@@ -43,14 +43,20 @@ func (p *PackageFacts) Validate() error {
 	return nil
 }
 
-// PackageFact is what PackageFacts registers per package (under data.packages).
-type PackageFact struct {
-	Installed string   `json:"installed"` // "" when not installed
-	Offered   []string `json:"offered"`   // newest first
-	Target    string   `json:"target"`
-	Held      bool     `json:"held"`
-	Upgrade   bool     `json:"upgrade"`   // installed and target is newer
-	Downgrade bool     `json:"downgrade"` // installed and target is older
+// packageFact is one package on one host.
+type packageFact struct {
+	Installed string   // "" when not installed
+	Offered   []string // newest first
+	Target    string
+	Held      bool
+	Upgrade   bool // installed and target is newer
+	Downgrade bool // installed and target is older
+}
+
+// record is what PackageFacts registers per package (under data.packages).
+func (f packageFact) record() map[string]any {
+	return map[string]any{"installed": f.Installed, "offered": toAny(f.Offered), "target": f.Target,
+		"held": f.Held, "upgrade": f.Upgrade, "downgrade": f.Downgrade}
 }
 
 func (p *PackageFacts) Run(ctx context.Context, x *Exec) (Result, error) {
@@ -115,8 +121,7 @@ func (p *PackageFacts) Run(ctx context.Context, x *Exec) (Result, error) {
 				problems = append(problems, n+" is held (apt-mark unhold "+n+" first)")
 			}
 		}
-		out[n] = map[string]any{"installed": f.Installed, "offered": toAny(f.Offered), "target": f.Target,
-			"held": f.Held, "upgrade": f.Upgrade, "downgrade": f.Downgrade}
+		out[n] = f.record()
 	}
 	msg := "up to date"
 	if len(moves) > 0 {
@@ -144,10 +149,10 @@ func toAny(s []string) []any {
 //	     7.9.5-2+deb12u1+troupe1 500
 //	        500 http://… ./ Packages
 //	 *** 7.9.5-2+deb12u1 500
-func parseAptPolicy(out string) map[string]PackageFact {
-	facts := map[string]PackageFact{}
+func parseAptPolicy(out string) map[string]packageFact {
+	facts := map[string]packageFact{}
 	var name string
-	var f PackageFact
+	var f packageFact
 	flush := func() {
 		if name != "" {
 			sort.Slice(f.Offered, func(i, j int) bool { return CompareDebVersions(f.Offered[i], f.Offered[j]) > 0 })
@@ -160,7 +165,7 @@ func parseAptPolicy(out string) map[string]PackageFact {
 		case t == "":
 		case !strings.HasPrefix(l, " ") && strings.HasSuffix(t, ":"):
 			flush()
-			name, f = strings.TrimSuffix(t, ":"), PackageFact{}
+			name, f = strings.TrimSuffix(t, ":"), packageFact{}
 		case strings.HasPrefix(t, "Installed: "):
 			if v := strings.TrimPrefix(t, "Installed: "); v != "(none)" {
 				f.Installed = v
