@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -276,11 +277,17 @@ func get(m any, k string, def any) any {
 
 // has reports whether map m has key k (missingkey=error makes `.vars.x`
 // fail on absent keys; `has "x" .vars` is the way to test for one).
+// has says whether map m has key k, or list m holds k (`has "compilers"
+// .host.groups`).
 func has(k string, m any) bool {
-	mm, ok := m.(map[string]any)
-	if !ok {
-		return false
+	switch m := m.(type) {
+	case map[string]any:
+		_, ok := m[k]
+		return ok
+	case []any:
+		return slices.ContainsFunc(m, func(v any) bool { return v == any(k) })
+	case []string:
+		return slices.Contains(m, k)
 	}
-	_, ok = mm[k]
-	return ok
+	return false
 }

@@ -84,3 +84,21 @@ func TestShellQuote(t *testing.T) {
 		}
 	}
 }
+
+func TestHas(t *testing.T) {
+	data := map[string]any{"vars": map[string]any{"alt_names": []any{"puppet", "puppet.example.com"}, "k": 1},
+		"host": map[string]any{"groups": []any{"ca", "compilers"}}}
+	for tmpl, want := range map[string]string{
+		`{{ has "k" .vars }}`:                "true",
+		`{{ has "nope" .vars }}`:             "false",
+		`{{ has "compilers" .host.groups }}`: "true",
+		`{{ has "compiler" .host.groups }}`:  "false", // a whole item, not a substring
+		`{{ has "puppet" .vars.alt_names }}`: "true",
+		`{{ has "x" "compilers" }}`:          "false",
+	} {
+		got, err := String(tmpl, data)
+		if err != nil || got != want {
+			t.Errorf("%s = %q, %v; want %s", tmpl, got, err, want)
+		}
+	}
+}
