@@ -249,8 +249,50 @@ func bootstrapSuite(t *testing.T, bin, suite string) {
 		t.Logf("day-2 scenarios: not on %s (TROUPE_E2E_DAY2=%s)", suite, envOr("TROUPE_E2E_DAY2", "bookworm"))
 		return
 	}
-	day2(t, s, "upgrade", func(t *testing.T, s *site) { upgradeScenario(ctx, t, s) })
-	day2(t, s, "add-compiler", func(t *testing.T, s *site) { addCompilerScenario(ctx, t, s) })
+	for _, sc := range scenarios {
+		day2(t, s, sc.name, func(t *testing.T, s *site) { sc.run(ctx, t, s) })
+	}
+}
+
+type scenario struct {
+	name string
+	run  func(context.Context, *testing.T, *site)
+}
+
+// scenarios are the day-2 scenarios in the order they run on the site the
+// bootstrap built: each starts from the state the one before left.
+var scenarios = []scenario{
+	{"upgrade", upgradeScenario},
+	{"upgrade-agents", upgradeAgentsScenario},
+	{"add-compiler", addCompilerScenario},
+	{"webhook", webhookScenario},
+	{"kill-jvm", killJVMScenario},
+	{"remove-compiler", removeCompilerScenario},
+}
+
+// TestScenarios runs the day-2 scenarios named in TROUPE_E2E_SCENARIOS on a
+// lab that is already up and bootstrapped (TROUPE_E2E_LAB, its work dir), so
+// that one scenario can be worked on without a new site each time. The
+// inventory is the lab's, or TROUPE_E2E_INV.
+func TestScenarios(t *testing.T) {
+	dir, names := os.Getenv("TROUPE_E2E_LAB"), os.Getenv("TROUPE_E2E_SCENARIOS")
+	if dir == "" || names == "" {
+		t.Skip("runs scenarios on an existing lab: set TROUPE_E2E_LAB=/var/lib/troupe-lab and TROUPE_E2E_SCENARIOS=name,…")
+	}
+	l, err := lab.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &site{t: t, l: l, bin: buildTroupe(t), dir: t.TempDir(), inv: envOr("TROUPE_E2E_INV", l.Inventory)}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
+	defer cancel()
+	for _, name := range strings.Split(names, ",") {
+		i := slices.IndexFunc(scenarios, func(sc scenario) bool { return sc.name == name })
+		if i < 0 {
+			t.Fatalf("no scenario %q", name)
+		}
+		day2(t, s, name, func(t *testing.T, s *site) { scenarios[i].run(ctx, t, s) })
+	}
 }
 
 func envOr(name, def string) string {

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os/exec"
 	"regexp"
 	"slices"
@@ -74,6 +75,7 @@ func upgradeScenario(ctx context.Context, t *testing.T, s *site) {
 
 	lbSamples := lb.stop()
 	runs := agents.stop()
+	t.Logf("PER COMPILER (fault run + resume): %s", perHost("compilers/", first, resumed))
 
 	// Every server has the new versions, every package that moved.
 	for h, was := range before {
@@ -99,6 +101,30 @@ func upgradeScenario(ctx context.Context, t *testing.T, s *site) {
 		t.Errorf("second upgrade: exit %d, changed %v, drained %v", again.code, again.with("changed"), drained(again))
 	}
 	t.Logf("second upgrade: %s, %d changed, nothing drained", again.wall.Round(time.Second), len(again.with("changed")))
+}
+
+// perHost sums, per host, the time of the steps under prefix over runs,
+// with the longest steps named: a compiler's time in a rolling upgrade.
+func perHost(prefix string, runs ...run) string {
+	total := map[string]time.Duration{}
+	longest := map[string]event{}
+	for _, r := range runs {
+		for _, e := range r.events {
+			if e.Kind != "host_result" || !strings.HasPrefix(e.Step, prefix) || e.Status == "skipped" {
+				continue
+			}
+			total[e.Host] += e.Duration
+			if e.Duration > longest[e.Host].Duration {
+				longest[e.Host] = e
+			}
+		}
+	}
+	var out []string
+	for _, h := range slices.Sorted(maps.Keys(total)) {
+		out = append(out, fmt.Sprintf("%s %s (longest: %s %s)", h, total[h].Round(time.Second),
+			longest[h].Step, longest[h].Duration.Round(time.Second)))
+	}
+	return strings.Join(out, "; ")
 }
 
 // messages joins the result messages of a step.
@@ -175,7 +201,10 @@ type agentLoop struct {
 	runs  []agentRun
 }
 
-var errorLine = regexp.MustCompile(`(?m)^(Error: .*|.*Using cached catalog.*)$`)
+// errorLine: a run that logs an error counts as failed even when it exits
+// 0, and so does a warning about a connection that broke (a pluginsync or
+// file request that hit a dead compiler).
+var errorLine = regexp.MustCompile(`(?m)^(Error: .*|.*Using cached catalog.*|Warning: .*(Connection refused|Connection reset|end of file|EOFError|Failed to open TCP).*)$`)
 
 // startAgentLoop runs `puppet agent -t` through the load balancer on each
 // agent, one run after another with a short pause (a busy site's agents
@@ -212,6 +241,13 @@ func startAgentLoop(t *testing.T, s *site, agents ...string) *agentLoop {
 		}()
 	}
 	return l
+}
+
+// snapshot is the runs finished so far.
+func (l *agentLoop) snapshot() []agentRun {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]agentRun(nil), l.runs...)
 }
 
 func (l *agentLoop) stop() []agentRun {
@@ -400,4 +436,87 @@ func compiledByHost(l *agentLoop, host string) bool {
 		}
 	}
 	return false
+}
+
+// removeCompilerScenario: compile3, moved out of the compilers group,
+// leaves the site under agent load: refused without --limit, then drained,
+// out of HAProxy's configuration, stopped, its certificate revoked and
+// cleaned on the CA and its node deactivated in PuppetDB; a second run
+// changes nothing.
+func removeCompilerScenario(ctx context.Context, t *testing.T, s *site) {
+	const old = "compile3"
+	fq := old + ".lab.test"
+	serial := strings.TrimSpace(s.ssh("ca", "openssl x509 -noout -serial -in $(puppet config print cadir --section server)/signed/"+fq+".pem"))
+	s.inv = spareInventory(t, s.l.Inventory, old)
+
+	if r := s.troupeRun(ctx, "run", "remove-compiler"); r.code != 1 || len(r.with("changed")) != 0 {
+		t.Fatalf("remove-compiler without --limit: exit %d, changed %v (want exit 1, refused by the preflight)", r.code, r.with("changed"))
+	}
+
+	agents := startAgentLoop(t, s, "agent1", "agent2")
+	lb := startLBSampler(s)
+	r := s.troupeRun(ctx, "run", "remove-compiler", "--limit", fq)
+	lbReport(t, lb.stop())
+	agentReport(t, agents.stop(), [2]time.Time{})
+	if r.code != 0 {
+		t.Fatalf("remove-compiler: exit %d\n%s\n%s", r.code, strings.Join(r.with("failed"), "\n"), r.stderr)
+	}
+	t.Logf("remove-compiler: %s, %d changed", r.wall.Round(time.Second), len(r.with("changed")))
+
+	if st := s.haproxyStatus(); len(st) != 2 || st["compile1"] != "UP" || st["compile2"] != "UP" {
+		t.Errorf("HAProxy after remove-compiler: %v (want compile1 and compile2 UP, no %s)", st, old)
+	}
+	if got := s.ssh(old, "pgrep -f puppetserver.jar || echo none"); strings.TrimSpace(got) != "none" {
+		t.Errorf("puppetserver still runs on %s: %s", old, got)
+	}
+	if got := s.ssh("ca", "ls $(puppet config print cadir --section server)/signed/"+fq+".pem 2>&1"); !strings.Contains(got, "No such file") {
+		t.Errorf("%s's certificate is still signed on the CA: %s", old, got)
+	}
+	// serial=0A → the CRL lists 0A as revoked
+	if _, hex, ok := strings.Cut(serial, "="); !ok || !strings.Contains(
+		s.ssh("ca", "openssl crl -noout -text -in $(puppet config print cadir --section server)/ca_crl.pem"), "Serial Number: "+hex) {
+		t.Errorf("the CA's CRL does not revoke %s (%s)", old, serial)
+	}
+	if got := s.ssh("puppetdb", "curl -sf http://127.0.0.1:8080/pdb/query/v4/nodes/"+fq); strings.Contains(got, `"deactivated" : null`) || strings.Contains(got, `"deactivated":null`) {
+		t.Errorf("%s still active in PuppetDB: %s", old, got)
+	}
+	again := s.troupeRun(ctx, "run", "remove-compiler", "--limit", fq)
+	if again.code != 0 || len(again.with("changed")) != 0 {
+		t.Errorf("a second remove-compiler: exit %d, changed %v", again.code, again.with("changed"))
+	}
+}
+
+// upgradeAgentsScenario: after the servers, the agents in batches of 50%
+// (one agent at a time here), each gated by a noop run through the site; a
+// second run changes nothing.
+func upgradeAgentsScenario(ctx context.Context, t *testing.T, s *site) {
+	agents := []string{"agent1", "agent2"}
+	for _, a := range agents {
+		s.ssh(a, "echo 'deb [trusted=yes] "+s.l.UpgradeRepoURL+" ./' > /etc/apt/sources.list.d/troupe-upgrade.list")
+	}
+	r := s.troupeRun(ctx, "run", "upgrade-agents", "--param", "batch=50%")
+	if r.code != 0 {
+		t.Fatalf("upgrade-agents: exit %d\n%s\n%s", r.code, strings.Join(r.with("failed"), "\n"), r.stderr)
+	}
+	t.Logf("upgrade-agents: %s, %d changed", r.wall.Round(time.Second), len(r.with("changed")))
+	// one batch at a time: an agent's gate passes before the next agent's package moves
+	var order []string
+	for _, e := range r.events {
+		if e.Kind == "host_result" && (e.Step == "agents/package" || e.Step == "agents/gate") {
+			order = append(order, e.Step+" "+e.Host)
+		}
+	}
+	if want := []string{"agents/package agent1.lab.test", "agents/gate agent1.lab.test",
+		"agents/package agent2.lab.test", "agents/gate agent2.lab.test"}; !slices.Equal(order, want) {
+		t.Errorf("batches: %v, want %v", order, want)
+	}
+	for _, a := range agents {
+		if v := s.ssh(a, "dpkg-query -W -f '${Version}' puppet-agent"); !strings.HasSuffix(strings.TrimSpace(v), "+troupe1") {
+			t.Errorf("%s: puppet-agent %s after upgrade-agents", a, v)
+		}
+	}
+	again := s.troupeRun(ctx, "run", "upgrade-agents", "--param", "batch=50%")
+	if again.code != 0 || len(again.with("changed")) != 0 {
+		t.Errorf("second upgrade-agents: exit %d, changed %v", again.code, again.with("changed"))
+	}
 }

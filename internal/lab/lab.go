@@ -146,6 +146,10 @@ func lockFile(w string) string  { return filepath.Join(w, "lock") }
 func hostsDir(w string) string  { return filepath.Join(w, "hosts") }
 func wwwDir(w string) string    { return filepath.Join(w, "www") }
 
+// ControlRepoDir is the bare git repository served at ControlRepoURL; a
+// push to it followed by `git update-server-info` is what the hosts see.
+func (l *Lab) ControlRepoDir() string { return filepath.Join(wwwDir(l.WorkDir), "control.git") }
+
 // CheckHost returns a clear error unless this machine can run a lab: Linux,
 // root, and the tools the lab shells out to.
 func CheckHost() error {
