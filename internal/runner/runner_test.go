@@ -532,3 +532,68 @@ steps:
 		t.Errorf("one h1 = %q", got)
 	}
 }
+
+// A step skipped by its when, by a guard, by its block's when or by
+// --start-at registers {skipped: true, changed: false}, so later conditions
+// read .registered.NAME.changed without asking whether the step ran; a
+// resumed run registers what the previous run recorded.
+func TestSkippedStepsRegister(t *testing.T) {
+	f := setup(t, `name: p
+steps:
+  - id: early
+    targets: web
+    command: echo early
+    register: early
+  - id: by-when
+    targets: web
+    when: "{{ false }}"
+    command: echo never
+    register: w
+  - id: by-guard
+    targets: web
+    creates: /
+    command: echo never
+    register: g
+  - id: block
+    targets: web
+    when: "{{ false }}"
+    steps:
+      - {id: inner, command: echo never, register: b}
+  - id: write
+    targets: web
+    command: 'echo "{{ range $k := list "w" "g" "b" "early" }}{{ $r := index $.registered $k }}{{ $k }}={{ $r.skipped }}/{{ $r.changed }} {{ end }}" > $H/seen; test ! -e $H/break'
+`, "h1")
+	seen := func() string {
+		b, _ := os.ReadFile(filepath.Join(f.hostDir("h1"), "seen"))
+		return strings.TrimSpace(string(b))
+	}
+	if _, _, err := f.run(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := seen(); got != "w=true/false g=true/false b=true/false early=false/true" {
+		t.Errorf("skipped steps registered %q", got)
+	}
+	if _, _, err := f.run(context.Background(), func(o *Options) { o.StartAt = "write" }); err != nil {
+		t.Fatal(err)
+	}
+	if got := seen(); got != "w=true/false g=true/false b=true/false early=true/false" {
+		t.Errorf("--start-at: %q", got)
+	}
+	// The previous run's early changed, by-when skipped: a resumed run
+	// registers what it recorded.
+	os.WriteFile(filepath.Join(f.hostDir("h1"), "break"), nil, 0o644)
+	if _, _, err := f.run(context.Background(), nil); !errors.Is(err, ErrFailed) {
+		t.Fatalf("want the failure of write, got %v", err)
+	}
+	os.Remove(filepath.Join(f.hostDir("h1"), "break"))
+	rec, _, err := f.run(context.Background(), func(o *Options) { o.Resume = true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.results()["early h1"]; !strings.HasPrefix(got, "skipped done in the previous run") {
+		t.Errorf("early on resume: %q", got)
+	}
+	if got := seen(); got != "w=true/false g=true/false b=true/false early=false/true" {
+		t.Errorf("--resume: %q", got)
+	}
+}
