@@ -430,23 +430,14 @@ func (r *run) act(ctx context.Context, s *plan.Step, h *inventory.Host, on []*in
 	var sum step.Result
 	var msgs, skips []string
 	for _, dh := range on {
-		conn, err := r.pool.get(ctx, dh)
+		x, err := r.exec(ctx, s, h, dh, data, l)
 		if err != nil {
 			return sum, "", err
 		}
-		sudo := dh.SSH.Sudo
 		if s.Sudo != nil {
-			sudo = *s.Sudo
+			x.Sudo = *s.Sudo
 		}
-		x := &step.Exec{
-			Host: h, Conn: conn, Sudo: sudo, Data: data, Files: r.o.Files, Secrets: r.o.Redactor,
-			Noop: r.o.Noop && !readOnly,
-			Emit: func(e report.Event) {
-				e.Step, e.Host = s.ID, h.Name
-				r.emit(e)
-			},
-		}
-		x.Peer = r.peer(s, l)
+		x.Noop = x.Noop && !readOnly
 		why, err := r.guards(ctx, s, x)
 		if err == nil && why == "" {
 			var res step.Result
@@ -674,6 +665,29 @@ func (r *run) alive(hosts []*inventory.Host) []*inventory.Host {
 	return out
 }
 
+// exec is what an action sees of target h: h's scope and facts, over the
+// connection to on (h itself, a delegate, or a peer), with on's sudo.
+func (r *run) exec(ctx context.Context, s *plan.Step, h, on *inventory.Host, data map[string]any, l scopeLayer) (*step.Exec, error) {
+	conn, err := r.pool.get(ctx, on)
+	if err != nil {
+		return nil, err
+	}
+	flavor, err := r.flavor(h)
+	if err != nil {
+		return nil, err
+	}
+	_, groups := r.groupData()
+	return &step.Exec{
+		Host: h, Conn: conn, Sudo: on.SSH.Sudo, Noop: r.o.Noop, Data: data, Files: r.o.Files, Secrets: r.o.Redactor,
+		Flavor: flavor, Groups: groups,
+		Emit: func(e report.Event) {
+			e.Step, e.Host = s.ID, h.Name
+			r.emit(e)
+		},
+		Peer: r.peer(s, l),
+	}, nil
+}
+
 // peer gives an action an Exec on another inventory host (the CA, the load
 // balancer) over the run's shared connections.
 func (r *run) peer(s *plan.Step, l scopeLayer) func(ctx context.Context, name string) (*step.Exec, error) {
@@ -682,21 +696,11 @@ func (r *run) peer(s *plan.Step, l scopeLayer) func(ctx context.Context, name st
 		if h == nil {
 			return nil, fmt.Errorf("no host %q in the inventory", name)
 		}
-		conn, err := r.pool.get(ctx, h)
-		if err != nil {
-			return nil, err
-		}
 		data, err := r.data(h, l)
 		if err != nil {
 			return nil, err
 		}
-		x := &step.Exec{Host: h, Conn: conn, Sudo: h.SSH.Sudo, Noop: r.o.Noop, Data: data, Files: r.o.Files, Secrets: r.o.Redactor,
-			Emit: func(e report.Event) {
-				e.Step, e.Host = s.ID, h.Name
-				r.emit(e)
-			}}
-		x.Peer = r.peer(s, l)
-		return x, nil
+		return r.exec(ctx, s, h, h, data, l)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/troupe/troupe/internal/inventory"
 	"github.com/troupe/troupe/internal/plan"
+	"github.com/troupe/troupe/internal/puppet"
 	"github.com/troupe/troupe/internal/render"
 	"github.com/troupe/troupe/internal/report"
 	"github.com/troupe/troupe/internal/secret"
@@ -595,5 +596,28 @@ steps:
 	}
 	if got := seen(); got != "w=true/false g=true/false b=true/false early=false/true" {
 		t.Errorf("--resume: %q", got)
+	}
+}
+
+// Options.Flavor gives templates .flavor (empty without one) and refuses an
+// unknown flavor on the host that names it.
+func TestFlavor(t *testing.T) {
+	f := setup(t, `name: p
+steps:
+  - id: bin
+    targets: web
+    command: 'echo "{{ if .flavor }}{{ .flavor.bin.puppet }}{{ else }}none{{ end }}" > $H/bin'
+`, "h1", "h2", "h3")
+	flavors := map[string]string{"h1": "openvox8", "h2": "", "h3": "puppet6"}
+	_, sum, err := f.run(context.Background(), func(o *Options) {
+		o.Flavor = func(h *inventory.Host) (*puppet.Flavor, error) { return puppet.Lookup(flavors[h.Name]) }
+	})
+	if !errors.Is(err, ErrFailed) || !strings.Contains(sum.Failed["h3"], `h3: vars.flavor: unknown flavor "puppet6"`) {
+		t.Errorf("unknown flavor: %v %v", err, sum.Failed)
+	}
+	for h, want := range map[string]string{"h1": "/opt/puppetlabs/bin/puppet\n", "h2": "none\n"} {
+		if b, _ := os.ReadFile(filepath.Join(f.hostDir(h), "bin")); string(b) != want {
+			t.Errorf("%s: %q, want %q", h, b, want)
+		}
 	}
 }
