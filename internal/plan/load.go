@@ -438,16 +438,7 @@ func (c *loadCtx) step(f *srcFile, n ast.Node, parent string, sc *scope, ids map
 		c.registered[s.Register] = true
 	}
 	for _, kv := range late {
-		v := c.condition(d, kv.Val, label+" "+kv.Key)
-		c.template(d, kv.Val, v, sc)
-		switch kv.Key {
-		case "until":
-			s.Until = v
-		case "changed_when":
-			s.ChangedWhen = v
-		case "failed_when":
-			s.FailedWhen = v
-		}
+		c.setCondition(d, s, kv, label+" "+kv.Key, sc)
 	}
 	if s.Name == "" {
 		s.Name = defaultName(s, id)
@@ -572,18 +563,7 @@ func (c *loadCtx) control(d *yamldoc.Doc, s *Step, kv yamldoc.Pair, what string,
 		s.delegatePos = Pos{File: d.File, Line: line, Col: col}
 		c.template(d, kv.Val, s.DelegateTo, sc)
 	case "when", "creates", "unless", "onlyif":
-		v := c.condition(d, kv.Val, what)
-		c.template(d, kv.Val, v, sc)
-		switch kv.Key {
-		case "when":
-			s.When = v
-		case "creates":
-			s.Creates = v
-		case "unless":
-			s.Unless = v
-		case "onlyif":
-			s.Onlyif = v
-		}
+		c.setCondition(d, s, kv, what, sc)
 	case "serial":
 		s.Serial, _ = c.count(d, kv.Val, what, 1)
 		c.template(d, kv.Val, s.Serial, sc)
@@ -617,6 +597,16 @@ func (c *loadCtx) control(d *yamldoc.Doc, s *Step, kv yamldoc.Pair, what string,
 	case "register":
 		s.Register = c.register(d, kv.Val, what, sc)
 	}
+}
+
+// setCondition decodes a condition or guard into its field of s.
+func (c *loadCtx) setCondition(d *yamldoc.Doc, s *Step, kv yamldoc.Pair, what string, sc *scope) {
+	v := c.condition(d, kv.Val, what)
+	c.template(d, kv.Val, v, sc)
+	*map[string]*string{
+		"when": &s.When, "creates": &s.Creates, "unless": &s.Unless, "onlyif": &s.Onlyif,
+		"until": &s.Until, "changed_when": &s.ChangedWhen, "failed_when": &s.FailedWhen,
+	}[kv.Key] = v
 }
 
 // register checks a register name: an identifier, once per file.
