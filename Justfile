@@ -5,6 +5,9 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 bin := "bin/troupe"
 # packages that need a lab (namespaces, root): run one at a time, they share the bridge
 lab_pkgs := "./internal/lab ./internal/e2e"
+# packages whose tests run hosts in parallel (the runner, reporters emitting
+# from many goroutines): under the race detector, which needs cgo and gcc
+race_pkgs := "./internal/report ./internal/runner"
 
 # build the troupe binary into bin/
 build:
@@ -20,13 +23,13 @@ check:
     go vet ./...
 
 # the whole test suite: unit, real OpenSSH, lab and end-to-end tiers
-test: deps check
-    go test -count=1 -timeout 20m $(go list ./... | grep -v -e /internal/lab -e /internal/e2e)
+test: deps check unit
     go test -count=1 -p 1 -timeout 85m -v {{lab_pkgs}} 2>&1 | tee /tmp/troupe-lab-tests.log | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok|\s+[a-z_]+\.go:[0-9]+:)' 
 
-# fast tests only (no lab)
+# fast tests only (no lab); race_pkgs under the race detector
 unit:
-    go test -count=1 $(go list ./... | grep -v -e /internal/lab -e /internal/e2e)
+    go test -count=1 -timeout 20m $(go list ./... | grep -v -e /internal/lab -e /internal/e2e -e /internal/report$ -e /internal/runner$)
+    CGO_ENABLED=1 go test -count=1 -timeout 20m -race {{race_pkgs}}
 
 # the demo: a lab site bootstrapped from bare hosts, then an agent run through the load balancer
 demo suite="bookworm": deps build

@@ -5,7 +5,8 @@
 #   --bench  also Ansible, which only the benchmark (just bench) compares with
 set -eu
 
-PKGS="openssh-server openssh-client sudo socat debootstrap git dpkg-dev curl iproute2 procps passwd"
+# gcc and libc6-dev: the race detector (just unit) needs cgo
+PKGS="openssh-server openssh-client sudo socat debootstrap git dpkg-dev curl iproute2 procps passwd gcc libc6-dev"
 if [ "${1:-}" = "--bench" ]; then
 	PKGS="$PKGS ansible"
 fi

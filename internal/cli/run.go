@@ -128,9 +128,9 @@ func (g *Globals) prepare(planName, invPath string, given map[string]string, ask
 func (r *prepared) run(ctx context.Context, o runner.Options, out func(red *secret.Redactor, logPath string) report.Reporter) (*runner.Summary, error) {
 	rep := report.Multi(out(r.red, r.logPath), r.log)
 	o.Plan, o.Inventory, o.Params, o.StateDir, o.Files, o.Reporter, o.Redactor = r.plan, r.inv, r.params, r.state, r.fsys, rep, r.red
-	o.Scope = func(h *inventory.Host) (map[string]any, error) {
-		flavor, _ := h.Vars["flavor"].(string)
-		return puppet.Scope(flavor)
+	o.Flavor = func(h *inventory.Host) (*puppet.Flavor, error) {
+		name, _ := h.Vars["flavor"].(string)
+		return puppet.Lookup(name)
 	}
 	sum, err := runner.Run(ctx, o)
 	rep.Close()

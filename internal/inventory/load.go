@@ -465,30 +465,54 @@ func (l *loader) checkHostName(s string, n ast.Node, what string) bool {
 	return false
 }
 
-// resolve turns the collected entries into hosts with merged vars and SSH settings.
+// resolve turns the collected entries into hosts with merged vars and SSH
+// settings: names and aliases, one host per name, the precedence layers,
+// then jump hosts.
 func (l *loader) resolve() {
-	d := l.d
-	// Names defined by mapping entries, then their aliases.
-	defined := map[string]bool{}
+	defined, aliasOf := l.aliases()
+	hosts, order := l.mergeEntries(defined, aliasOf)
+	l.checkGroupNames(hosts, aliasOf)
+	l.inv.Vars, l.inv.Secrets = flatten(l.top.vars)
+	for _, gd := range l.groups {
+		gd.g.Vars, gd.g.Secrets = flatten(gd.vars)
+	}
+	settings := map[*Host]map[string]setting{}
+	for _, hd := range order {
+		settings[hd.h] = l.layers(hd)
+		l.inv.Hosts = append(l.inv.Hosts, hd.h)
+	}
+	l.jumps(settings)
+}
+
+// aliases returns the names defined by mapping entries, and each alias's
+// host, refusing an alias that is another host's name or alias.
+func (l *loader) aliases() (defined map[string]bool, aliasOf map[string]string) {
+	defined = map[string]bool{}
 	for _, e := range l.entries {
 		if e.isMap {
 			defined[e.name] = true
 		}
 	}
-	aliasOf := map[string]string{}
+	aliasOf = map[string]string{}
 	for _, e := range l.entries {
 		for i, a := range e.aliases {
 			switch prev, dup := aliasOf[a]; {
 			case a == e.name:
 			case defined[a]:
-				d.Errorf(e.aliasN[i], "alias %q of host %q is the name of another host", a, e.name)
+				l.d.Errorf(e.aliasN[i], "alias %q of host %q is the name of another host", a, e.name)
 			case dup && prev != e.name:
-				d.Errorf(e.aliasN[i], "alias %q of host %q is already an alias of host %q", a, e.name, prev)
+				l.d.Errorf(e.aliasN[i], "alias %q of host %q is already an alias of host %q", a, e.name, prev)
 			default:
 				aliasOf[a] = e.name
 			}
 		}
 	}
+	return defined, aliasOf
+}
+
+// mergeEntries gathers every appearance of a host (a bare name may be an
+// alias) into one hostDef, in file order: its address, aliases and groups.
+func (l *loader) mergeEntries(defined map[string]bool, aliasOf map[string]string) (map[string]*hostDef, []*hostDef) {
 	hosts := map[string]*hostDef{}
 	var order []*hostDef
 	for _, e := range l.entries {
@@ -508,7 +532,7 @@ func (l *loader) resolve() {
 		if e.address != "" {
 			if hd.address != "" && hd.address != e.address {
 				line, col := yamldoc.Pos(hd.addrN)
-				d.Errorf(e.addrN, "host %q: address %q conflicts with address %q set at %d:%d", name, e.address, hd.address, line, col)
+				l.d.Errorf(e.addrN, "host %q: address %q conflicts with address %q set at %d:%d", name, e.address, hd.address, line, col)
 			} else if hd.address == "" {
 				hd.address, hd.addrN = e.address, e.addrN
 			}
@@ -525,99 +549,96 @@ func (l *loader) resolve() {
 			}
 		}
 	}
-	// Group names must not collide with host names or aliases.
+	return hosts, order
+}
+
+// checkGroupNames refuses group names that are host names or aliases.
+func (l *loader) checkGroupNames(hosts map[string]*hostDef, aliasOf map[string]string) {
 	for _, gd := range l.groups {
 		if hd, ok := hosts[gd.g.Name]; ok {
-			d.Errorf(gd.keyN, "group %q has the same name as host %q", gd.g.Name, hd.h.Name)
+			l.d.Errorf(gd.keyN, "group %q has the same name as host %q", gd.g.Name, hd.h.Name)
 		} else if canon, ok := aliasOf[gd.g.Name]; ok {
-			d.Errorf(gd.keyN, "group %q has the same name as an alias of host %q", gd.g.Name, canon)
+			l.d.Errorf(gd.keyN, "group %q has the same name as an alias of host %q", gd.g.Name, canon)
 		}
 	}
+}
 
-	l.inv.Vars, l.inv.Secrets = flatten(l.top.vars)
+// layers merges a host's vars and SSH settings by precedence (top level,
+// its groups in file order, its own entries) into hd.h, and returns the
+// SSH settings with their nodes, for the jump hosts.
+func (l *loader) layers(hd *hostDef) map[string]setting {
+	h := hd.h
+	vars := map[string]varVal{}
+	ssh := map[string]setting{}
+	apply := func(ly layer) {
+		for k, v := range ly.vars {
+			vars[k] = v
+		}
+		for k, v := range ly.ssh {
+			ssh[k] = v
+		}
+	}
+	apply(l.top)
 	for _, gd := range l.groups {
-		gd.g.Vars, gd.g.Secrets = flatten(gd.vars)
+		if hd.member[gd] {
+			h.Groups = append(h.Groups, gd.g.Name)
+			apply(gd.layer)
+		}
 	}
-
-	settings := map[*Host]map[string]setting{}
-	for _, hd := range order {
-		h := hd.h
-		vars := map[string]varVal{}
-		ssh := map[string]setting{}
-		apply := func(ly layer) {
-			for k, v := range ly.vars {
-				vars[k] = v
-			}
-			for k, v := range ly.ssh {
-				ssh[k] = v
-			}
-		}
-		apply(l.top)
-		for _, gd := range l.groups {
-			if hd.member[gd] {
-				h.Groups = append(h.Groups, gd.g.Name)
-				apply(gd.layer)
-			}
-		}
-		for _, e := range hd.entries {
-			apply(e.layer)
-		}
-		h.Vars, h.Secrets = flatten(vars)
-		h.SSH = transport.Config{
-			Host:           h.Name,
-			Address:        h.Name,
-			Port:           DefaultPort,
-			User:           currentUser(),
-			ConnectTimeout: DefaultConnectTimeout,
-			HostKeyCheck:   DefaultHostKeyCheck,
-		}
-		if hd.address != "" {
-			h.SSH.Address = hd.address
-		}
-		for k, s := range ssh {
-			setSSH(&h.SSH, k, s.v)
-		}
-		settings[h] = ssh
-		l.inv.Hosts = append(l.inv.Hosts, h)
+	for _, e := range hd.entries {
+		apply(e.layer)
 	}
+	h.Vars, h.Secrets = flatten(vars)
+	h.SSH = transport.Config{
+		Host:           h.Name,
+		Address:        h.Name,
+		Port:           DefaultPort,
+		User:           currentUser(),
+		ConnectTimeout: DefaultConnectTimeout,
+		HostKeyCheck:   DefaultHostKeyCheck,
+	}
+	if hd.address != "" {
+		h.SSH.Address = hd.address
+	}
+	for k, s := range ssh {
+		setSSH(&h.SSH, k, s.v)
+	}
+	return ssh
+}
 
-	// Jump hosts: an inventory host (by name or alias) or [user@]host[:port].
+// jumps resolves each host's ssh.jump: an inventory host (by name or
+// alias, its own jump host first) or [user@]host[:port].
+func (l *loader) jumps(settings map[*Host]map[string]setting) {
 	done := map[*Host]bool{}
 	var jump func(h *Host, chain []string)
 	jump = func(h *Host, chain []string) {
 		if done[h] {
 			return
 		}
+		defer func() { done[h] = true }()
 		s, ok := settings[h]["jump"]
 		if !ok {
-			done[h] = true
 			return
 		}
 		spec := s.v.(string)
-		if target := l.inv.Host(spec); target != nil {
-			if target == h {
-				d.Errorf(s.n, "host %q uses itself as its jump host", h.Name)
-				done[h] = true
-				return
-			}
-			if contains(chain, target.Name) {
-				d.Errorf(s.n, "jump host cycle: %s", strings.Join(append(chain, h.Name, target.Name), " -> "))
-				done[h] = true
-				return
-			}
+		target := l.inv.Host(spec)
+		switch {
+		case target == h:
+			l.d.Errorf(s.n, "host %q uses itself as its jump host", h.Name)
+		case target != nil && contains(chain, target.Name):
+			l.d.Errorf(s.n, "jump host cycle: %s", strings.Join(append(chain, h.Name, target.Name), " -> "))
+		case target != nil:
 			jump(target, append(chain, h.Name))
 			j := target.SSH
 			h.SSH.Jump = &j
-			done[h] = true
-			return
+		default:
+			j, err := parseJump(spec, h.SSH)
+			if err != nil {
+				l.d.Errorf(s.n, "ssh.jump: %v", err)
+			} else {
+				h.SSH.Jump = j
+			}
 		}
-		j, err := parseJump(spec, h.SSH)
-		if err != nil {
-			d.Errorf(s.n, "ssh.jump: %v", err)
-		} else {
-			h.SSH.Jump = j
-		}
-		done[h] = true
 	}
 	for _, h := range l.inv.Hosts {
 		jump(h, nil)

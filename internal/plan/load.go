@@ -400,18 +400,13 @@ func (c *loadCtx) steps(f *srcFile, n ast.Node, parent string, sc *scope, owner 
 	return out
 }
 
+// step decodes one step: its id, its form (an action or a block), its
+// controls, then the action or block itself, then the conditions that may
+// read the step's own result.
 func (c *loadCtx) step(f *srcFile, n ast.Node, parent string, sc *scope, ids map[string]ast.Node) *Step {
 	d := f.d
 	n = d.Resolve(n)
-	if c.nsteps++; c.nsteps > maxSteps {
-		if c.nsteps == maxSteps+1 {
-			chain := make([]string, len(c.stack))
-			for i, inc := range c.stack {
-				chain[i] = inc.label
-			}
-			d.Errorf(n, "the plan expands to more than %d steps (included through %s): do roles or sub-plans include each other several times?",
-				maxSteps, strings.Join(chain, " > "))
-		}
+	if !c.countStep(d, n) {
 		return nil
 	}
 	ps, ok := d.Mapping(n, "a step")
@@ -422,21 +417,7 @@ func (c *loadCtx) step(f *srcFile, n ast.Node, parent string, sc *scope, ids map
 	s := &Step{Pos: Pos{File: d.File, Line: line, Col: col}}
 
 	// id first, so every other message can name the step.
-	var id string
-	if i := indexKey(ps, "id"); i < 0 {
-		d.Errorf(n, "step has no id (a kebab-case name unique within its block)")
-	} else if v, ok := d.Str(ps[i].Val, "id"); ok {
-		switch prev, dup := ids[v]; {
-		case !idRE.MatchString(v):
-			d.Errorf(ps[i].Val, "step id %q must be kebab-case (lower-case letters, digits and single dashes)", v)
-		case dup:
-			pl, pc := yamldoc.Pos(prev)
-			d.Errorf(ps[i].Val, "duplicate step id %q (first used at %d:%d)", v, pl, pc)
-		default:
-			ids[v] = ps[i].Val
-		}
-		id = v
-	}
+	id := c.stepID(d, n, ps, ids)
 	label := "step"
 	if id != "" {
 		label = fmt.Sprintf("step %q", id)
@@ -445,10 +426,71 @@ func (c *loadCtx) step(f *srcFile, n ast.Node, parent string, sc *scope, ids map
 	if parent != "" {
 		s.ID = parent + "/" + id
 	}
+	form, act := c.stepForm(d, n, ps, label)
+	if form != "" && !slicesContains(blockKinds, form) {
+		s.Kind = form // blocks, roles and sub-plans keep Kind ""
+	}
+	late, varsN, paramsN := c.controls(d, s, ps, form, label, sc)
+	if form != "" {
+		c.stepBody(f, s, act, form, varsN, paramsN, label, sc)
+	}
+	if s.Register != "" {
+		c.registered[s.Register] = true
+	}
+	for _, kv := range late {
+		c.setCondition(d, s, kv, label+" "+kv.Key, sc)
+	}
+	if s.Name == "" {
+		s.Name = defaultName(s, id)
+	}
+	return s
+}
 
-	// Find the action: exactly one action kind or block key.
+// countStep counts a step against maxSteps; past it, the step is dropped
+// and the first one over says through which includes the plan grew.
+func (c *loadCtx) countStep(d *yamldoc.Doc, n ast.Node) bool {
+	if c.nsteps++; c.nsteps <= maxSteps {
+		return true
+	}
+	if c.nsteps == maxSteps+1 {
+		chain := make([]string, len(c.stack))
+		for i, inc := range c.stack {
+			chain[i] = inc.label
+		}
+		d.Errorf(n, "the plan expands to more than %d steps (included through %s): do roles or sub-plans include each other several times?",
+			maxSteps, strings.Join(chain, " > "))
+	}
+	return false
+}
+
+// stepID is the step's own id, checked: kebab-case and unique among ids
+// (its block's). "" when missing.
+func (c *loadCtx) stepID(d *yamldoc.Doc, n ast.Node, ps []yamldoc.Pair, ids map[string]ast.Node) string {
+	i := indexKey(ps, "id")
+	if i < 0 {
+		d.Errorf(n, "step has no id (a kebab-case name unique within its block)")
+		return ""
+	}
+	v, ok := d.Str(ps[i].Val, "id")
+	if !ok {
+		return ""
+	}
+	switch prev, dup := ids[v]; {
+	case !idRE.MatchString(v):
+		d.Errorf(ps[i].Val, "step id %q must be kebab-case (lower-case letters, digits and single dashes)", v)
+	case dup:
+		pl, pc := yamldoc.Pos(prev)
+		d.Errorf(ps[i].Val, "duplicate step id %q (first used at %d:%d)", v, pl, pc)
+	default:
+		ids[v] = ps[i].Val
+	}
+	return v
+}
+
+// stepForm finds the step's one action kind or block key (steps, role,
+// plan) and refuses unknown keys; form is "" when there is not exactly one.
+func (c *loadCtx) stepForm(d *yamldoc.Doc, n ast.Node, ps []yamldoc.Pair, label string) (form string, act yamldoc.Pair) {
 	var found []string
-	var form string // the action kind, or steps / role / plan
 	var actN []yamldoc.Pair
 	unknown := false
 	for _, kv := range ps {
@@ -469,17 +511,16 @@ func (c *loadCtx) step(f *srcFile, n ast.Node, parent string, sc *scope, ids map
 	case len(found) == 0 && !unknown:
 		d.Errorf(n, "%s has no action: expected one of %s, or steps, role, plan", label, strings.Join(c.kinds, ", "))
 	case len(found) == 1:
-		form = found[0]
+		return found[0], actN[0]
 	}
-	isAction := form != "" && !slicesContains(blockKinds, form)
-	if isAction {
-		s.Kind = form // blocks, roles and sub-plans keep Kind ""
-	}
+	return "", yamldoc.Pair{}
+}
 
-	// Controls (document order); until/changed_when/failed_when are checked
-	// after the step's own register is known.
-	var late []yamldoc.Pair
-	var varsN, paramsN ast.Node
+// controls decodes the step's controls in document order. It returns the
+// conditions to check once the step's own register is known (until,
+// changed_when, failed_when) and the vars and params of an include.
+func (c *loadCtx) controls(d *yamldoc.Doc, s *Step, ps []yamldoc.Pair, form, label string, sc *scope) (late []yamldoc.Pair, varsN, paramsN ast.Node) {
+	isAction := s.Kind != ""
 	for _, kv := range ps {
 		what := label + " " + kv.Key
 		if form != "" && !isAction && slicesContains(actionOnly, kv.Key) {
@@ -487,76 +528,8 @@ func (c *loadCtx) step(f *srcFile, n ast.Node, parent string, sc *scope, ids map
 			continue
 		}
 		switch kv.Key {
-		case "name":
-			s.Name, _ = d.Str(kv.Val, what)
-		case "targets":
-			s.Targets = c.selector(d, kv.Val, what)
-			line, col := yamldoc.Pos(kv.Val)
-			s.targetsPos = Pos{File: d.File, Line: line, Col: col}
-			c.template(d, kv.Val, s.Targets, sc)
-		case "delegate_to":
-			s.DelegateTo = c.selector(d, kv.Val, what)
-			line, col := yamldoc.Pos(kv.Val)
-			s.delegatePos = Pos{File: d.File, Line: line, Col: col}
-			c.template(d, kv.Val, s.DelegateTo, sc)
-		case "when", "creates", "unless", "onlyif":
-			v := c.condition(d, kv.Val, what)
-			c.template(d, kv.Val, v, sc)
-			switch kv.Key {
-			case "when":
-				s.When = v
-			case "creates":
-				s.Creates = v
-			case "unless":
-				s.Unless = v
-			case "onlyif":
-				s.Onlyif = v
-			}
 		case "until", "changed_when", "failed_when":
 			late = append(late, kv)
-		case "serial":
-			s.Serial, _ = c.count(d, kv.Val, what, 1)
-			c.template(d, kv.Val, s.Serial, sc)
-		case "max_failures":
-			if s.MaxFailures, _ = c.count(d, kv.Val, what, 0); strings.Contains(s.MaxFailures, "{{") {
-				d.Errorf(kv.Val, "%s cannot be a template", what)
-			}
-		case "retries":
-			if v, ok := d.Integer(kv.Val, what); ok {
-				if v < 0 {
-					d.Errorf(kv.Val, "%s must be 0 or more, got %d", what, v)
-				}
-				s.Retries = v
-			}
-		case "delay", "timeout":
-			if v, ok := c.duration(d, kv.Val, what, kv.Key == "delay"); ok {
-				if kv.Key == "delay" {
-					s.Delay = v
-				} else {
-					s.Timeout = v
-				}
-			}
-		case "run_once":
-			s.RunOnce, _ = d.Boolean(kv.Val, what)
-		case "ignore_errors":
-			s.IgnoreErrors, _ = d.Boolean(kv.Val, what)
-		case "sudo":
-			if v, ok := d.Boolean(kv.Val, what); ok {
-				s.Sudo = &v
-			}
-		case "register":
-			if v, ok := d.Str(kv.Val, what); ok {
-				switch prev, dup := sc.registers[v]; {
-				case !registerRE.MatchString(v):
-					d.Errorf(kv.Val, "%s: %q is not an identifier ([a-z_][a-z0-9_]*)", what, v)
-				case dup:
-					pl, pc := yamldoc.Pos(prev)
-					d.Errorf(kv.Val, "%s: %q is already registered at %d:%d", what, v, pl, pc)
-				default:
-					sc.registers[v] = kv.Val
-					s.Register = v
-				}
-			}
 		case "vars":
 			varsN = kv.Val
 			if form != "" && form != "role" {
@@ -567,56 +540,122 @@ func (c *loadCtx) step(f *srcFile, n ast.Node, parent string, sc *scope, ids map
 			if form != "" && form != "plan" {
 				d.Errorf(kv.KeyN, "\"params\" is only allowed on a sub-plan include, not on %s (a %s)", label, kindLabel(form))
 			}
-		}
-	}
-
-	// The action or block.
-	if form != "" {
-		kv := actN[0]
-		switch form {
-		case "steps":
-			s.Steps = c.steps(f, kv.Val, s.ID, sc, label)
-		case "role":
-			c.expandRole(f, s, kv, varsN, sc, label)
-		case "plan":
-			c.expandPlan(f, s, kv, paramsN, sc, label)
 		default:
-			body := kv.Val
-			if body == nil {
-				body = ast.Null(kv.KeyN.GetToken())
+			c.control(d, s, kv, what, sc)
+		}
+	}
+	return late, varsN, paramsN
+}
+
+// control decodes one control that needs nothing but its own value.
+func (c *loadCtx) control(d *yamldoc.Doc, s *Step, kv yamldoc.Pair, what string, sc *scope) {
+	switch kv.Key {
+	case "name":
+		s.Name, _ = d.Str(kv.Val, what)
+	case "targets":
+		s.Targets = c.selector(d, kv.Val, what)
+		line, col := yamldoc.Pos(kv.Val)
+		s.targetsPos = Pos{File: d.File, Line: line, Col: col}
+		c.template(d, kv.Val, s.Targets, sc)
+	case "delegate_to":
+		s.DelegateTo = c.selector(d, kv.Val, what)
+		line, col := yamldoc.Pos(kv.Val)
+		s.delegatePos = Pos{File: d.File, Line: line, Col: col}
+		c.template(d, kv.Val, s.DelegateTo, sc)
+	case "when", "creates", "unless", "onlyif":
+		c.setCondition(d, s, kv, what, sc)
+	case "serial":
+		s.Serial, _ = c.count(d, kv.Val, what, 1)
+		c.template(d, kv.Val, s.Serial, sc)
+	case "max_failures":
+		if s.MaxFailures, _ = c.count(d, kv.Val, what, 0); strings.Contains(s.MaxFailures, "{{") {
+			d.Errorf(kv.Val, "%s cannot be a template", what)
+		}
+	case "retries":
+		if v, ok := d.Integer(kv.Val, what); ok {
+			if v < 0 {
+				d.Errorf(kv.Val, "%s must be 0 or more, got %d", what, v)
 			}
-			v, err := c.l.Actions.Decode(s.Kind, body)
-			if err != nil {
-				for _, e := range d.FromYAML(err).(diag.List) {
-					e.Msg = fmt.Sprintf("%s %s: %s", label, s.Kind, e.Msg)
-					d.Errs = append(d.Errs, e)
-				}
+			s.Retries = v
+		}
+	case "delay", "timeout":
+		if v, ok := c.duration(d, kv.Val, what, kv.Key == "delay"); ok {
+			if kv.Key == "delay" {
+				s.Delay = v
 			} else {
-				s.Action = v
-				c.source(d, label+" "+s.Kind, body, v)
+				s.Timeout = v
 			}
-			c.templates(d, kv.Val, sc)
 		}
-	}
-	if s.Register != "" {
-		c.registered[s.Register] = true
-	}
-	for _, kv := range late {
-		v := c.condition(d, kv.Val, label+" "+kv.Key)
-		c.template(d, kv.Val, v, sc)
-		switch kv.Key {
-		case "until":
-			s.Until = v
-		case "changed_when":
-			s.ChangedWhen = v
-		case "failed_when":
-			s.FailedWhen = v
+	case "run_once":
+		s.RunOnce, _ = d.Boolean(kv.Val, what)
+	case "ignore_errors":
+		s.IgnoreErrors, _ = d.Boolean(kv.Val, what)
+	case "sudo":
+		if v, ok := d.Boolean(kv.Val, what); ok {
+			s.Sudo = &v
 		}
+	case "register":
+		s.Register = c.register(d, kv.Val, what, sc)
 	}
-	if s.Name == "" {
-		s.Name = defaultName(s, id)
+}
+
+// setCondition decodes a condition or guard into its field of s.
+func (c *loadCtx) setCondition(d *yamldoc.Doc, s *Step, kv yamldoc.Pair, what string, sc *scope) {
+	v := c.condition(d, kv.Val, what)
+	c.template(d, kv.Val, v, sc)
+	*map[string]*string{
+		"when": &s.When, "creates": &s.Creates, "unless": &s.Unless, "onlyif": &s.Onlyif,
+		"until": &s.Until, "changed_when": &s.ChangedWhen, "failed_when": &s.FailedWhen,
+	}[kv.Key] = v
+}
+
+// register checks a register name: an identifier, once per file.
+func (c *loadCtx) register(d *yamldoc.Doc, n ast.Node, what string, sc *scope) string {
+	v, ok := d.Str(n, what)
+	if !ok {
+		return ""
 	}
-	return s
+	switch prev, dup := sc.registers[v]; {
+	case !registerRE.MatchString(v):
+		d.Errorf(n, "%s: %q is not an identifier ([a-z_][a-z0-9_]*)", what, v)
+	case dup:
+		pl, pc := yamldoc.Pos(prev)
+		d.Errorf(n, "%s: %q is already registered at %d:%d", what, v, pl, pc)
+	default:
+		sc.registers[v] = n
+		return v
+	}
+	return ""
+}
+
+// stepBody decodes the step's action, or its block: inline steps, an
+// expanded role or an expanded sub-plan.
+func (c *loadCtx) stepBody(f *srcFile, s *Step, kv yamldoc.Pair, form string, varsN, paramsN ast.Node, label string, sc *scope) {
+	d := f.d
+	switch form {
+	case "steps":
+		s.Steps = c.steps(f, kv.Val, s.ID, sc, label)
+	case "role":
+		c.expandRole(f, s, kv, varsN, sc, label)
+	case "plan":
+		c.expandPlan(f, s, kv, paramsN, sc, label)
+	default:
+		body := kv.Val
+		if body == nil {
+			body = ast.Null(kv.KeyN.GetToken())
+		}
+		v, err := c.l.Actions.Decode(s.Kind, body)
+		if err != nil {
+			for _, e := range d.FromYAML(err).(diag.List) {
+				e.Msg = fmt.Sprintf("%s %s: %s", label, s.Kind, e.Msg)
+				d.Errs = append(d.Errs, e)
+			}
+		} else {
+			s.Action = v
+			c.source(d, label+" "+s.Kind, body, v)
+		}
+		c.templates(d, kv.Val, sc)
+	}
 }
 
 // source checks the local file an action reads; the error points at src.

@@ -190,21 +190,28 @@ func Get(name string) (Flavor, error) {
 	return f, nil
 }
 
-// Scope is what package puppet adds to a host's template scope for
-// vars.flavor = name: {"flavor": ...} with lower-case snake_case keys, e.g.
-// .flavor.packages.server, .flavor.bin.puppet, .flavor.paths.confdir,
-// .flavor.r10k.method. An empty name gives an empty .flavor (a plan that
-// never reads it needs no flavor; one that does fails on the missing key,
-// naming it).
-func Scope(name string) (map[string]any, error) {
+// Lookup is the flavor a host's vars.flavor names; nil for an empty name (a
+// plan that never reads the flavor needs none).
+func Lookup(name string) (*Flavor, error) {
 	if name == "" {
-		return map[string]any{"flavor": map[string]any{}}, nil
+		return nil, nil
 	}
 	f, err := Get(name)
 	if err != nil {
 		return nil, fmt.Errorf("vars.flavor: %w", err)
 	}
-	return map[string]any{"flavor": f.Map()}, nil
+	return &f, nil
+}
+
+// Data is the flavor as a host's .flavor in templates, with lower-case
+// snake_case keys, e.g. .flavor.packages.server, .flavor.bin.puppet,
+// .flavor.paths.confdir, .flavor.r10k.method. No flavor gives an empty
+// .flavor: a template that reads it fails on the missing key, naming it.
+func (f *Flavor) Data() map[string]any {
+	if f == nil {
+		return map[string]any{}
+	}
+	return f.Map()
 }
 
 // Map is the flavor as template data.

@@ -2,6 +2,7 @@ package puppet
 
 import (
 	"os/exec"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -85,29 +86,50 @@ func TestReleaseURLs(t *testing.T) {
 	}
 }
 
-func TestScope(t *testing.T) {
-	m, err := Scope("openvox8")
+func TestLookup(t *testing.T) {
+	f, err := Lookup("openvox8")
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := render.String("{{ .flavor.packages.server }} {{ .flavor.bin.puppet }} {{ .flavor.paths.confdir }} {{ .flavor.r10k.method }} {{ if .flavor.aio }}aio{{ end }}", m)
+	out, err := render.String("{{ .flavor.packages.server }} {{ .flavor.bin.puppet }} {{ .flavor.paths.confdir }} {{ .flavor.r10k.method }} {{ if .flavor.aio }}aio{{ end }}", map[string]any{"flavor": f.Data()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if out != "openvox-server /opt/puppetlabs/bin/puppet /etc/puppetlabs/puppet puppet_gem aio" {
 		t.Errorf("rendered %q", out)
 	}
-	if _, err := Scope("puppet6"); err == nil || !strings.Contains(err.Error(), "debian, openvox8, puppet7, puppet8") {
+	if _, err := Lookup("puppet6"); err == nil || !strings.Contains(err.Error(), "vars.flavor: unknown flavor \"puppet6\" (want one of debian, openvox8, puppet7, puppet8)") {
 		t.Errorf("unknown flavor: %v", err)
 	}
-	if m, err := Scope(""); err != nil || len(m["flavor"].(map[string]any)) != 0 {
-		t.Errorf("empty flavor: %v %v", m, err)
+	if f, err := Lookup(""); err != nil || f != nil || len(f.Data()) != 0 {
+		t.Errorf("no flavor: %v %v", f, err)
 	}
-	// Every key of every column is filled in the same shape.
-	for _, n := range FlavorNames() {
-		m, _ := Scope(n)
-		if len(m["flavor"].(map[string]any)) != len(debian.Map()) {
-			t.Errorf("%s: %d keys", n, len(m))
+}
+
+// TestMapCoversFlavor: every field of Flavor reaches the templates. Map is
+// written by hand, so a field added to a section and forgotten there fails
+// here: each section of the map has as many keys as its struct has
+// fields, and the top level as many plain fields plus the derived aio.
+func TestMapCoversFlavor(t *testing.T) {
+	m := debian.Map()
+	ft := reflect.TypeFor[Flavor]()
+	plain := 0
+	for i := range ft.NumField() {
+		f := ft.Field(i)
+		if f.Type.Kind() != reflect.Struct {
+			plain++
+			continue
 		}
+		section, ok := m[strings.ToLower(f.Name)].(map[string]any)
+		if !ok {
+			t.Errorf("Map has no section %q for Flavor.%s", strings.ToLower(f.Name), f.Name)
+			continue
+		}
+		if len(section) != f.Type.NumField() {
+			t.Errorf("Map section %q has %d keys, Flavor.%s has %d fields", strings.ToLower(f.Name), len(section), f.Name, f.Type.NumField())
+		}
+	}
+	if got := len(m) - (ft.NumField() - plain); got != plain+1 {
+		t.Errorf("Map has %d plain keys, want Flavor's %d plain fields and aio", got, plain)
 	}
 }

@@ -25,8 +25,8 @@ func TestRoleTemplates(t *testing.T) {
 	for _, flavor := range FlavorNames() {
 		for _, role := range []string{"ca", "compiler"} {
 			for _, route := range []string{"direct", "sni"} {
-				scope, _ := Scope(flavor)
-				f := scope["flavor"].(map[string]any)
+				fl, _ := Lookup(flavor)
+				f := fl.Data()
 				paths := f["paths"].(map[string]any)
 				ssl := paths["ssldir"].(string)
 				data := map[string]any{

@@ -276,8 +276,9 @@ func TestCounter(t *testing.T) {
 	}
 }
 
-// TestConcurrentEmit runs under -race: many hosts emitting at once must not
-// race and must not interleave within a line.
+// TestConcurrentEmit runs under -race (just unit runs this package so):
+// many hosts emitting at once must not race and must not interleave within
+// a line.
 func TestConcurrentEmit(t *testing.T) {
 	var human, js bytes.Buffer
 	l, err := NewLog(filepath.Join(t.TempDir(), "c.log"), nil)

@@ -128,14 +128,11 @@ func (r *run) blockWhen(s *plan.Step, hosts []*inventory.Host, l scopeLayer) []*
 		data, err := r.data(h, l)
 		ok := false
 		if err == nil {
-			ok, err = render.Bool(s.When, data)
+			ok, err = when(s, data)
 		}
 		if err == nil && ok {
 			keep = append(keep, h)
 			continue
-		}
-		if err != nil {
-			err = fmt.Errorf("when: %w", err)
 		}
 		outs = append(outs, out{h, err})
 	}
@@ -147,6 +144,7 @@ func (r *run) blockWhen(s *plan.Step, hosts []*inventory.Host, l scopeLayer) []*
 		if o.err != nil {
 			r.result(s, o.h, report.Failed, "", o.err, 0)
 		} else {
+			r.skipBlock(s, o.h, "block when is false")
 			r.result(s, o.h, report.Skipped, "when is false", nil, 0)
 		}
 	}
@@ -197,9 +195,12 @@ func (r *run) leaf(ctx context.Context, s *plan.Step, hosts []*inventory.Host, l
 	if !r.started {
 		if s.ID != r.startAt {
 			for _, h := range hosts {
-				// not done: a later --resume must run it
-				r.finish(s, h, report.Event{Kind: report.HostResult, Step: s.ID, Host: h.Name, Status: report.Skipped,
-					Reason: "before --start-at " + r.startAt}, false)
+				// Registered as skipped, as by when: the operator chose not
+				// to run it, and later conditions read it like any skip.
+				// Not done: a later --resume must run it.
+				why := "before --start-at " + r.startAt
+				r.remember(s, h, skipped(why))
+				r.finish(s, h, report.Event{Kind: report.HostResult, Step: s.ID, Host: h.Name, Status: report.Skipped, Reason: why}, false)
 			}
 			return nil
 		}
@@ -250,13 +251,12 @@ func (r *run) copyRunOnce(s *plan.Step, hosts []*inventory.Host) {
 	}
 }
 
-// host runs one step on one host: resume, when, guards, retries, until,
-// changed_when, failed_when, register.
+// host runs one step on one host: resume, when, the action on its
+// delegates, then the result's controls and its recording.
 func (r *run) host(ctx context.Context, s *plan.Step, h *inventory.Host, l scopeLayer) {
 	start := time.Now()
 	if d, ok := r.resumed(s, h); ok {
-		r.remember(s, h, d.value)
-		r.result(s, h, report.Skipped, "done in the previous run ("+string(d.status)+")", nil, 0)
+		r.skipResumed(s, h, d)
 		return
 	}
 	data, err := r.data(h, l)
@@ -264,16 +264,13 @@ func (r *run) host(ctx context.Context, s *plan.Step, h *inventory.Host, l scope
 		r.result(s, h, report.Failed, "", err, time.Since(start))
 		return
 	}
-	if s.When != "" {
-		ok, err := render.Bool(s.When, data)
+	if ok, err := when(s, data); err != nil || !ok {
 		if err != nil {
-			r.result(s, h, report.Failed, "", fmt.Errorf("when: %w", err), time.Since(start))
-			return
+			r.result(s, h, report.Failed, "", err, time.Since(start))
+		} else {
+			r.skip(s, h, "when is false", time.Since(start))
 		}
-		if !ok {
-			r.result(s, h, report.Skipped, "when is false", nil, time.Since(start))
-			return
-		}
+		return
 	}
 	on, err := r.delegates(s, h, l, data)
 	if err != nil {
@@ -282,9 +279,30 @@ func (r *run) host(ctx context.Context, s *plan.Step, h *inventory.Host, l scope
 	}
 	res, why, err := r.act(ctx, s, h, on, data, l)
 	if err == nil && why != "" {
-		r.result(s, h, report.Skipped, why, nil, time.Since(start))
+		r.skip(s, h, why, time.Since(start))
 		return
 	}
+	reg, status, err := r.judge(s, res, err, data)
+	r.remember(s, h, reg)
+	r.conclude(s, h, res, status, err, time.Since(start))
+}
+
+// when renders a step's (or block's) when; no when is true.
+func when(s *plan.Step, data map[string]any) (bool, error) {
+	if s.When == "" {
+		return true, nil
+	}
+	ok, err := render.Bool(s.When, data)
+	if err != nil {
+		return false, fmt.Errorf("when: %w", err)
+	}
+	return ok, nil
+}
+
+// judge turns an action's outcome into the registered value and the
+// status: changed_when and failed_when have the last word, and under
+// --noop a change that would happen registers as changed.
+func (r *run) judge(s *plan.Step, res step.Result, err error, data map[string]any) (map[string]any, report.Status, error) {
 	reg := registered(res, err)
 	data["result"] = reg
 	status := report.Unchanged
@@ -320,15 +338,60 @@ func (r *run) host(ctx context.Context, s *plan.Step, h *inventory.Host, l scope
 	if _, readOnly := s.Action.(step.ReadOnly); r.o.Noop && !readOnly && status == report.Changed {
 		reg["changed"] = true
 	}
-	r.remember(s, h, reg)
+	return reg, status, err
+}
+
+// conclude reports a host's judged result: an ignored error as a warning
+// beside the status, a failure with the command's stderr.
+func (r *run) conclude(s *plan.Step, h *inventory.Host, res step.Result, status report.Status, err error, d time.Duration) {
 	switch {
 	case err != nil && s.IgnoreErrors:
 		r.emit(report.Event{Kind: report.Warning, Step: s.ID, Host: h.Name, Text: "error ignored: " + err.Error()})
-		r.result(s, h, status, "", nil, time.Since(start))
+		r.result(s, h, status, "", nil, d)
 	case err != nil:
-		r.resultWithStderr(s, h, err, res.Stderr, time.Since(start))
+		r.resultWithStderr(s, h, err, res.Stderr, d)
 	default:
-		r.result(s, h, status, firstNonEmpty(res.Skip, res.Msg), nil, time.Since(start))
+		r.result(s, h, status, firstNonEmpty(res.Skip, res.Msg), nil, d)
+	}
+}
+
+// skip reports a step skipped on a host by its own conditions (when,
+// creates, unless, onlyif) and registers it as skipped, so later
+// conditions can read .registered.NAME.changed without asking first
+// whether the step ran.
+func (r *run) skip(s *plan.Step, h *inventory.Host, why string, d time.Duration) {
+	r.remember(s, h, skipped(why))
+	r.result(s, h, report.Skipped, why, nil, d)
+}
+
+// skipResumed skips a step the previous run completed on this host. It
+// registers what that run recorded, not a skip: a restart that depends on
+// "the configuration changed" must still see the change when the run was
+// interrupted between writing the file and restarting. A record without a
+// value (a journal written before skips were registered) registers a skip.
+func (r *run) skipResumed(s *plan.Step, h *inventory.Host, d done) {
+	v := d.value
+	if v == nil {
+		v = skipped("done in the previous run")
+	}
+	r.remember(s, h, v)
+	r.result(s, h, report.Skipped, "done in the previous run ("+string(d.status)+")", nil, 0)
+}
+
+// skipped is the value a skipped step registers.
+func skipped(why string) map[string]any {
+	return map[string]any{"skipped": true, "changed": false, "failed": false, "msg": why}
+}
+
+// skipBlock registers every step inside a block as skipped on a host its
+// block when left out, as if each step had been skipped by its own when.
+func (r *run) skipBlock(s *plan.Step, h *inventory.Host, why string) {
+	for _, c := range s.Steps {
+		if isBlock(c) {
+			r.skipBlock(c, h, why)
+		} else {
+			r.remember(c, h, skipped(why))
+		}
 	}
 }
 
@@ -367,23 +430,14 @@ func (r *run) act(ctx context.Context, s *plan.Step, h *inventory.Host, on []*in
 	var sum step.Result
 	var msgs, skips []string
 	for _, dh := range on {
-		conn, err := r.pool.get(ctx, dh)
+		x, err := r.exec(ctx, s, h, dh, data, l)
 		if err != nil {
 			return sum, "", err
 		}
-		sudo := dh.SSH.Sudo
 		if s.Sudo != nil {
-			sudo = *s.Sudo
+			x.Sudo = *s.Sudo
 		}
-		x := &step.Exec{
-			Host: h, Conn: conn, Sudo: sudo, Data: data, Files: r.o.Files, Secrets: r.o.Redactor,
-			Noop: r.o.Noop && !readOnly,
-			Emit: func(e report.Event) {
-				e.Step, e.Host = s.ID, h.Name
-				r.emit(e)
-			},
-		}
-		x.Peer = r.peer(s, l)
+		x.Noop = x.Noop && !readOnly
 		why, err := r.guards(ctx, s, x)
 		if err == nil && why == "" {
 			var res step.Result
@@ -611,6 +665,29 @@ func (r *run) alive(hosts []*inventory.Host) []*inventory.Host {
 	return out
 }
 
+// exec is what an action sees of target h: h's scope and facts, over the
+// connection to on (h itself, a delegate, or a peer), with on's sudo.
+func (r *run) exec(ctx context.Context, s *plan.Step, h, on *inventory.Host, data map[string]any, l scopeLayer) (*step.Exec, error) {
+	conn, err := r.pool.get(ctx, on)
+	if err != nil {
+		return nil, err
+	}
+	flavor, err := r.flavor(h)
+	if err != nil {
+		return nil, err
+	}
+	_, groups := r.groupData()
+	return &step.Exec{
+		Host: h, Conn: conn, Sudo: on.SSH.Sudo, Noop: r.o.Noop, Data: data, Files: r.o.Files, Secrets: r.o.Redactor,
+		Flavor: flavor, Groups: groups,
+		Emit: func(e report.Event) {
+			e.Step, e.Host = s.ID, h.Name
+			r.emit(e)
+		},
+		Peer: r.peer(s, l),
+	}, nil
+}
+
 // peer gives an action an Exec on another inventory host (the CA, the load
 // balancer) over the run's shared connections.
 func (r *run) peer(s *plan.Step, l scopeLayer) func(ctx context.Context, name string) (*step.Exec, error) {
@@ -619,21 +696,11 @@ func (r *run) peer(s *plan.Step, l scopeLayer) func(ctx context.Context, name st
 		if h == nil {
 			return nil, fmt.Errorf("no host %q in the inventory", name)
 		}
-		conn, err := r.pool.get(ctx, h)
-		if err != nil {
-			return nil, err
-		}
 		data, err := r.data(h, l)
 		if err != nil {
 			return nil, err
 		}
-		x := &step.Exec{Host: h, Conn: conn, Sudo: h.SSH.Sudo, Noop: r.o.Noop, Data: data, Files: r.o.Files, Secrets: r.o.Redactor,
-			Emit: func(e report.Event) {
-				e.Step, e.Host = s.ID, h.Name
-				r.emit(e)
-			}}
-		x.Peer = r.peer(s, l)
-		return x, nil
+		return r.exec(ctx, s, h, h, data, l)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/troupe/troupe/internal/inventory"
 	"github.com/troupe/troupe/internal/plan"
+	"github.com/troupe/troupe/internal/puppet"
 	"github.com/troupe/troupe/internal/report"
 	"github.com/troupe/troupe/internal/secret"
 	"github.com/troupe/troupe/internal/transport"
@@ -39,8 +40,9 @@ type Options struct {
 	// CheckAuth checks a host's credentials before any host is dialled;
 	// transport.CheckAuth with transport.Dial, none with a swapped Dial.
 	CheckAuth func(cfg transport.Config) error
-	// Scope adds per-host template data (e.g. .flavor from package puppet).
-	Scope func(h *inventory.Host) (map[string]any, error)
+	// Flavor is a host's Puppet flavor (nil: none), given to actions typed
+	// and to templates as .flavor; without it no host has a flavor.
+	Flavor func(h *inventory.Host) (*puppet.Flavor, error)
 }
 
 // Summary is what a run did.
@@ -105,7 +107,8 @@ type run struct {
 	counts     map[report.Status]int
 
 	groupsOnce sync.Once
-	groups     map[string]any // .groups, built once
+	groups     map[string]any      // .groups, built once
+	groupNames map[string][]string // the same as Exec.Groups
 }
 
 func (r *run) emit(e report.Event) {

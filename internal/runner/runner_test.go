@@ -13,6 +13,7 @@ import (
 
 	"github.com/troupe/troupe/internal/inventory"
 	"github.com/troupe/troupe/internal/plan"
+	"github.com/troupe/troupe/internal/puppet"
 	"github.com/troupe/troupe/internal/render"
 	"github.com/troupe/troupe/internal/report"
 	"github.com/troupe/troupe/internal/secret"
@@ -530,5 +531,93 @@ steps:
 	}
 	if got := rec.results()["one h1"]; !strings.HasPrefix(got, "changed h2: ") || !strings.Contains(got, "; h3: ") {
 		t.Errorf("one h1 = %q", got)
+	}
+}
+
+// A step skipped by its when, by a guard, by its block's when or by
+// --start-at registers {skipped: true, changed: false}, so later conditions
+// read .registered.NAME.changed without asking whether the step ran; a
+// resumed run registers what the previous run recorded.
+func TestSkippedStepsRegister(t *testing.T) {
+	f := setup(t, `name: p
+steps:
+  - id: early
+    targets: web
+    command: echo early
+    register: early
+  - id: by-when
+    targets: web
+    when: "{{ false }}"
+    command: echo never
+    register: w
+  - id: by-guard
+    targets: web
+    creates: /
+    command: echo never
+    register: g
+  - id: block
+    targets: web
+    when: "{{ false }}"
+    steps:
+      - {id: inner, command: echo never, register: b}
+  - id: write
+    targets: web
+    command: 'echo "{{ range $k := list "w" "g" "b" "early" }}{{ $r := index $.registered $k }}{{ $k }}={{ $r.skipped }}/{{ $r.changed }} {{ end }}" > $H/seen; test ! -e $H/break'
+`, "h1")
+	seen := func() string {
+		b, _ := os.ReadFile(filepath.Join(f.hostDir("h1"), "seen"))
+		return strings.TrimSpace(string(b))
+	}
+	if _, _, err := f.run(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := seen(); got != "w=true/false g=true/false b=true/false early=false/true" {
+		t.Errorf("skipped steps registered %q", got)
+	}
+	if _, _, err := f.run(context.Background(), func(o *Options) { o.StartAt = "write" }); err != nil {
+		t.Fatal(err)
+	}
+	if got := seen(); got != "w=true/false g=true/false b=true/false early=true/false" {
+		t.Errorf("--start-at: %q", got)
+	}
+	// The previous run's early changed, by-when skipped: a resumed run
+	// registers what it recorded.
+	os.WriteFile(filepath.Join(f.hostDir("h1"), "break"), nil, 0o644)
+	if _, _, err := f.run(context.Background(), nil); !errors.Is(err, ErrFailed) {
+		t.Fatalf("want the failure of write, got %v", err)
+	}
+	os.Remove(filepath.Join(f.hostDir("h1"), "break"))
+	rec, _, err := f.run(context.Background(), func(o *Options) { o.Resume = true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.results()["early h1"]; !strings.HasPrefix(got, "skipped done in the previous run") {
+		t.Errorf("early on resume: %q", got)
+	}
+	if got := seen(); got != "w=true/false g=true/false b=true/false early=false/true" {
+		t.Errorf("--resume: %q", got)
+	}
+}
+
+// Options.Flavor gives templates .flavor (empty without one) and refuses an
+// unknown flavor on the host that names it.
+func TestFlavor(t *testing.T) {
+	f := setup(t, `name: p
+steps:
+  - id: bin
+    targets: web
+    command: 'echo "{{ if .flavor }}{{ .flavor.bin.puppet }}{{ else }}none{{ end }}" > $H/bin'
+`, "h1", "h2", "h3")
+	flavors := map[string]string{"h1": "openvox8", "h2": "", "h3": "puppet6"}
+	_, sum, err := f.run(context.Background(), func(o *Options) {
+		o.Flavor = func(h *inventory.Host) (*puppet.Flavor, error) { return puppet.Lookup(flavors[h.Name]) }
+	})
+	if !errors.Is(err, ErrFailed) || !strings.Contains(sum.Failed["h3"], `h3: vars.flavor: unknown flavor "puppet6"`) {
+		t.Errorf("unknown flavor: %v %v", err, sum.Failed)
+	}
+	for h, want := range map[string]string{"h1": "/opt/puppetlabs/bin/puppet\n", "h2": "none\n"} {
+		if b, _ := os.ReadFile(filepath.Join(f.hostDir(h), "bin")); string(b) != want {
+			t.Errorf("%s: %q, want %q", h, b, want)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/troupe/troupe/internal/inventory"
+	"github.com/troupe/troupe/internal/puppet"
 	"github.com/troupe/troupe/internal/render"
 )
 
@@ -35,7 +36,7 @@ func (l scopeLayer) with(params map[string]any, defaults, vars map[string]any) s
 
 // data builds one host's template scope:
 //
-//	.params .vars .host .groups .registered (.flavor etc. from Options.Scope)
+//	.params .vars .host .groups .registered .flavor
 //
 // vars precedence, lowest first: role defaults < inventory (already merged
 // by the inventory's own precedence) < include vars.
@@ -46,18 +47,17 @@ func (r *run) data(h *inventory.Host, l scopeLayer) (map[string]any, error) {
 	if reg == nil {
 		reg = map[string]any{}
 	}
+	flavor, err := r.flavor(h)
+	if err != nil {
+		return nil, err
+	}
+	groups, _ := r.groupData()
 	d := map[string]any{
 		"params":     l.params,
 		"host":       hostData(h),
-		"groups":     r.groupData(),
+		"groups":     groups,
 		"registered": reg,
-	}
-	if r.o.Scope != nil {
-		extra, err := r.o.Scope(h)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", h.Name, err)
-		}
-		maps.Copy(d, extra)
+		"flavor":     flavor.Data(),
 	}
 	vars := map[string]any{}
 	d["vars"] = vars
@@ -138,19 +138,33 @@ func hostData(h *inventory.Host) map[string]any {
 }
 
 // groupData is .groups: every group's hosts, for templates such as
-// haproxy.cfg that list a tier.
-func (r *run) groupData() map[string]any {
+// haproxy.cfg that list a tier; and the same as names, for actions.
+func (r *run) groupData() (map[string]any, map[string][]string) {
 	r.groupsOnce.Do(func() {
-		r.groups = map[string]any{}
+		r.groups, r.groupNames = map[string]any{}, map[string][]string{}
 		for _, g := range r.o.Inventory.Groups {
 			list := []any{}
+			var names []string
 			for _, name := range g.Targets {
 				if h := r.o.Inventory.Host(name); h != nil {
 					list = append(list, hostData(h))
+					names = append(names, h.Name)
 				}
 			}
-			r.groups[g.Name] = list
+			r.groups[g.Name], r.groupNames[g.Name] = list, names
 		}
 	})
-	return r.groups
+	return r.groups, r.groupNames
+}
+
+// flavor is the host's typed flavor: nil without one.
+func (r *run) flavor(h *inventory.Host) (*puppet.Flavor, error) {
+	if r.o.Flavor == nil {
+		return nil, nil
+	}
+	f, err := r.o.Flavor(h)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", h.Name, err)
+	}
+	return f, nil
 }

@@ -301,22 +301,12 @@ func (a haproxyAPI) settle(ctx context.Context, backend, server, state string, t
 	}
 }
 
-// groupHosts lists the names of an inventory group from the scope.
+// groupHosts lists the names of an inventory group's hosts.
 func groupHosts(x *Exec, group string) ([]string, error) {
-	groups, _ := x.Data["groups"].(map[string]any)
-	list, ok := groups[group].([]any)
-	if !ok || len(list) == 0 {
+	if len(x.Groups[group]) == 0 {
 		return nil, fmt.Errorf("inventory group %q has no hosts", group)
 	}
-	var out []string
-	for _, h := range list {
-		if m, ok := h.(map[string]any); ok {
-			if n, ok := m["name"].(string); ok {
-				out = append(out, n)
-			}
-		}
-	}
-	return out, nil
+	return x.Groups[group], nil
 }
 
 func dflt(s, d string) string {

@@ -128,11 +128,11 @@ func (p *PuppetCert) Run(ctx context.Context, x *Exec) (Result, error) {
 			return Result{}, fmt.Errorf("refusing to sign: %w", err)
 		}
 		x.Emit(line("CSR of %s names exactly %s; signing on %s", hp.certname, strings.Join(want, ", "), caName))
-		if _, err := ca.MustChange(ctx, flavorBin(ca, "puppetserver")+" ca sign --certname "+render.ShellQuote(hp.certname), ""); err != nil {
+		if _, err := ca.MustChange(ctx, dflt(ca.bins().Puppetserver, "puppetserver")+" ca sign --certname "+render.ShellQuote(hp.certname), ""); err != nil {
 			return Result{}, fmt.Errorf("ca %s: sign %s: %w", caName, hp.certname, err)
 		}
 	}
-	if _, err := x.MustChange(ctx, flavorBin(x, "puppet")+" ssl download_cert --certname "+render.ShellQuote(hp.certname), ""); err != nil {
+	if _, err := x.MustChange(ctx, dflt(x.bins().Puppet, "puppet")+" ssl download_cert --certname "+render.ShellQuote(hp.certname), ""); err != nil {
 		return Result{}, fmt.Errorf("download certificate: %w", err)
 	}
 	cert, err := x.Conn.Download(ctx, hp.hostcert, x.Sudo)
@@ -152,7 +152,7 @@ func (p *PuppetCert) request(ctx context.Context, x, ca *Exec, hp certPaths, alt
 		x.Emit(line("%s already has a pending request on %s", hp.certname, ca.Host.Name))
 		return nil
 	}
-	cmd := flavorBin(x, "puppet") + " ssl submit_request --certname " + render.ShellQuote(hp.certname)
+	cmd := dflt(x.bins().Puppet, "puppet") + " ssl submit_request --certname " + render.ShellQuote(hp.certname)
 	if len(alts) > 0 {
 		cmd += " --dns_alt_names " + render.ShellQuote(strings.Join(alts, ","))
 	}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/troupe/troupe/internal/puppet"
 	"github.com/troupe/troupe/internal/render"
 )
 
@@ -57,7 +58,7 @@ func (p *PuppetConfig) Run(ctx context.Context, x *Exec) (Result, error) {
 // puppetSettings runs one `puppet config print` for several keys. With more
 // than one key Puppet prints "key = value" lines; with one, the bare value.
 func puppetSettings(ctx context.Context, x *Exec, section, certname string, keys ...string) (map[string]string, error) {
-	cmd := flavorBin(x, "puppet") + " config print " + strings.Join(keys, " ") + " --section " + render.ShellQuote(section)
+	cmd := dflt(x.bins().Puppet, "puppet") + " config print " + strings.Join(keys, " ") + " --section " + render.ShellQuote(section)
 	if certname != "" {
 		cmd += " --certname " + render.ShellQuote(certname)
 	}
@@ -84,18 +85,15 @@ func puppetSettings(ctx context.Context, x *Exec, section, certname string, keys
 	return out, nil
 }
 
-// flavorBin is an absolute binary path from the host's .flavor.bin (vendor
-// packages keep theirs in /opt/puppetlabs/bin, which non-login SSH and
-// sudo's secure_path lack: see puppet.Binaries), or the bare name without one.
-func flavorBin(x *Exec, name string) string {
-	if f, ok := x.Data["flavor"].(map[string]any); ok {
-		if b, ok := f["bin"].(map[string]any); ok {
-			if p, ok := b[name].(string); ok && p != "" {
-				return p
-			}
-		}
+// bins are the host's flavor binaries, absolute paths (vendor packages keep
+// theirs in /opt/puppetlabs/bin, which non-login SSH and sudo's secure_path
+// lack: see puppet.Binaries); none without a flavor, and callers fall back
+// to the bare name.
+func (x *Exec) bins() puppet.Binaries {
+	if x.Flavor == nil {
+		return puppet.Binaries{}
 	}
-	return name
+	return x.Flavor.Bin
 }
 
 // sortedKeys lists a map's keys in order, for deterministic output.

@@ -94,7 +94,7 @@ func (f *fakeConn) ranMatching(s string) []string {
 // fakeSite wires hosts (name → fake) into Execs that can reach each other.
 type fakeSite struct {
 	hosts  map[string]*fakeConn
-	groups map[string]any
+	groups map[string][]string
 	noop   bool
 	events []report.Event
 	mu     sync.Mutex
@@ -102,20 +102,20 @@ type fakeSite struct {
 
 func (s *fakeSite) exec(t *testing.T, name string) *Exec {
 	t.Helper()
-	scope, err := puppet.Scope("debian")
+	flavor, err := puppet.Lookup("debian")
 	if err != nil {
 		t.Fatal(err)
 	}
-	flavor := scope["flavor"]
 	short, _, _ := strings.Cut(name, ".")
 	x := &Exec{
-		Host: &inventory.Host{Name: name},
-		Conn: s.hosts[name],
-		Noop: s.noop,
+		Host:   &inventory.Host{Name: name},
+		Conn:   s.hosts[name],
+		Noop:   s.noop,
+		Flavor: flavor,
+		Groups: s.groups,
 		Data: map[string]any{
-			"flavor": flavor,
+			"flavor": flavor.Data(),
 			"host":   map[string]any{"name": name, "short": short},
-			"groups": s.groups,
 			"vars":   map[string]any{},
 		},
 		Emit: func(e report.Event) {

@@ -109,7 +109,7 @@ func TestLBServer(t *testing.T) {
 	lb.on("set server compilers/compile1 state ready", func(string) transport.Result { admin = 0; return transport.Result{} })
 	s := &fakeSite{
 		hosts:  map[string]*fakeConn{"compile1.lab.test": newFake(), "lb.lab.test": lb},
-		groups: map[string]any{"loadbalancer": []any{map[string]any{"name": "lb.lab.test"}}},
+		groups: map[string][]string{"loadbalancer": {"lb.lab.test"}},
 	}
 	ctx := context.Background()
 	res, err := (&LBServer{State: "drain"}).Run(ctx, s.exec(t, "compile1.lab.test"))

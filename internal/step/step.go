@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/troupe/troupe/internal/inventory"
+	"github.com/troupe/troupe/internal/puppet"
 	"github.com/troupe/troupe/internal/render"
 	"github.com/troupe/troupe/internal/report"
 	"github.com/troupe/troupe/internal/secret"
@@ -46,14 +47,18 @@ type Result struct {
 // Exec is what an action sees of one host: its connection, the template
 // scope, and the one path for every mutation.
 type Exec struct {
-	Host  *inventory.Host
-	Conn  transport.Conn
-	Sudo  bool
-	Noop  bool
-	Data  map[string]any     // template scope: .params .vars .host .groups .registered
-	Files fs.FS              // plans' content: templates/ and files/ (embedded, overridable on disk)
-	Emit  func(report.Event) // the runner fills in step and host
-	Peer  func(ctx context.Context, host string) (*Exec, error)
+	Host *inventory.Host
+	Conn transport.Conn
+	Sudo bool
+	Noop bool
+	Data map[string]any // template scope: .params .vars .host .groups .registered .flavor
+	// Typed facts, set by the runner from the inventory: actions read these,
+	// never Data, for what they need to know themselves.
+	Flavor *puppet.Flavor      // the host's vars.flavor; nil when it names none
+	Groups map[string][]string // every inventory group's host names
+	Files  fs.FS               // plans' content: templates/ and files/ (embedded, overridable on disk)
+	Emit   func(report.Event)  // the runner fills in step and host
+	Peer   func(ctx context.Context, host string) (*Exec, error)
 	// Secrets: a command holding one is sent to the host on stdin rather
 	// than in argv (transport.Cmd.Hidden).
 	Secrets *secret.Redactor
