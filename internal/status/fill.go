@@ -1,6 +1,7 @@
 package status
 
 import (
+	"fmt"
 	"strings"
 )
 
@@ -34,7 +35,9 @@ func fill(h *Host) {
 		}
 		h.Services = append(h.Services, ServiceState{Name: svc, State: state})
 	}
-	h.Cert = readCert(get("cert"))
+	if s.enrolled() {
+		h.Cert = readCert(get("cert"))
+	}
 	if s.server() {
 		h.Server = readServer(get("simple"), get("critical"), get("jruby"))
 		h.Code = readCode(get("code"))
@@ -63,13 +66,17 @@ func readCert(sec section) *Cert {
 
 func readServer(simple, critical, jruby section) *Server {
 	srv := &Server{}
-	body, err := httpBody(simple)
-	if err != nil {
+	// 503 with the state ("starting", "error") when not running
+	body, code, err := httpBody(simple)
+	switch {
+	case err != nil:
 		srv.Error = err.Error()
-	} else {
+	case body == "":
+		srv.Error = fmt.Sprintf("HTTP %d", code)
+	default:
 		srv.Simple = firstLine(body)
 	}
-	if body, err := httpBody(critical); err != nil {
+	if body, err := httpOK(critical); err != nil {
 		srv.criticalErr = err.Error()
 	} else if all, err := parseCritical(body); err != nil {
 		srv.criticalErr = err.Error()
@@ -80,7 +87,7 @@ func readServer(simple, critical, jruby section) *Server {
 			}
 		}
 	}
-	if body, err := httpBody(jruby); err != nil {
+	if body, err := httpOK(jruby); err != nil {
 		srv.JRubyError = err.Error()
 	} else if j, err := parseJRuby(body); err != nil {
 		srv.JRubyError = err.Error()
@@ -141,7 +148,11 @@ func readPool(state, stat section) *Pool {
 
 func readPuppetDB(status, nodes section) *PuppetDB {
 	p := &PuppetDB{}
-	body, err := httpBody(status)
+	// 503 with the JSON status while starting or in maintenance mode
+	body, code, err := httpBody(status)
+	if err == nil && code != 200 && code != 503 {
+		err = fmt.Errorf("HTTP %d: %s", code, firstLine(body))
+	}
 	if err != nil {
 		p.Error = "status: " + err.Error()
 		return p
@@ -150,7 +161,7 @@ func readPuppetDB(status, nodes section) *PuppetDB {
 		p.Error = err.Error()
 		return p
 	}
-	body, err = httpBody(nodes)
+	body, err = httpOK(nodes)
 	if err == nil {
 		p.Nodes, p.LastCommand, err = parsePDBNodes(body)
 	}

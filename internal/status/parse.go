@@ -105,23 +105,31 @@ func curlReason(rc int) string {
 
 // httpBody reads a section written by curl -w '\n%{http_code}': the body
 // and the status code, or the reason there is none.
-func httpBody(s section) (string, error) {
+func httpBody(s section) (body string, code int, err error) {
 	if !s.Done {
-		return "", fmt.Errorf("timeout")
-	}
-	body, code := s.Body, ""
-	if i := strings.LastIndexByte(body, '\n'); i >= 0 {
-		body, code = body[:i], strings.TrimSpace(body[i+1:])
-	} else {
-		body, code = "", strings.TrimSpace(body)
+		return "", 0, fmt.Errorf("timeout")
 	}
 	if s.RC != 0 {
-		return "", fmt.Errorf("%s", curlReason(s.RC))
+		return "", 0, fmt.Errorf("%s", curlReason(s.RC))
 	}
-	if code != "200" {
-		return "", fmt.Errorf("HTTP %s: %s", code, firstLine(body))
+	body, c := "", s.Body
+	if i := strings.LastIndexByte(s.Body, '\n'); i >= 0 {
+		body, c = strings.TrimSpace(s.Body[:i]), s.Body[i+1:]
 	}
-	return strings.TrimSpace(body), nil
+	code, err = strconv.Atoi(strings.TrimSpace(c))
+	if err != nil {
+		return "", 0, fmt.Errorf("no HTTP status in %q", firstLine(s.Body))
+	}
+	return body, code, nil
+}
+
+// httpOK is httpBody's body of a 200 answer; any other status is an error.
+func httpOK(s section) (string, error) {
+	body, code, err := httpBody(s)
+	if err == nil && code != 200 {
+		err = fmt.Errorf("HTTP %d: %s", code, firstLine(body))
+	}
+	return body, err
 }
 
 // parsePackages reads dpkg-query lines: name, version, status abbreviation

@@ -59,6 +59,12 @@ func (s spec) has(role string) bool {
 
 func (s spec) server() bool { return s.has(RoleCA) || s.has(RoleCompiler) }
 
+// enrolled: the host's roles give it a Puppet certificate (the load
+// balancer passes TLS through and has none).
+func (s spec) enrolled() bool {
+	return s.server() || s.has(RolePuppetDB) || s.has(RoleAgent)
+}
+
 // services are the units a host of these roles must have active.
 func (s spec) services() []string {
 	var out []string
@@ -130,7 +136,9 @@ pcurl() {
 	for _, svc := range s.services() {
 		fmt.Fprintf(&b, "sec svc:%s; systemctl is-active %s 2>&1; end $?\n", svc, q(svc))
 	}
-	b.WriteString("sec cert; eachpem \"$cert\" openssl x509 -noout -enddate -ext subjectAltName 2>&1; end $?\n")
+	if s.enrolled() {
+		b.WriteString("sec cert; eachpem \"$cert\" openssl x509 -noout -enddate -ext subjectAltName 2>&1; end $?\n")
+	}
 	if s.has(RoleCA) {
 		fmt.Fprintf(&b, "sec cacert; eachpem %s openssl x509 -noout -subject -enddate 2>&1; end $?\n", q(ssl+"/certs/ca.pem"))
 		fmt.Fprintf(&b, "sec crl; c=%s; [ -r \"$c\" ] || c=%s; eachpem \"$c\" openssl crl -noout -issuer -nextupdate 2>&1; end $?\n",

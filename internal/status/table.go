@@ -58,7 +58,7 @@ func Table(site *Site, o TableOptions) string {
 				if l.level == OK && i > 0 {
 					st = plain // only problems and the host name are coloured
 				}
-				ls[k] = st.Render(report.Clean(l.text))
+				ls[k] = st.Render(cut(report.Clean(l.text), 48))
 			}
 			row[i] = strings.Join(ls, "\n")
 		}
@@ -322,4 +322,13 @@ func puppetDBCell(h *Host) cell {
 		c = append(c, line{fmt.Sprintf("%d nodes, last %s", p.Nodes, p.LastCommand.Format("2006-01-02 15:04Z")), OK})
 	}
 	return c
+}
+
+// cut shortens a cell's line to n runes (the problems list has it whole).
+func cut(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
 }
