@@ -84,7 +84,7 @@ func FindServerState(out, backend, server string) (ServerState, error) {
 			return s, nil
 		}
 	}
-	return ServerState{}, fmt.Errorf("no server %s in backend %s (show servers state: %s)", server, backend, lastLine(out))
+	return ServerState{}, fmt.Errorf("no server %s in backend %s (show servers state lists %d servers)", server, backend, len(all))
 }
 
 // Stat is one server row of `show stat` (CSV).
@@ -133,15 +133,4 @@ func FindStat(out, backend, server string) (Stat, error) {
 		}
 	}
 	return Stat{}, fmt.Errorf("no server %s in backend %s (show stat)", server, backend)
-}
-
-func lastLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
-		s = s[i+1:]
-	}
-	if len(s) > 200 {
-		s = s[:200] + "…"
-	}
-	return s
 }

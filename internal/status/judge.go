@@ -2,7 +2,9 @@ package status
 
 import (
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -264,7 +266,7 @@ func (j *judge) drift() {
 			names[n] = true
 		}
 	}
-	for _, env := range sortedKeys(names) {
+	for _, env := range slices.Sorted(maps.Keys(names)) {
 		peers := majority(compilers, env)
 		for _, h := range servers {
 			e := findEnv(h.Code, env)
@@ -335,15 +337,6 @@ func findEnv(c *Code, name string) *Env {
 		}
 	}
 	return nil
-}
-
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // short is a commit's first 7 characters.

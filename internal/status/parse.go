@@ -3,6 +3,7 @@ package status
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -190,7 +191,7 @@ func parsePEMs(body string) ([]pemBlock, error) {
 		case san && t != "":
 			for _, n := range strings.Split(t, ",") {
 				n = strings.TrimSpace(n)
-				if n != "" && !contains(cur.SANs, n) {
+				if n != "" && !slices.Contains(cur.SANs, n) {
 					cur.SANs = append(cur.SANs, n)
 				}
 			}
@@ -347,13 +348,4 @@ func parseLB(state, stat string) ([]PoolServer, error) {
 		return nil, fmt.Errorf("show stat: no servers (%s)", firstLine(stat))
 	}
 	return out, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

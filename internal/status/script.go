@@ -2,6 +2,7 @@ package status
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/troupe/troupe/internal/puppet"
@@ -48,14 +49,7 @@ type spec struct {
 	Heads    bool   // git ls-remote the control repository (one compiler)
 }
 
-func (s spec) has(role string) bool {
-	for _, r := range s.Roles {
-		if r == role {
-			return true
-		}
-	}
-	return false
-}
+func (s spec) has(role string) bool { return slices.Contains(s.Roles, role) }
 
 func (s spec) server() bool { return s.has(RoleCA) || s.has(RoleCompiler) }
 

@@ -2,6 +2,8 @@ package status
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -84,7 +86,7 @@ func Table(site *Site, o TableOptions) string {
 			fmt.Fprintf(&b, "control repository: %s\n", styles[Warn].Render(report.Clean(c.Error)))
 		} else {
 			var envs []string
-			for _, env := range sortedKeys(keys(c.Branches)) {
+			for _, env := range slices.Sorted(maps.Keys(c.Branches)) {
 				envs = append(envs, env+" "+short(c.Branches[env]))
 			}
 			fmt.Fprintf(&b, "control repository %s (from %s): %s\n", report.Clean(c.Remote), c.From, strings.Join(envs, ", "))
@@ -106,14 +108,6 @@ func Table(site *Site, o TableOptions) string {
 	fmt.Fprintf(&b, "%s: %s, %s · %s in %s\n", verdict, plural(bad, "problem"), plural(warn, "warning"),
 		plural(len(site.Hosts), "host"), (time.Duration(site.WallMS) * time.Millisecond).Round(10*time.Millisecond))
 	return b.String()
-}
-
-func keys(m map[string]string) map[string]bool {
-	out := map[string]bool{}
-	for k := range m {
-		out[k] = true
-	}
-	return out
 }
 
 func plural(n int, what string) string {
