@@ -33,7 +33,18 @@ func Judge(hosts []*Host, now time.Time, horizon time.Duration) *Site {
 		}
 		site.Level = max(site.Level, h.Level)
 	}
-	sort.SliceStable(site.Problems, func(a, b int) bool { return site.Problems[a].Level > site.Problems[b].Level })
+	// bad first, then warnings; each in the table's host order
+	order := map[string]int{}
+	for i, h := range hosts {
+		order[h.Name] = i
+	}
+	sort.SliceStable(site.Problems, func(a, b int) bool {
+		pa, pb := site.Problems[a], site.Problems[b]
+		if pa.Level != pb.Level {
+			return pa.Level > pb.Level
+		}
+		return order[pa.Host] < order[pb.Host]
+	})
 	site.Healthy = site.Level < Bad
 	return site
 }

@@ -152,7 +152,7 @@ if [ -d "$d" ]; then for e in "$d"/*/; do [ -d "$e" ] || continue; n=${e%%/}; pr
 	// The network probes last, so a hung service costs only its own cells.
 	if s.server() {
 		// A timeout of the simple status skips the other two (same JVM).
-		b.WriteString("sec simple; pcurl https://127.0.0.1:8140/status/v1/simple 2>&1; rc=$?; end $rc\n")
+		b.WriteString("sec simple; pcurl -m 5 https://127.0.0.1:8140/status/v1/simple 2>&1; rc=$?; end $rc\n")
 		b.WriteString("if [ $rc -ne 28 ]; then\n")
 		b.WriteString("sec critical; pcurl 'https://127.0.0.1:8140/status/v1/services?level=critical' 2>&1; end $?\n")
 		b.WriteString("sec jruby; pcurl 'https://127.0.0.1:8140/status/v1/services/jruby-metrics?level=debug' 2>&1; end $?\nfi\n")
