@@ -168,11 +168,10 @@ func (j *judge) server(h *Host, s *Server) {
 	if s.criticalErr != "" && s.Error == "" {
 		s.Level = max(s.Level, j.flag(h, Warn, "status", "services status: %s", s.criticalErr))
 	}
-	switch {
-	case s.JRubyError != "" && s.Error == "":
+	// None free is shown, not judged: every compile borrows one, so a busy
+	// healthy server has none free for a moment.
+	if s.JRubyError != "" && s.Error == "" {
 		s.JRubyLevel = j.flag(h, Warn, "jruby", "%s", s.JRubyError)
-	case s.JRuby != nil && s.JRuby.Free == 0:
-		s.JRubyLevel = j.flag(h, Warn, "jruby", "all %d JRuby instances busy", s.JRuby.Total)
 	}
 }
 
