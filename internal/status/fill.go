@@ -25,21 +25,26 @@ func fill(h *Host) {
 			h.Packages = append(h.Packages, Package{Role: p.Label, Name: p.Name, Version: have[p.Name]})
 		}
 	}
-	for _, svc := range s.services() {
-		sec := get("svc:" + svc)
-		state := firstLine(sec.Body)
-		if !sec.Done {
-			state = "timeout"
-		} else if state == "" {
-			state = "unknown"
+	if svcs := s.services(); len(svcs) > 0 {
+		sec := get("svc")
+		states := strings.Split(sec.Body, "\n")
+		for i, svc := range svcs {
+			state := "unknown"
+			switch {
+			case !sec.Done:
+				state = "timeout"
+			case i < len(states) && strings.TrimSpace(states[i]) != "":
+				state = firstLine(states[i])
+			}
+			h.Services = append(h.Services, ServiceState{Name: svc, State: state})
 		}
-		h.Services = append(h.Services, ServiceState{Name: svc, State: state})
 	}
 	if s.enrolled() {
 		h.Cert = readCert(get("cert"))
 	}
 	if s.server() {
-		h.Server = readServer(get("simple"), get("critical"), get("jruby"))
+		calls := splitHTTP(get("puppetserver"), len(serverURLs))
+		h.Server = readServer(calls[0], calls[1], calls[2])
 		h.Code = readCode(get("code"))
 	}
 	if s.has(RoleCA) {

@@ -124,6 +124,32 @@ func httpBody(s section) (body string, code int, err error) {
 	return body, code, nil
 }
 
+// splitHTTP cuts a section of n curl transfers, each answer followed by
+// "@@http@@ CODE EXIT", into one section per transfer in httpBody's form.
+// Transfers after the one that ended the call are not Done.
+func splitHTTP(s section, n int) []section {
+	out := make([]section, n)
+	i := 0
+	var body strings.Builder
+	for _, l := range strings.Split(s.Body, "\n") {
+		rest, ok := strings.CutPrefix(l, httpMarker+" ")
+		if !ok || i >= n {
+			body.WriteString(l + "\n")
+			continue
+		}
+		code, exit, _ := strings.Cut(rest, " ")
+		rc, _ := strconv.Atoi(strings.TrimSpace(exit))
+		out[i] = section{Body: strings.TrimSpace(body.String()) + "\n" + code, RC: rc, Done: true}
+		body.Reset()
+		i++
+	}
+	if i == 0 && s.Done && s.RC != 0 {
+		// curl said nothing per transfer: an error of its own
+		out[0] = section{Body: s.Body, RC: s.RC, Done: true}
+	}
+	return out
+}
+
 // httpOK is httpBody's body of a 200 answer; any other status is an error.
 func httpOK(s section) (string, error) {
 	body, code, err := httpBody(s)

@@ -15,10 +15,19 @@ import (
 // (TestScriptWritesNothing checks this), and every network call is bounded
 // (curl -m, socat -T, timeout) so a hung service cannot hold the host's row.
 const (
-	marker    = "@@troupe-status@@"
-	pemMarker = "@@pem@@"
-	envMarker = "@@env@@"
+	marker     = "@@troupe-status@@"
+	pemMarker  = "@@pem@@"
+	envMarker  = "@@env@@"
+	httpMarker = "@@http@@"
 )
+
+// serverURLs are the Puppet Server status calls, in the order of the
+// puppetserver section: simple, the critical services, JRuby metrics.
+var serverURLs = []string{
+	"https://127.0.0.1:8140/status/v1/simple",
+	"'https://127.0.0.1:8140/status/v1/services?level=critical'",
+	"'https://127.0.0.1:8140/status/v1/services/jruby-metrics?level=debug'",
+}
 
 // Roles, from the inventory's groups (see topology).
 const (
@@ -118,8 +127,8 @@ eachpem() {
 	fmt.Fprintf(&b, "cert=%s; key=%s\n", q(cert), q(key))
 	b.WriteString(`# pcurl: curl to this host's puppetserver, with its own certificate when it has one
 pcurl() {
-  if [ -r "$cert" ] && [ -r "$key" ]; then curl -sk -m 3 --connect-timeout 2 --cert "$cert" --key "$key" -w '\n%{http_code}' "$@"
-  else curl -sk -m 3 --connect-timeout 2 -w '\n%{http_code}' "$@"; fi
+  if [ -r "$cert" ] && [ -r "$key" ]; then curl -sk --connect-timeout 2 --cert "$cert" --key "$key" "$@"
+  else curl -sk --connect-timeout 2 "$@"; fi
 }
 `)
 	var pkgs []string
@@ -127,8 +136,12 @@ pcurl() {
 		pkgs = append(pkgs, q(p))
 	}
 	b.WriteString("sec pkg; dpkg-query -W -f '${Package}\\t${Version}\\t${db:Status-Abbrev}\\n' " + strings.Join(pkgs, " ") + " 2>/dev/null; end $?\n")
-	for _, svc := range s.services() {
-		fmt.Fprintf(&b, "sec svc:%s; systemctl is-active %s 2>&1; end $?\n", svc, q(svc))
+	if svcs := s.services(); len(svcs) > 0 {
+		for i := range svcs {
+			svcs[i] = q(svcs[i])
+		}
+		// one call, one line per unit in order; exit 3 when any is not active
+		b.WriteString("sec svc; systemctl is-active " + strings.Join(svcs, " ") + " 2>&1; end $?\n")
 	}
 	if s.enrolled() {
 		b.WriteString("sec cert; eachpem \"$cert\" openssl x509 -noout -enddate -ext subjectAltName 2>&1; end $?\n")
@@ -151,11 +164,12 @@ if [ -d "$d" ]; then for e in "$d"/*/; do [ -d "$e" ] || continue; n=${e%%/}; pr
 	}
 	// The network probes last, so a hung service costs only its own cells.
 	if s.server() {
-		// A timeout of the simple status skips the other two (same JVM).
-		b.WriteString("sec simple; pcurl -m 5 https://127.0.0.1:8140/status/v1/simple 2>&1; rc=$?; end $rc\n")
-		b.WriteString("if [ $rc -ne 28 ]; then\n")
-		b.WriteString("sec critical; pcurl 'https://127.0.0.1:8140/status/v1/services?level=critical' 2>&1; end $?\n")
-		b.WriteString("sec jruby; pcurl 'https://127.0.0.1:8140/status/v1/services/jruby-metrics?level=debug' 2>&1; end $?\nfi\n")
+		// One curl for the three status calls of the JVM (one process, one
+		// TLS connection); each answer is followed by its HTTP code and curl
+		// exit code, and the first that fails to connect (refused, timeout)
+		// ends the call.
+		b.WriteString("sec puppetserver; pcurl -m 5 --fail-early -w '\\n" + httpMarker + " %{http_code} %{exitcode}\\n' " +
+			strings.Join(serverURLs, " ") + " 2>&1; end $?\n")
 	}
 	if s.has(RolePuppetDB) {
 		b.WriteString("sec pdbstatus; curl -s -m 3 --connect-timeout 2 -w '\\n%{http_code}' http://127.0.0.1:8080/status/v1/services/puppetdb-status 2>&1; rc=$?; end $rc\n")

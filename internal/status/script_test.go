@@ -74,8 +74,10 @@ func TestScriptBounded(t *testing.T) {
 	for _, s := range allSpecs(t) {
 		for _, l := range strings.Split(s.script(), "\n") {
 			switch {
-			case strings.Contains(l, "curl -s") && !strings.Contains(l, " -m "):
+			case strings.Contains(l, "curl -s") && !strings.Contains(l, " -m ") && !strings.Contains(l, `"$@"`):
 				t.Errorf("curl without -m: %q", l)
+			case strings.HasPrefix(l, "sec ") && strings.Contains(l, "pcurl ") && !strings.Contains(l, "pcurl -m "):
+				t.Errorf("pcurl without -m: %q", l)
 			case strings.Contains(l, "socat") && !strings.Contains(l, "-T "):
 				t.Errorf("socat without -T: %q", l)
 			case strings.Contains(l, "git ls-remote") && !strings.Contains(l, "timeout "):
