@@ -168,10 +168,10 @@ func servicesCell(h *Host) cell {
 
 func statusCell(h *Host) cell {
 	s := h.Server
-	if s == nil {
+	switch {
+	case s == nil:
 		return na
-	}
-	if s.Error != "" {
+	case s.Error != "":
 		return one(s.Error, s.Level)
 	}
 	c := one(s.Simple, s.Level)
@@ -263,10 +263,10 @@ func earliest(xs []Expiry) (Expiry, bool) {
 
 func codeCell(h *Host) cell {
 	c := h.Code
-	if c == nil {
+	switch {
+	case c == nil:
 		return na
-	}
-	if c.Error != "" {
+	case c.Error != "":
 		return one(c.Error, c.Level)
 	}
 	var out cell
