@@ -102,7 +102,11 @@ func (j *judge) host(h *Host) {
 	}
 	for i := range h.Services {
 		s := &h.Services[i]
-		if s.State != "active" {
+		switch s.State {
+		case "active":
+		case "timeout":
+			s.Level = j.flag(h, Bad, "services", "%s: no answer (timeout)", s.Name)
+		default:
 			s.Level = j.flag(h, Bad, "services", "%s is %s", s.Name, s.State)
 		}
 	}
