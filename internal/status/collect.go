@@ -164,3 +164,16 @@ func scrubURL(s string) string {
 	}
 	return s
 }
+
+// scrubSecret masks remote's URL password wherever it appears in s (git's
+// own messages may quote the URL).
+func scrubSecret(s, remote string) string {
+	u, err := url.Parse(remote)
+	if err != nil || u.User == nil {
+		return s
+	}
+	if p, ok := u.User.Password(); ok && p != "" {
+		s = strings.ReplaceAll(s, p, "********")
+	}
+	return s
+}

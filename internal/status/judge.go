@@ -77,10 +77,14 @@ func control(hosts []*Host) *Control {
 		case !ok:
 			c.Error = "no answer"
 		default:
-			c.Remote, c.Branches = parseHeads(sec.Body)
-			c.Remote = scrubURL(c.Remote)
+			var remote string
+			remote, c.Branches = parseHeads(sec.Body)
+			c.Remote = scrubURL(remote)
+			if _, rest, ok := strings.Cut(sec.Body, "\n"); ok && strings.HasPrefix(sec.Body, "remote ") {
+				sec.Body = rest // git's own words, not the URL line
+			}
 			if msg := sec.failure(); msg != "" {
-				c.Error = "git ls-remote: " + msg
+				c.Error = "git ls-remote: " + scrubSecret(msg, remote)
 			} else if len(c.Branches) == 0 {
 				c.Error = "git ls-remote: no branches"
 			}

@@ -123,6 +123,16 @@ func TestParseNodes(t *testing.T) {
 	}
 }
 
+func TestControlErrorMasksPassword(t *testing.T) {
+	remote := "https://user:tok3n-secret@git.example.com/x.git"
+	h := fromText(t, "\n"+marker+" heads\nremote "+remote+"\nfatal: unable to access '"+remote+"/': 403\n"+marker+" end 128\n",
+		"c1.example.com", true, RoleCompiler)
+	c := control([]*Host{h})
+	if strings.Contains(c.Error+c.Remote, "tok3n-secret") || !strings.Contains(c.Error, "403") {
+		t.Errorf("%+v", c)
+	}
+}
+
 func TestScrubURL(t *testing.T) {
 	for in, want := range map[string]string{
 		"https://user:tok3n-secret@git.example.com/x.git": "https://user:********@git.example.com/x.git",
