@@ -20,7 +20,7 @@ type StatusCmd struct {
 	Format      string        `enum:"human,json" default:"human" help:"human (a table), or json (the same data; with --watch one object a line)."`
 	Watch       bool          `short:"w" help:"Read again every --interval: redrawn in place on a terminal, printed one after another otherwise."`
 	Interval    time.Duration `default:"5s" help:"Time between readings with --watch."`
-	Horizon     int           `default:"90" help:"Days: certificates and CRLs ending sooner are warnings." placeholder:"DAYS"`
+	Horizon     int           `default:"90" help:"Days: certificates and CRLs ending sooner are warnings (default 90)." placeholder:"DAYS"`
 	Timeout     time.Duration `default:"10s" help:"Per host: connecting plus every probe; a slower host is shown as timeout."`
 	AskSudoPass bool          `short:"K" help:"Prompt once for the sudo password (fed to sudo on stdin, never in argv)."`
 }
