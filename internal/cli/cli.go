@@ -15,6 +15,7 @@ type CLI struct {
 	Globals
 
 	Run        RunCmd        `cmd:"" help:"Run a plan against an inventory."`
+	Status     StatusCmd     `cmd:"" help:"One table of the site's state: packages, services, HAProxy, JRuby, certificates, code drift, PuppetDB (read-only; exit 1 when unhealthy)."`
 	Plan       PlanCmd       `cmd:"" help:"List, show and validate plans."`
 	Inventory  InventoryCmd  `cmd:"" help:"Show the resolved inventory."`
 	Webhook    WebhookCmd    `cmd:"" help:"Deploy the pushed branch's environment on push events."`

@@ -289,7 +289,7 @@ func TestCompletionScriptsNameEveryCommand(t *testing.T) {
 		if r.code != 0 {
 			t.Fatalf("%s: code %d\n%s", shell, r.code, r.stderr)
 		}
-		for _, cmd := range []string{"run", "plan", "list", "validate", "inventory", "graph", "webhook", "serve", "schema", "completion", "lab", "version"} {
+		for _, cmd := range []string{"run", "plan", "list", "validate", "inventory", "graph", "webhook", "serve", "schema", "completion", "lab", "status", "version"} {
 			if !regexp.MustCompile(`\b` + cmd + `\b`).MatchString(r.stdout) {
 				t.Errorf("%s script does not mention %q", shell, cmd)
 			}

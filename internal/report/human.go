@@ -68,20 +68,14 @@ type Human struct {
 // NewHuman returns a Human reporter writing to w. Output is the same with
 // and without colour apart from escape codes.
 func NewHuman(w io.Writer, red *secret.Redactor, opts HumanOptions) Reporter {
-	r := lipgloss.NewRenderer(w) // detects the colour profile of w itself
-	switch opts.Color {
-	case "always":
-		r.SetColorProfile(termenv.ANSI256)
-	case "never":
-		r.SetColorProfile(termenv.Ascii)
-	}
+	r := NewRenderer(w, opts.Color)
 	s := r.NewStyle
 	color := func(c string) lipgloss.Style { return s().Foreground(lipgloss.Color(c)) }
 	return &Human{
 		w:         w,
 		red:       red,
 		opts:      opts,
-		tty:       isTerminal(w),
+		tty:       IsTerminal(w),
 		counter:   NewCounter(nil), // events are redacted before they reach it
 		known:     map[string]bool{},
 		r:         r,
@@ -99,7 +93,21 @@ func NewHuman(w io.Writer, red *secret.Redactor, opts HumanOptions) Reporter {
 	}
 }
 
-func isTerminal(w io.Writer) bool {
+// NewRenderer is a lipgloss renderer for w honouring --color: auto (the
+// colour profile of w itself, NO_COLOR and CLICOLOR_FORCE), always or never.
+func NewRenderer(w io.Writer, color string) *lipgloss.Renderer {
+	r := lipgloss.NewRenderer(w) // detects the colour profile of w itself
+	switch color {
+	case "always":
+		r.SetColorProfile(termenv.ANSI256)
+	case "never":
+		r.SetColorProfile(termenv.Ascii)
+	}
+	return r
+}
+
+// IsTerminal reports whether w is a terminal.
+func IsTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
 }
@@ -148,7 +156,7 @@ func (h *Human) Emit(e Event) {
 			fmt.Fprintf(&b, "%s%s\n", h.indent(), l)
 		}
 	case WouldWrite:
-		fmt.Fprintf(&b, "%s  would write: %s\n", h.host(e.Host), clean(e.Text))
+		fmt.Fprintf(&b, "%s  would write: %s\n", h.host(e.Host), Clean(e.Text))
 		for _, l := range lines(e.Diff) {
 			fmt.Fprintf(&b, "%s%s\n", h.indent(), h.diffLine(l))
 		}
@@ -193,7 +201,7 @@ func (h *Human) result(b *strings.Builder, e Event) {
 	case Skipped:
 		line := h.stSkipped.Render("skipped")
 		if e.Reason != "" {
-			line += " (" + clean(e.Reason) + ")"
+			line += " (" + Clean(e.Reason) + ")"
 		}
 		fmt.Fprintf(b, "%s  %s\n", name, line)
 	default:
@@ -204,7 +212,7 @@ func (h *Human) result(b *strings.Builder, e Event) {
 		// Pad to "changed" so durations line up.
 		line := st.Render(string(e.Status)) + strings.Repeat(" ", max(0, 9-len(e.Status))) + formatDuration(e.Duration)
 		if e.Reason != "" {
-			line += " (" + clean(e.Reason) + ")"
+			line += " (" + Clean(e.Reason) + ")"
 		}
 		fmt.Fprintf(b, "%s  %s\n", name, line)
 	}
@@ -277,7 +285,7 @@ func (h *Human) Close() error {
 	if len(failures) > 0 {
 		fmt.Fprintf(&b, "\n%s\n", h.title.Render("Failed hosts:"))
 		for _, f := range failures {
-			fmt.Fprintf(&b, "  %s  %s: %s\n", h.host(f.Host), f.Step, h.bad.Render(clean(f.Error)))
+			fmt.Fprintf(&b, "  %s  %s: %s\n", h.host(f.Host), f.Step, h.bad.Render(Clean(f.Error)))
 		}
 	}
 	failed := h.failed || len(failures) > 0 || h.runErr != ""
@@ -289,7 +297,7 @@ func (h *Human) Close() error {
 		}
 		b.WriteString(h.bad.Bold(true).Render(line) + "\n")
 		if h.runErr != "" {
-			fmt.Fprintf(&b, "%s\n", h.bad.Render("error: "+clean(h.runErr)))
+			fmt.Fprintf(&b, "%s\n", h.bad.Render("error: "+Clean(h.runErr)))
 		}
 		if h.opts.LogPath != "" {
 			fmt.Fprintf(&b, "Debug log: %s\n", h.opts.LogPath)
@@ -350,7 +358,7 @@ func lines(s string) []string {
 	}
 	ls := strings.Split(s, "\n")
 	for i, l := range ls {
-		ls[i] = clean(l)
+		ls[i] = Clean(l)
 	}
 	return ls
 }
@@ -364,7 +372,9 @@ func firstRest(s string) (string, []string) {
 	return ls[0], ls[1:]
 }
 
-func clean(s string) string { return strings.TrimRight(ansi.Strip(s), "\r") }
+// Clean removes escape codes and trailing carriage returns from remote
+// text, so it cannot colour or move the operator's terminal.
+func Clean(s string) string { return strings.TrimRight(ansi.Strip(s), "\r") }
 
 func bannerList(hosts []string) string {
 	if len(hosts) == 0 {

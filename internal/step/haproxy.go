@@ -2,12 +2,11 @@ package step
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/troupe/troupe/internal/haproxy"
 	"github.com/troupe/troupe/internal/render"
 	"github.com/troupe/troupe/internal/report"
 )
@@ -61,29 +60,6 @@ func checkLBState(s string) error {
 	return fmt.Errorf("state %q: want ready, drain or maint", s)
 }
 
-// HAProxy's srv_admin_state bits (src/server.h): forced maintenance and
-// forced drain are the two this step sets; the others are inherited or come
-// from the configuration and are reported, never overridden.
-const (
-	admForcedMaint = 0x01
-	admForcedDrain = 0x08
-)
-
-// srvState is one server line of `show servers state`.
-type srvState struct {
-	opState, adminState int // srv_op_state: 0 stopped, 1 starting, 2 running, 3 stopping
-}
-
-func (s srvState) admin() string {
-	switch {
-	case s.adminState&admForcedMaint != 0:
-		return "maint"
-	case s.adminState&admForcedDrain != 0:
-		return "drain"
-	}
-	return "ready"
-}
-
 func (l *LBServer) Run(ctx context.Context, x *Exec) (Result, error) {
 	state, err := x.Render(l.State)
 	if err != nil {
@@ -129,11 +105,11 @@ func (l *LBServer) Run(ctx context.Context, x *Exec) (Result, error) {
 			return Result{}, fmt.Errorf("%s: %w", name, err)
 		}
 		did := "already " + state
-		if st.admin() != state {
+		if st.Admin() != state {
 			if _, err := api.command(ctx, fmt.Sprintf("set server %s/%s state %s", backend, server, state), true); err != nil {
 				return Result{}, fmt.Errorf("%s: %w", name, err)
 			}
-			changed, did = true, st.admin()+" → "+state
+			changed, did = true, st.Admin()+" → "+state
 		}
 		if (l.Wait == nil || *l.Wait) && !x.Noop {
 			w, err := api.settle(ctx, backend, server, state, timeout, cut == "cut")
@@ -177,48 +153,12 @@ func (a haproxyAPI) command(ctx context.Context, cmd string, change bool) (strin
 }
 
 // state reads one server's line of `show servers state BACKEND`.
-func (a haproxyAPI) state(ctx context.Context, backend, server string) (srvState, error) {
+func (a haproxyAPI) state(ctx context.Context, backend, server string) (haproxy.ServerState, error) {
 	out, err := a.command(ctx, "show servers state "+backend, false)
 	if err != nil {
-		return srvState{}, err
+		return haproxy.ServerState{}, err
 	}
-	return parseServersState(out, backend, server)
-}
-
-// parseServersState reads the version-1 format: a version line, a "# "
-// header naming the columns, then one line per server.
-func parseServersState(out, backend, server string) (srvState, error) {
-	var cols []string
-	for _, l := range strings.Split(out, "\n") {
-		f := strings.Fields(l)
-		if len(f) == 0 {
-			continue
-		}
-		if f[0] == "#" {
-			cols = f[1:]
-			continue
-		}
-		if cols == nil || len(f) < len(cols) {
-			if strings.HasPrefix(l, "Can't find") || strings.HasPrefix(l, "No such") {
-				return srvState{}, errors.New(strings.TrimSpace(l))
-			}
-			continue
-		}
-		v := map[string]string{}
-		for i, c := range cols {
-			v[c] = f[i]
-		}
-		if v["be_name"] != backend || v["srv_name"] != server {
-			continue
-		}
-		op, err1 := strconv.Atoi(v["srv_op_state"])
-		adm, err2 := strconv.Atoi(v["srv_admin_state"])
-		if err1 != nil || err2 != nil {
-			return srvState{}, fmt.Errorf("show servers state: bad line %q", l)
-		}
-		return srvState{opState: op, adminState: adm}, nil
-	}
-	return srvState{}, fmt.Errorf("no server %s in backend %s (show servers state: %s)", server, backend, lastLine(out))
+	return haproxy.FindServerState(out, backend, server)
 }
 
 // sessions reads the server's current sessions (scur) and status from `show stat`.
@@ -227,32 +167,8 @@ func (a haproxyAPI) sessions(ctx context.Context, backend, server string) (int, 
 	if err != nil {
 		return 0, "", err
 	}
-	return parseStat(out, backend, server)
-}
-
-func parseStat(out, backend, server string) (int, string, error) {
-	var cols []string
-	for _, l := range strings.Split(out, "\n") {
-		if strings.HasPrefix(l, "# ") {
-			cols = strings.Split(strings.TrimPrefix(l, "# "), ",")
-			continue
-		}
-		f := strings.Split(l, ",")
-		if cols == nil || len(f) < len(cols)-1 {
-			continue
-		}
-		v := map[string]string{}
-		for i, c := range cols {
-			if i < len(f) {
-				v[c] = f[i]
-			}
-		}
-		if v["pxname"] == backend && v["svname"] == server {
-			n, _ := strconv.Atoi(v["scur"])
-			return n, v["status"], nil
-		}
-	}
-	return 0, "", fmt.Errorf("no server %s in backend %s (show stat)", server, backend)
+	st, err := haproxy.FindStat(out, backend, server)
+	return st.Scur, st.Status, err
 }
 
 // settle waits until the new state took effect: no sessions left after a

@@ -6,9 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"path"
-	"regexp"
 	"strings"
 
+	"github.com/troupe/troupe/internal/puppet"
 	"github.com/troupe/troupe/internal/render"
 )
 
@@ -39,10 +39,6 @@ func (p *PuppetCode) Validate() error {
 	}
 	return nil
 }
-
-// r10k turns branch names into environment names by replacing every
-// non-word character with "_" (R10K::Environment::Name, default settings).
-var nonWord = regexp.MustCompile(`\W`)
 
 func (p *PuppetCode) Run(ctx context.Context, x *Exec) (Result, error) {
 	var remote, basedir, config, bin, env string
@@ -109,14 +105,7 @@ func remoteHeads(ctx context.Context, x *Exec, remote string) (map[string]string
 	if err != nil {
 		return nil, fmt.Errorf("git ls-remote %s: %w", remote, err)
 	}
-	out := map[string]string{}
-	for _, l := range strings.Split(res.Stdout, "\n") {
-		sha, ref, ok := strings.Cut(strings.TrimSpace(l), "\t")
-		if !ok {
-			continue
-		}
-		out[nonWord.ReplaceAllString(strings.TrimPrefix(ref, "refs/heads/"), "_")] = sha
-	}
+	out := puppet.ParseHeads(res.Stdout)
 	if len(out) == 0 {
 		return nil, fmt.Errorf("git ls-remote %s: no branches", remote)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/goccy/go-yaml/parser"
 
+	"github.com/troupe/troupe/internal/haproxy"
 	"github.com/troupe/troupe/internal/transport"
 )
 
@@ -97,7 +98,7 @@ func TestLBServer(t *testing.T) {
 	lb.on("show servers state", func(string) transport.Result { return transport.Result{Stdout: fmt.Sprintf(serversState, admin)} })
 	lb.on("show stat", func(string) transport.Result {
 		st := "UP"
-		if admin&admForcedDrain != 0 {
+		if admin&haproxy.AdmForcedDrain != 0 {
 			st = "DRAIN"
 			if scur > 0 {
 				scur-- // sessions finish while we wait
@@ -105,7 +106,7 @@ func TestLBServer(t *testing.T) {
 		}
 		return transport.Result{Stdout: fmt.Sprintf(showStat, scur, st)}
 	})
-	lb.on("set server compilers/compile1 state drain", func(string) transport.Result { admin = admForcedDrain; return transport.Result{Stdout: "\n"} })
+	lb.on("set server compilers/compile1 state drain", func(string) transport.Result { admin = haproxy.AdmForcedDrain; return transport.Result{Stdout: "\n"} })
 	lb.on("set server compilers/compile1 state ready", func(string) transport.Result { admin = 0; return transport.Result{} })
 	s := &fakeSite{
 		hosts:  map[string]*fakeConn{"compile1.lab.test": newFake(), "lb.lab.test": lb},

@@ -1,0 +1,179 @@
+package status
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/troupe/troupe/internal/inventory"
+	"github.com/troupe/troupe/internal/puppet"
+	"github.com/troupe/troupe/internal/transport"
+)
+
+// Options tune one reading.
+type Options struct {
+	// Timeout bounds each host: connecting, logging in and its whole probe
+	// script. A host past it is shown as "timeout" with what it had said.
+	Timeout time.Duration
+	// Horizon: certificates and CRLs ending within it are warnings.
+	Horizon time.Duration
+	// Dial opens a host's connection; transport.Dial unless a test swaps it.
+	Dial func(ctx context.Context, cfg transport.Config) (transport.Conn, error)
+	// Now is the clock (tests pin it).
+	Now func() time.Time
+}
+
+// DefaultTimeout and DefaultHorizon are the CLI's defaults.
+const (
+	DefaultTimeout = 10 * time.Second
+	DefaultHorizon = 90 * 24 * time.Hour
+)
+
+// Specs works out what to probe on every host of inv: its roles (from the
+// groups), its flavor's packages, services and paths. A host with no or an
+// unknown flavor is bad input: the error names it.
+func Specs(inv *inventory.Inventory) ([]*Host, error) {
+	var hosts []*Host
+	var errs []error
+	headsDone := false
+	for _, h := range inv.Hosts {
+		name, _ := h.Vars["flavor"].(string)
+		f, err := puppet.Get(name)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: vars.flavor: %w", h.Name, err))
+			continue
+		}
+		s := spec{Certname: h.Name, Flavor: f, Socket: DefaultSocket}
+		if v, ok := h.Vars["lb_socket"].(string); ok && v != "" {
+			s.Socket = v
+		}
+		for _, r := range roleOrder {
+			for _, g := range h.Groups {
+				if groupRoles[g] == r && !s.has(r) {
+					s.Roles = append(s.Roles, r)
+				}
+			}
+		}
+		if s.has(RoleCompiler) && !headsDone {
+			s.Heads, headsDone = true, true
+		}
+		addr := h.SSH.Address
+		if addr == "" {
+			addr = h.Name
+		}
+		roles := append([]string{}, s.Roles...)
+		if roles == nil {
+			roles = []string{}
+		}
+		hosts = append(hosts, &Host{Name: h.Name, Address: addr, Roles: roles, spec: s,
+			Packages: []Package{}, Services: []ServiceState{}})
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return hosts, nil
+}
+
+// Collect reads every host of inv in parallel, one connection each, and
+// judges the site. It never fails as a whole: what could not be read is in
+// the rows.
+func Collect(ctx context.Context, inv *inventory.Inventory, o Options) (*Site, error) {
+	hosts, err := Specs(inv)
+	if err != nil {
+		return nil, err
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.Dial == nil {
+		o.Dial = transport.Dial
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	start := time.Now()
+	byName := map[string]*inventory.Host{}
+	for _, h := range inv.Hosts {
+		byName[h.Name] = h
+	}
+	var wg sync.WaitGroup
+	for _, h := range hosts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			probe(ctx, h, byName[h.Name].SSH, o)
+		}()
+	}
+	wg.Wait()
+	site := Judge(hosts, o.Now(), o.Horizon)
+	site.WallMS = time.Since(start).Milliseconds()
+	return site, nil
+}
+
+// probe runs h's script over one connection and fills the row.
+func probe(ctx context.Context, h *Host, cfg transport.Config, o Options) {
+	t0 := time.Now()
+	defer func() { h.Elapsed = time.Since(t0).Milliseconds() }()
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	conn, err := o.Dial(ctx, cfg)
+	if err != nil {
+		h.Error = dialError(ctx, err)
+		return
+	}
+	defer conn.Close()
+	res, err := conn.Run(ctx, transport.Cmd{Command: h.spec.script(), Sudo: true})
+	h.secs = splitSections(res.Stdout)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		h.Error = fmt.Sprintf("timeout after %s", o.Timeout)
+	case err != nil:
+		h.Error = oneLine(err.Error())
+	case res.ExitCode != 0 && len(h.secs) == 0:
+		h.Error = fmt.Sprintf("probe script: exit %d: %s", res.ExitCode, firstLine(res.Stderr))
+	}
+	fill(h)
+}
+
+func dialError(ctx context.Context, err error) string {
+	if ctx.Err() != nil {
+		return "unreachable: timeout"
+	}
+	return "unreachable: " + oneLine(err.Error())
+}
+
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(firstLine(s)), " ")
+	return s
+}
+
+// scrubURL masks the password of a URL's user info (a control repository
+// reached over https with a token).
+func scrubURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		return strings.Replace(u.String(), "xxxxx", "********", 1)
+	}
+	return s
+}
+
+// scrubSecret masks remote's URL password wherever it appears in s (git's
+// own messages may quote the URL).
+func scrubSecret(s, remote string) string {
+	u, err := url.Parse(remote)
+	if err != nil || u.User == nil {
+		return s
+	}
+	if p, ok := u.User.Password(); ok && p != "" {
+		s = strings.ReplaceAll(s, p, "********")
+	}
+	return s
+}

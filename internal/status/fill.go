@@ -1,0 +1,177 @@
+package status
+
+import (
+	"fmt"
+	"strings"
+)
+
+// fill turns h's sections into its typed fields. A probe that did not answer
+// leaves its error in the field; levels are set later by Judge.
+func fill(h *Host) {
+	if h.Error != "" && len(h.secs) == 0 {
+		return
+	}
+	s := h.spec
+	get := func(name string) section {
+		sec, ok := h.secs[name]
+		if !ok {
+			return section{Body: "no answer"} // the script stopped before it
+		}
+		return sec
+	}
+	if sec := get("pkg"); sec.Done {
+		have := parsePackages(sec.Body)
+		for _, p := range s.packages() {
+			h.Packages = append(h.Packages, Package{Role: p.Label, Name: p.Name, Version: have[p.Name]})
+		}
+	}
+	if svcs := s.services(); len(svcs) > 0 {
+		sec := get("svc")
+		states := strings.Split(sec.Body, "\n")
+		for i, svc := range svcs {
+			state := "unknown"
+			switch {
+			case !sec.Done:
+				state = "timeout"
+			case i < len(states) && strings.TrimSpace(states[i]) != "":
+				state = firstLine(states[i])
+			}
+			h.Services = append(h.Services, ServiceState{Name: svc, State: state})
+		}
+	}
+	if s.enrolled() {
+		h.Cert = readCert(get("cert"))
+	}
+	if s.server() {
+		calls := splitHTTP(get("puppetserver"), len(serverURLs))
+		h.Server = readServer(calls[0], calls[1], calls[2])
+		h.Code = readCode(get("code"))
+	}
+	if s.has(RoleCA) {
+		h.CA = readCA(get("cacert"), get("crl"))
+	}
+	if s.has(RoleLB) {
+		h.Pool = readPool(get("lbstate"), get("lbstat"))
+	}
+	if s.has(RolePuppetDB) {
+		h.PuppetDB = readPuppetDB(get("pdbstatus"), get("pdbnodes"))
+	}
+}
+
+func readCert(sec section) *Cert {
+	if msg := sec.failure(); msg != "" {
+		return &Cert{Error: msg}
+	}
+	blocks, err := parsePEMs(sec.Body)
+	if err != nil {
+		return &Cert{Error: err.Error()}
+	}
+	return &Cert{NotAfter: blocks[0].Time, SANs: blocks[0].SANs}
+}
+
+func readServer(simple, critical, jruby section) *Server {
+	srv := &Server{}
+	// 503 with the state ("starting", "error") when not running
+	body, code, err := httpBody(simple)
+	switch {
+	case err != nil:
+		srv.Error = err.Error()
+	case body == "":
+		srv.Error = fmt.Sprintf("HTTP %d", code)
+	default:
+		srv.Simple = firstLine(body)
+	}
+	if body, err := httpOK(critical); err != nil {
+		srv.criticalErr = err.Error()
+	} else if all, err := parseCritical(body); err != nil {
+		srv.criticalErr = err.Error()
+	} else {
+		for _, st := range all {
+			if st.State != "running" {
+				srv.NotRunning = append(srv.NotRunning, st)
+			}
+		}
+	}
+	if body, err := httpOK(jruby); err != nil {
+		srv.JRubyError = err.Error()
+	} else if j, err := parseJRuby(body); err != nil {
+		srv.JRubyError = err.Error()
+	} else {
+		srv.JRuby = j
+	}
+	return srv
+}
+
+func readCode(sec section) *Code {
+	if msg := sec.failure(); msg != "" {
+		return &Code{Error: msg, Envs: []Env{}}
+	}
+	envs := parseCode(sec.Body)
+	if envs == nil {
+		envs = []Env{}
+	}
+	return &Code{Envs: envs}
+}
+
+func readCA(certs, crls section) *CA {
+	ca := &CA{Certs: []Expiry{}, CRLs: []Expiry{}}
+	var errs []string
+	for _, x := range []struct {
+		sec  section
+		into *[]Expiry
+		what string
+	}{{certs, &ca.Certs, "CA certificate"}, {crls, &ca.CRLs, "CRL"}} {
+		if msg := x.sec.failure(); msg != "" {
+			errs = append(errs, x.what+": "+msg)
+			continue
+		}
+		blocks, err := parsePEMs(x.sec.Body)
+		if err != nil {
+			errs = append(errs, x.what+": "+err.Error())
+			continue
+		}
+		for _, b := range blocks {
+			*x.into = append(*x.into, Expiry{Name: b.Name, Time: b.Time})
+		}
+	}
+	ca.Error = strings.Join(errs, "; ")
+	return ca
+}
+
+func readPool(state, stat section) *Pool {
+	for _, sec := range []section{state, stat} {
+		if msg := sec.failure(); msg != "" {
+			return &Pool{Error: "admin socket: " + msg, Servers: []PoolServer{}}
+		}
+	}
+	servers, err := parseLB(state.Body, stat.Body)
+	if err != nil {
+		return &Pool{Error: err.Error(), Servers: []PoolServer{}}
+	}
+	return &Pool{Servers: servers}
+}
+
+func readPuppetDB(status, nodes section) *PuppetDB {
+	p := &PuppetDB{}
+	// 503 with the JSON status while starting or in maintenance mode
+	body, code, err := httpBody(status)
+	if err == nil && code != 200 && code != 503 {
+		err = fmt.Errorf("HTTP %d: %s", code, firstLine(body))
+	}
+	if err != nil {
+		p.Error = "status: " + err.Error()
+		return p
+	}
+	if p.State, p.QueueDepth, err = parsePDBStatus(body); err != nil {
+		p.Error = err.Error()
+		return p
+	}
+	body, err = httpOK(nodes)
+	if err == nil {
+		p.Nodes, p.LastCommand, err = parsePDBNodes(body)
+	}
+	if err != nil {
+		p.Error = "nodes query: " + err.Error()
+	}
+	return p
+}
