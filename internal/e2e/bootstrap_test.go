@@ -265,6 +265,7 @@ var scenarios = []scenario{
 	{"upgrade", upgradeScenario},
 	{"upgrade-agents", upgradeAgentsScenario},
 	{"add-compiler", addCompilerScenario},
+	{"status", statusScenario},
 	{"webhook", webhookScenario},
 	{"kill-jvm", killJVMScenario},
 	{"remove-compiler", removeCompilerScenario},
@@ -314,6 +315,7 @@ func day2(t *testing.T, s *site, name string, f func(*testing.T, *site)) {
 	if !t.Run(name, func(t *testing.T) { sub.t = t; f(t, &sub) }) {
 		t.FailNow()
 	}
+	s.inv = sub.inv // a scenario may change the site's inventory (add-compiler)
 	t.Logf("WALL TIME %s: %s", name, time.Since(t0).Round(time.Second))
 }
 

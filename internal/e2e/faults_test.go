@@ -108,6 +108,22 @@ func runsAfter(runs []agentRun, t time.Time) []agentRun {
 	return out
 }
 
-// statusWhileDead is where `troupe status` is checked against a compiler
-// whose JVM is dead.
-func statusWhileDead(ctx context.Context, t *testing.T, s *site, victim string) {}
+// statusWhileDead: `troupe status` flags the compiler whose JVM is dead
+// and exits 1; the other compilers stay ok.
+func statusWhileDead(ctx context.Context, t *testing.T, s *site, victim string) {
+	st, code := s.status(ctx)
+	if code != 1 {
+		t.Errorf("status with %s's JVM dead: exit %d, want 1\n%s", victim, code, st.problems())
+	}
+	for _, c := range s.compilers() {
+		h := st.host(c + ".lab.test")
+		switch {
+		case h == nil:
+			t.Errorf("status has no row for %s", c)
+		case c == victim && h.Level != "bad":
+			t.Errorf("status: %s level %q with its JVM dead\n%s", c, h.Level, st.problems())
+		case c != victim && h.Level == "bad":
+			t.Errorf("status: %s level bad while only %s is dead\n%s", c, victim, st.problems())
+		}
+	}
+}
