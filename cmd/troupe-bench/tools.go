@@ -42,6 +42,7 @@ type benchEnv struct {
 func (e *benchEnv) tools() []tool {
 	return []tool{
 		{Name: "troupe", Label: "troupe", prepare: e.troupeCmd},
+		{Name: "floor", Label: "bare x/crypto/ssh program (floor)", prepare: e.floorCmd},
 		{Name: "openssh", Label: "OpenSSH + ControlMaster, xargs -P N", prepare: e.opensshCmd},
 		{Name: "ansible", Label: "Ansible (forks = N, pipelining)", prepare: e.ansibleCmd},
 	}
@@ -95,12 +96,8 @@ func (e *benchEnv) opensshCmd(dir string, hosts []*host) (*exec.Cmd, error) {
 	if err := os.WriteFile(script, []byte(opensshScript), 0o755); err != nil {
 		return nil, err
 	}
-	var b strings.Builder
-	for _, h := range hosts {
-		fmt.Fprintf(&b, "%d %s\n", h.Port, h.Scratch)
-	}
-	list := filepath.Join(dir, "hosts.txt")
-	if err := os.WriteFile(list, []byte(b.String()), 0o644); err != nil {
+	list, err := writeHostList(dir, hosts)
+	if err != nil {
 		return nil, err
 	}
 	in, err := os.Open(list)
