@@ -163,7 +163,7 @@ const docMarker = "<!-- Everything below is written by cmd/troupe-bench (`just b
 
 const defaultHeader = `# Benchmarks
 
-## Fan-out: troupe vs plain OpenSSH vs Ansible
+## Fan-out: troupe vs a bare Go program, plain OpenSSH and Ansible
 
 Reproduce with ` + "`just bench`" + ` (as root, on Debian 12): it installs the test
 dependencies (Debian's openssh-server and ansible among them), builds
@@ -178,7 +178,7 @@ What it does: it starts N real sshd (Debian's ` + "`/usr/sbin/sshd`" + `, via
 ` + "`internal/sshtest`" + `) on 127.0.0.1, one per target, each with its own scratch
 directory, and runs the same four steps on all N with each tool: ` + "`echo hello`" + `,
 touch a file, upload a 10 KiB file (fixed-seed random bytes), ` + "`sha256sum`" + ` it
-into a file. All three log in as the unprivileged ` + "`troupe-test`" + ` user without
+into a file. All of them log in as the unprivileged ` + "`troupe-test`" + ` user without
 sudo, with strict host key checking against the servers' real keys. Every
 run is checked afterwards (every target must hold the file and its right
 checksum), and the scratch directories are emptied before each run so that
@@ -188,6 +188,11 @@ every run does the full work.
   (the plan is ` + "`fixtures/bench/plans/fanout.yaml`" + `; the host var ` + "`troupe_lock`" + `
   puts each host's run lock in its scratch directory, as the targets share
   one ` + "`/tmp`" + `).
+- **floor**: a bare Go program (` + "`cmd/troupe-bench/floor.go`" + `: the bench binary
+  itself, started with ` + "`-floor`" + `): one golang.org/x/crypto/ssh connection per
+  host, all hosts at once, three exec sessions and one SFTP write, and nothing
+  else (no lock, no probes, no temp file and rename, no report): the least SSH
+  work the four steps need. *Wall vs floor* is what troupe's extras cost.
 - **OpenSSH**: a per-host shell script run by ` + "`xargs -P N`" + `: open a
   ControlMaster, three ` + "`ssh`" + ` commands and one ` + "`scp`" + ` over it, close it.
 - **Ansible**: a four-task playbook, ` + "`forks = N`" + `, ` + "`pipelining = True`" + `,
@@ -204,8 +209,9 @@ somewhat. *Client CPU* is the CPU time of that tree; *machine CPU* is all
 busy CPU time on the machine during the run, the sshd side included: the
 servers share the client's CPUs here, so at N = 200 every tool saturates
 the machine and a tool's wall time depends on how much sshd work (sessions
-per host) it causes as well as on its own. troupe and OpenSSH run several
-times, alternating, and the fastest run is shown; Ansible runs once.
+per host) it causes as well as on its own. troupe, the floor and OpenSSH run
+three times each, taking turns, and the run of median wall time is
+shown; Ansible runs once.
 
 `
 

@@ -173,10 +173,9 @@ func (l *locks) heartbeat() {
 			return
 		case <-t.C:
 			for name, c := range l.conns {
-				if fo := l.files[name]; fo != nil {
-					// rewritten rather than given a time: SFTP would set this
-					// machine's clock, a write is stamped by the host's, as touch is
-					_ = fo.WriteFile(l.paths[name]+"/owner", []byte(l.token+"\n"), 0o600)
+				// rewritten rather than given a time: SFTP would set this
+				// machine's clock, a write is stamped by the host's, as touch is
+				if fo := l.files[name]; fo != nil && fo.WriteFile(l.paths[name]+"/owner", []byte(l.token+"\n"), 0o600) == nil {
 					continue
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), lockBeat)
@@ -202,8 +201,7 @@ func (l *locks) release() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if fo != nil {
-				releaseFiles(fo, path, l.token)
+			if fo != nil && releaseFiles(fo, path, l.token) == nil {
 				return
 			}
 			p := render.ShellQuote(path)

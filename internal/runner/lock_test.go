@@ -154,11 +154,15 @@ func TestLockOverSFTP(t *testing.T) {
 	if _, _, err := lockOne(ctx, user, l, "run two"); err != nil {
 		t.Errorf("a stale lock must be taken over: %v", err)
 	}
-	releaseFiles(fo, l, "run one") // not ours any more: kept
+	if err := releaseFiles(fo, l, "run one"); err != nil { // not ours any more: kept
+		t.Error(err)
+	}
 	if b, _ := os.ReadFile(filepath.Join(l, "owner")); string(b) != "run two\n" {
 		t.Errorf("owner %q after releasing someone else's lock", b)
 	}
-	releaseFiles(fo, l, "run two")
+	if err := releaseFiles(fo, l, "run two"); err != nil {
+		t.Error(err)
+	}
 	if exists(l) {
 		t.Error("lock not released")
 	}

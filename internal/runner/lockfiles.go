@@ -132,9 +132,15 @@ func hostNow(fo transport.FileOps, dir string) (time.Time, error) {
 	return a.ModTime, err
 }
 
-// releaseFiles removes the lock l if it is still ours.
-func releaseFiles(fo transport.FileOps, l, token string) {
-	if b, err := fo.ReadFile(l+"/owner", 4096); err == nil && string(b) == token+"\n" {
-		_ = fo.RemoveAll(l)
+// releaseFiles removes the lock l if it is still ours. An error means it
+// could not tell or could not remove it.
+func releaseFiles(fo transport.FileOps, l, token string) error {
+	b, err := fo.ReadFile(l+"/owner", 4096)
+	if errors.Is(err, fs.ErrNotExist) || err == nil && string(b) != token+"\n" {
+		return nil // gone, or taken over as stale: not ours
 	}
+	if err != nil {
+		return err
+	}
+	return fo.RemoveAll(l)
 }

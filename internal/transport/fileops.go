@@ -59,27 +59,30 @@ type FileOpener interface {
 var ErrNoFileOps = errors.New("file operations over SFTP run as the login user, not through sudo")
 
 // FileOps returns the connection's file operations (see FileOpener). It
-// fails when the host has no SFTP subsystem.
+// fails when the host has no SFTP subsystem. They outlive a broken SFTP
+// channel: the next operation opens a new one.
 func (c *sshConn) FileOps(sudo bool) (FileOps, error) {
 	if sudo && !c.root {
 		return nil, ErrNoFileOps
 	}
-	sc, err := c.sftpClient()
-	if err != nil {
+	if _, err := c.sftpClient(); err != nil {
 		return nil, c.connErr(fmt.Errorf("sftp: %w", err))
 	}
-	return sftpOps{c, sc}, nil
+	return sftpOps{c}, nil
 }
 
-type sftpOps struct {
-	c  *sshConn
-	sc *sftp.Client
-}
+type sftpOps struct{ c *sshConn }
 
-// done forgets a broken sftp client (see sftpFailed) and passes err on.
-func (o sftpOps) done(err error) error {
+// do runs op on the connection's sftp client, forgetting a broken one (see
+// sftpFailed).
+func (o sftpOps) do(op func(sc *sftp.Client) error) error {
+	sc, err := o.c.sftpClient()
 	if err != nil {
-		o.c.sftpFailed(o.sc, err)
+		return err
+	}
+	err = op(sc)
+	if err != nil {
+		o.c.sftpFailed(sc, err)
 	}
 	return err
 }
@@ -88,65 +91,81 @@ func (o sftpOps) Identity() (string, uint32, error) {
 	if o.c.root {
 		return "root", 0, nil
 	}
-	home, err := o.sc.Getwd() // sftp-server starts in the home directory
+	var home string
+	err := o.do(func(sc *sftp.Client) (err error) {
+		home, err = sc.Getwd() // sftp-server starts in the home directory
+		return err
+	})
 	if err != nil {
-		return "", 0, o.done(err)
+		return "", 0, err
 	}
 	a, err := o.Lstat(home)
 	return o.c.cfg.User, a.UID, err
 }
 
-func (o sftpOps) Lstat(p string) (Attrs, error) {
-	fi, err := o.sc.Lstat(p)
-	if err != nil {
-		return Attrs{}, o.done(err)
-	}
-	a := Attrs{Mode: fi.Mode(), ModTime: fi.ModTime()}
-	if st, ok := fi.Sys().(*sftp.FileStat); ok {
-		a.UID, a.GID, a.Perm = st.UID, st.GID, st.Mode&0o7777
-	}
-	return a, nil
+func (o sftpOps) Lstat(p string) (a Attrs, err error) {
+	err = o.do(func(sc *sftp.Client) error {
+		fi, err := sc.Lstat(p)
+		if err != nil {
+			return err
+		}
+		a = Attrs{Mode: fi.Mode(), ModTime: fi.ModTime()}
+		if st, ok := fi.Sys().(*sftp.FileStat); ok {
+			a.UID, a.GID, a.Perm = st.UID, st.GID, st.Mode&0o7777
+		}
+		return nil
+	})
+	return a, err
 }
 
 func (o sftpOps) Mkdir(p string, mode fs.FileMode) error {
-	if err := o.sc.Mkdir(p); err != nil {
-		return o.done(err)
-	}
-	return o.done(o.sc.Chmod(p, mode))
+	return o.do(func(sc *sftp.Client) error {
+		if err := sc.Mkdir(p); err != nil {
+			return err
+		}
+		return sc.Chmod(p, mode)
+	})
 }
 
-func (o sftpOps) ReadFile(p string, limit int64) ([]byte, error) {
-	fh, err := o.sc.Open(p)
-	if err != nil {
-		return nil, o.done(err)
-	}
-	defer fh.Close()
-	b, err := io.ReadAll(io.LimitReader(fh, limit))
-	return b, o.done(err)
+func (o sftpOps) ReadFile(p string, limit int64) (b []byte, err error) {
+	err = o.do(func(sc *sftp.Client) error {
+		fh, err := sc.Open(p)
+		if err != nil {
+			return err
+		}
+		defer fh.Close()
+		b, err = io.ReadAll(io.LimitReader(fh, limit))
+		return err
+	})
+	return b, err
 }
 
 func (o sftpOps) WriteFile(p string, b []byte, mode fs.FileMode) error {
-	fh, err := o.sc.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
-	if err != nil {
-		return o.done(err)
-	}
-	_, err = fh.ReadFrom(bytes.NewReader(b))
-	if err == nil {
-		err = fh.Chmod(mode)
-	}
-	if cerr := fh.Close(); err == nil {
-		err = cerr
-	}
-	return o.done(err)
+	return o.do(func(sc *sftp.Client) error {
+		fh, err := sc.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
+		if err != nil {
+			return err
+		}
+		_, err = fh.ReadFrom(bytes.NewReader(b))
+		if err == nil {
+			err = fh.Chmod(mode)
+		}
+		if cerr := fh.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	})
 }
 
 func (o sftpOps) Rename(oldPath, newPath string) error {
-	if _, ok := o.sc.HasExtension("posix-rename@openssh.com"); ok {
-		return o.done(o.sc.PosixRename(oldPath, newPath))
-	}
-	return o.done(o.sc.Rename(oldPath, newPath))
+	return o.do(func(sc *sftp.Client) error {
+		if _, ok := sc.HasExtension("posix-rename@openssh.com"); ok {
+			return sc.PosixRename(oldPath, newPath)
+		}
+		return sc.Rename(oldPath, newPath)
+	})
 }
 
 func (o sftpOps) RemoveAll(p string) error {
-	return o.done(o.sc.RemoveAll(path.Clean(p)))
+	return o.do(func(sc *sftp.Client) error { return sc.RemoveAll(path.Clean(p)) })
 }
