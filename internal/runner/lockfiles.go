@@ -64,9 +64,6 @@ func lockFiles(fo transport.FileOps, l, token string) (lock string, decided bool
 		return unsafe("%s (uid %d, mode %o) is writable by others than %s and root: another user could redirect the lock",
 			d, da.UID, da.Perm, who)
 	}
-	if a, err := fo.Lstat(l); err == nil && !a.Mode.IsDir() {
-		return unsafe("%s is not a lock directory", l)
-	}
 	owner := []byte(token + "\n")
 	take := func() (bool, error) {
 		if fo.Mkdir(l, 0o700) != nil {
@@ -80,6 +77,9 @@ func lockFiles(fo transport.FileOps, l, token string) (lock string, decided bool
 	}
 	if ok, err := take(); ok || err != nil {
 		return l, true, err
+	}
+	if a, err := fo.Lstat(l); err == nil && !a.Mode.IsDir() {
+		return unsafe("%s is not a lock directory", l)
 	}
 	now, err := hostNow(fo, d)
 	if err != nil {
@@ -142,5 +142,8 @@ func releaseFiles(fo transport.FileOps, l, token string) error {
 	if err != nil {
 		return err
 	}
-	return fo.RemoveAll(l)
+	if err := fo.Remove(l + "/owner"); err != nil {
+		return err
+	}
+	return fo.Remove(l)
 }

@@ -28,13 +28,15 @@ type FileOps interface {
 	Lstat(p string) (Attrs, error)
 	// Mkdir makes one directory with mode; it fails when p exists in any form.
 	Mkdir(p string, mode fs.FileMode) error
-	// ReadFile reads up to limit bytes of p.
-	ReadFile(p string, limit int64) ([]byte, error)
+	// ReadFile reads up to limit bytes of a small file p in one request.
+	ReadFile(p string, limit int) ([]byte, error)
 	// WriteFile creates or truncates p and writes b, stamped by the host's
 	// clock, with mode for a new file.
 	WriteFile(p string, b []byte, mode fs.FileMode) error
 	// Rename is rename(2) on the host.
 	Rename(oldPath, newPath string) error
+	// Remove removes a file or an empty directory.
+	Remove(p string) error
 	// RemoveAll removes p and, if it is a directory, what it holds.
 	RemoveAll(p string) error
 }
@@ -127,14 +129,19 @@ func (o sftpOps) Mkdir(p string, mode fs.FileMode) error {
 	})
 }
 
-func (o sftpOps) ReadFile(p string, limit int64) (b []byte, err error) {
+func (o sftpOps) ReadFile(p string, limit int) (b []byte, err error) {
 	err = o.do(func(sc *sftp.Client) error {
 		fh, err := sc.Open(p)
 		if err != nil {
 			return err
 		}
 		defer fh.Close()
-		b, err = io.ReadAll(io.LimitReader(fh, limit))
+		b = make([]byte, limit)
+		n, err := fh.Read(b) // sftp-server answers a read of a regular file in full
+		if errors.Is(err, io.EOF) {
+			err = nil
+		}
+		b = b[:n]
 		return err
 	})
 	return b, err
@@ -164,6 +171,10 @@ func (o sftpOps) Rename(oldPath, newPath string) error {
 		}
 		return sc.Rename(oldPath, newPath)
 	})
+}
+
+func (o sftpOps) Remove(p string) error {
+	return o.do(func(sc *sftp.Client) error { return sc.Remove(p) })
 }
 
 func (o sftpOps) RemoveAll(p string) error {
