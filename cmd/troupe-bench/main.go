@@ -1,7 +1,8 @@
 // Command troupe-bench is `just bench`: the fan-out benchmark. It starts N
 // real sshd on loopback (Debian's /usr/sbin/sshd, one per target, each with
 // its own scratch directory) and runs the same four steps on all of them
-// with troupe, with plain OpenSSH (one ControlMaster per host, fanned out by
+// with troupe, with a bare Go program on golang.org/x/crypto/ssh (the floor:
+// floor.go), with plain OpenSSH (one ControlMaster per host, fanned out by
 // xargs -P N) and with Ansible (forks = N, pipelining), measuring the wall
 // time and the peak summed RSS of each tool's whole process tree. It prints
 // a table and writes it into docs/benchmarks.md.
@@ -13,6 +14,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -46,17 +48,24 @@ type options struct {
 
 func main() {
 	var o options
-	var ns, tools string
+	var ns, tools, floor string
 	flag.StringVar(&o.troupe, "troupe", "bin/troupe", "the troupe binary to measure")
 	flag.StringVar(&ns, "n", "50,200", "comma-separated target counts")
 	flag.StringVar(&o.out, "out", "", "write the results into this markdown file (e.g. docs/benchmarks.md); empty: stdout only")
 	flag.StringVar(&o.content, "content", "fixtures/bench", "troupe --content directory holding plans/fanout.yaml")
-	flag.IntVar(&o.repeat, "repeat", 3, "runs of troupe and of OpenSSH per N (the fastest is reported); Ansible runs once")
-	flag.StringVar(&tools, "tools", "troupe,openssh,ansible", "comma-separated tools to run")
+	flag.IntVar(&o.repeat, "repeat", 3, "runs of troupe, the floor and OpenSSH per N (the median is reported); Ansible runs once")
+	flag.StringVar(&tools, "tools", "troupe,floor,openssh,ansible", "comma-separated tools to run")
 	flag.DurationVar(&o.interval, "interval", 20*time.Millisecond, "memory sampling interval")
 	flag.BoolVar(&o.keep, "keep", false, "keep the scratch directory (and leave its path on stderr)")
 	flag.StringVar(&o.sshdConf, "sshd-config", "", "extra sshd_config lines for every server (diagnostics, e.g. \"LogLevel DEBUG1\")")
+	flag.StringVar(&floor, "floor", "", "internal: be the floor program for the hosts listed in this file (see floor.go)")
 	flag.Parse()
+	if floor != "" {
+		if err := runFloor(floor); err != nil {
+			fatalf("floor: %v", err)
+		}
+		return
+	}
 	for _, s := range strings.Split(ns, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n < 1 || n > 1000 {
@@ -67,10 +76,10 @@ func main() {
 	o.tools = map[string]bool{}
 	for _, t := range strings.Split(tools, ",") {
 		switch t = strings.TrimSpace(t); t {
-		case "troupe", "openssh", "ansible":
+		case "troupe", "floor", "openssh", "ansible":
 			o.tools[t] = true
 		default:
-			fatalf("-tools: unknown tool %q (troupe, openssh, ansible)", t)
+			fatalf("-tools: unknown tool %q (troupe, floor, openssh, ansible)", t)
 		}
 	}
 	if o.repeat < 1 {
@@ -93,13 +102,13 @@ func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
 }
 
-// result is the fastest measured run of one tool at one N.
+// result is the measured runs of one tool at one N.
 type result struct {
-	Tool  string
-	N     int
-	Runs  []measurement
-	Best  measurement
-	Error string // the failure, when the tool did not do the work
+	Tool   string
+	N      int
+	Runs   []measurement
+	Median measurement // the run of median wall time (of an even count, the faster middle one)
+	Error  string      // the failure, when the tool did not do the work
 }
 
 func run(ctx context.Context, o options) error {
@@ -194,7 +203,7 @@ func run(ctx context.Context, o options) error {
 			byTool[t.Name] = r
 			results = append(results, r)
 		}
-		// troupe and OpenSSH alternate, repeat times; Ansible once, last.
+		// troupe, the floor and OpenSSH take turns, repeat times; Ansible once, last.
 		for rep := range o.repeat {
 			for _, t := range order {
 				r := byTool[t.Name]
@@ -280,9 +289,8 @@ func runOnce(ctx context.Context, o options, env *benchEnv, t tool, hosts []*hos
 		return nil
 	}
 	r.Runs = append(r.Runs, ms)
-	if r.Best.Wall == 0 || ms.Wall < r.Best.Wall {
-		r.Best = ms
-	}
+	byWall := slices.SortedFunc(slices.Values(r.Runs), func(a, b measurement) int { return cmp.Compare(a.Wall, b.Wall) })
+	r.Median = byWall[(len(byWall)-1)/2]
 	logf("%-8s N=%-4d run %d: %6.2fs  peak %7.1f MiB, %d processes; CPU: client %.1fs, machine %.1fs; %d samples, sampler CPU %.2fs",
 		t.Name, len(hosts), rep+1, ms.Wall.Seconds(), mib(ms.PeakRSS), ms.PeakProcs,
 		ms.ClientCPU.Seconds(), ms.MachineCPU.Seconds(), ms.Samples, ms.SamplerCPU.Seconds())

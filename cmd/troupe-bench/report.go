@@ -69,6 +69,7 @@ func firstLine(c *exec.Cmd) string {
 
 var toolLabels = map[string]string{
 	"troupe":  "troupe",
+	"floor":   "floor: bare x/crypto/ssh program",
 	"openssh": "OpenSSH ControlMaster + `xargs -P N`",
 	"ansible": "Ansible (forks = N, pipelining)",
 }
@@ -87,33 +88,34 @@ func secs(d time.Duration) string { return fmt.Sprintf("%.2f", d.Seconds()) }
 // renderTable is the results as a markdown table (also what stdout shows).
 func renderTable(results []*result, ns []int) string {
 	var b strings.Builder
-	b.WriteString("| N | tool | wall s (best) | all runs, s | peak RSS of the tree, MiB | processes at peak | client CPU s | machine CPU s | wall vs troupe | memory vs troupe |\n")
-	b.WriteString("|---:|---|---:|---|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| N | tool | wall s (median) | all runs, s | peak RSS of the tree, MiB | processes at peak | client CPU s | machine CPU s | wall vs troupe | wall vs floor | memory vs troupe |\n")
+	b.WriteString("|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, n := range ns {
-		tr := find(results, "troupe", n)
+		tr, fl := find(results, "troupe", n), find(results, "floor", n)
+		ratio := func(r, to *result, of func(measurement) float64) string {
+			if to == nil {
+				return "–"
+			}
+			return fmt.Sprintf("%.2f×", of(r.Median)/of(to.Median))
+		}
+		wall := func(m measurement) float64 { return m.Wall.Seconds() }
+		rss := func(m measurement) float64 { return float64(m.PeakRSS) }
 		for _, r := range results {
 			if r.N != n {
 				continue
 			}
 			if r.Error != "" || len(r.Runs) == 0 {
-				fmt.Fprintf(&b, "| %d | %s | failed | | | | | | | |\n", n, toolLabels[r.Tool])
+				fmt.Fprintf(&b, "| %d | %s | failed | | | | | | | | |\n", n, toolLabels[r.Tool])
 				continue
 			}
 			var all []string
 			for _, m := range r.Runs {
 				all = append(all, secs(m.Wall))
 			}
-			wr, mr := "1.0×", "1.0×"
-			if r.Tool != "troupe" {
-				wr, mr = "–", "–"
-				if tr != nil {
-					wr = fmt.Sprintf("%.1f×", r.Best.Wall.Seconds()/tr.Best.Wall.Seconds())
-					mr = fmt.Sprintf("%.1f×", float64(r.Best.PeakRSS)/float64(tr.Best.PeakRSS))
-				}
-			}
-			fmt.Fprintf(&b, "| %d | %s | %s | %s | %.1f | %d | %.1f | %.1f | %s | %s |\n", n, toolLabels[r.Tool], secs(r.Best.Wall),
-				strings.Join(all, ", "), mib(r.Best.PeakRSS), r.Best.PeakProcs,
-				r.Best.ClientCPU.Seconds(), r.Best.MachineCPU.Seconds(), wr, mr)
+			fmt.Fprintf(&b, "| %d | %s | %s | %s | %.1f | %d | %.1f | %.1f | %s | %s | %s |\n", n, toolLabels[r.Tool], secs(r.Median.Wall),
+				strings.Join(all, ", "), mib(r.Median.PeakRSS), r.Median.PeakProcs,
+				r.Median.ClientCPU.Seconds(), r.Median.MachineCPU.Seconds(),
+				ratio(r, tr, wall), ratio(r, fl, wall), ratio(r, tr, rss))
 		}
 	}
 	return b.String()
@@ -134,20 +136,26 @@ func renderTargets(results []*result) string {
 		}
 		return "**not met**"
 	}
+	if r := find(results, "floor", n); r != nil {
+		x := tr.Median.Wall.Seconds() / r.Median.Wall.Seconds()
+		fmt.Fprintf(&b, "- within 1.3× of the bare x/crypto/ssh program (the floor): %.2f× — %s\n", x, met(x <= 1.3))
+	} else {
+		b.WriteString("- within 1.3× of the bare x/crypto/ssh program (the floor): not measured\n")
+	}
 	if r := find(results, "openssh", n); r != nil {
-		x := r.Best.Wall.Seconds() / tr.Best.Wall.Seconds()
+		x := r.Median.Wall.Seconds() / tr.Median.Wall.Seconds()
 		fmt.Fprintf(&b, "- at least 2× faster than the plain-OpenSSH fan-out: %.1f× — %s\n", x, met(x >= 2))
 	} else {
 		b.WriteString("- at least 2× faster than the plain-OpenSSH fan-out: not measured\n")
 	}
 	if r := find(results, "ansible", n); r != nil {
-		x := r.Best.Wall.Seconds() / tr.Best.Wall.Seconds()
+		x := r.Median.Wall.Seconds() / tr.Median.Wall.Seconds()
 		fmt.Fprintf(&b, "- at least 20× faster than Ansible: %.1f× — %s\n", x, met(x >= 20))
 	} else {
 		b.WriteString("- at least 20× faster than Ansible: not measured\n")
 	}
 	fmt.Fprintf(&b, "- peak memory under 100 MB: %.1f MB (%.1f MiB) — %s\n",
-		float64(tr.Best.PeakRSS)/1e6, mib(tr.Best.PeakRSS), met(tr.Best.PeakRSS < 100e6))
+		float64(tr.Median.PeakRSS)/1e6, mib(tr.Median.PeakRSS), met(tr.Median.PeakRSS < 100e6))
 	return b.String()
 }
 
@@ -155,7 +163,7 @@ const docMarker = "<!-- Everything below is written by cmd/troupe-bench (`just b
 
 const defaultHeader = `# Benchmarks
 
-## Fan-out: troupe vs plain OpenSSH vs Ansible
+## Fan-out: troupe vs a bare Go program, plain OpenSSH and Ansible
 
 Reproduce with ` + "`just bench`" + ` (as root, on Debian 12): it installs the test
 dependencies (Debian's openssh-server and ansible among them), builds
@@ -170,7 +178,7 @@ What it does: it starts N real sshd (Debian's ` + "`/usr/sbin/sshd`" + `, via
 ` + "`internal/sshtest`" + `) on 127.0.0.1, one per target, each with its own scratch
 directory, and runs the same four steps on all N with each tool: ` + "`echo hello`" + `,
 touch a file, upload a 10 KiB file (fixed-seed random bytes), ` + "`sha256sum`" + ` it
-into a file. All three log in as the unprivileged ` + "`troupe-test`" + ` user without
+into a file. All of them log in as the unprivileged ` + "`troupe-test`" + ` user without
 sudo, with strict host key checking against the servers' real keys. Every
 run is checked afterwards (every target must hold the file and its right
 checksum), and the scratch directories are emptied before each run so that
@@ -180,6 +188,11 @@ every run does the full work.
   (the plan is ` + "`fixtures/bench/plans/fanout.yaml`" + `; the host var ` + "`troupe_lock`" + `
   puts each host's run lock in its scratch directory, as the targets share
   one ` + "`/tmp`" + `).
+- **floor**: a bare Go program (` + "`cmd/troupe-bench/floor.go`" + `: the bench binary
+  itself, started with ` + "`-floor`" + `): one golang.org/x/crypto/ssh connection per
+  host, all hosts at once, three exec sessions and one SFTP write, and nothing
+  else (no lock, no probes, no temp file and rename, no report): the least SSH
+  work the four steps need. *Wall vs floor* is what troupe's extras cost.
 - **OpenSSH**: a per-host shell script run by ` + "`xargs -P N`" + `: open a
   ControlMaster, three ` + "`ssh`" + ` commands and one ` + "`scp`" + ` over it, close it.
 - **Ansible**: a four-task playbook, ` + "`forks = N`" + `, ` + "`pipelining = True`" + `,
@@ -196,8 +209,9 @@ somewhat. *Client CPU* is the CPU time of that tree; *machine CPU* is all
 busy CPU time on the machine during the run, the sshd side included: the
 servers share the client's CPUs here, so at N = 200 every tool saturates
 the machine and a tool's wall time depends on how much sshd work (sessions
-per host) it causes as well as on its own. troupe and OpenSSH run several
-times, alternating, and the fastest run is shown; Ansible runs once.
+per host) it causes as well as on its own. troupe, the floor and OpenSSH run
+three times each, taking turns, and the run of median wall time is
+shown; Ansible runs once.
 
 `
 
@@ -216,12 +230,12 @@ func writeDoc(path string, m machine, o options, results []*result) error {
 	fmt.Fprintf(&b, "### Results (%s)\n\n", m.Date)
 	fmt.Fprintf(&b, "Machine: %d CPUs (%s), %s RAM, Linux %s, %s.  \n", m.CPUs, m.CPU, m.RAM, m.Kernel, m.OS)
 	fmt.Fprintf(&b, "Versions: %s; %s; %s; bench built with %s.  \n", m.Troupe, m.OpenSSH, m.Ansible, m.Go)
-	fmt.Fprintf(&b, "Runs per N: troupe and OpenSSH %d (fastest shown), Ansible 1; memory sampled every %s.\n\n", o.repeat, o.interval)
+	fmt.Fprintf(&b, "Runs per N: troupe, the floor and OpenSSH %d each, taking turns (the median run shown), Ansible 1; memory sampled every %s.\n\n", o.repeat, o.interval)
 	b.WriteString(renderTable(results, o.ns))
 	b.WriteString("\n")
 	for _, n := range o.ns {
 		if r := find(results, "troupe", n); r != nil {
-			fmt.Fprintf(&b, "troupe's own process at N = %d peaked at %.1f MiB RSS.  \n", n, mib(r.Best.PeakTool))
+			fmt.Fprintf(&b, "troupe's own process at N = %d peaked at %.1f MiB RSS.  \n", n, mib(r.Median.PeakTool))
 		}
 	}
 	var worst float64

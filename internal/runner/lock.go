@@ -37,6 +37,7 @@ const (
 type locks struct {
 	conns  map[string]transport.Conn
 	paths  map[string]string
+	files  map[string]transport.FileOps // hosts locked over SFTP (see lockFiles)
 	token  string
 	stop   chan struct{}
 	wg     sync.WaitGroup
@@ -53,7 +54,7 @@ func acquireLocks(ctx context.Context, p *pool, hosts []*inventory.Host, planNam
 	}
 	machine, _ := os.Hostname()
 	token := fmt.Sprintf("troupe run %s by %s@%s pid %d since %s", planName, who, machine, os.Getpid(), time.Now().UTC().Format(time.RFC3339))
-	l := &locks{conns: map[string]transport.Conn{}, paths: map[string]string{}, token: token, stop: make(chan struct{})}
+	l := &locks{conns: map[string]transport.Conn{}, paths: map[string]string{}, files: map[string]transport.FileOps{}, token: token, stop: make(chan struct{})}
 	var mu sync.Mutex
 	var refusals []string
 	var wg sync.WaitGroup
@@ -66,7 +67,7 @@ func acquireLocks(ctx context.Context, p *pool, hosts []*inventory.Host, planNam
 		wg.Add(1)
 		go func(name string, c transport.Conn) {
 			defer wg.Done()
-			path, err := lockOne(ctx, c, path, token)
+			path, fo, err := lockOne(ctx, c, path, token)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -75,6 +76,9 @@ func acquireLocks(ctx context.Context, p *pool, hosts []*inventory.Host, planNam
 			}
 			l.conns[name] = c
 			l.paths[name] = path
+			if fo != nil {
+				l.files[name] = fo
+			}
 		}(h.Name, c)
 	}
 	wg.Wait()
@@ -125,8 +129,20 @@ if [ "$a" -gt "$stale" ]; then
 fi
 printf 'held %s\n%s\n%s\n' "$a" "$l" "$(head -c 300 "$l/owner" 2>/dev/null | tr -d '\n')"`
 
-// lockOne takes the lock on one host and returns its path there.
-func lockOne(ctx context.Context, c transport.Conn, path, token string) (string, error) {
+// lockOne takes the lock on one host and returns its path there, and the
+// file operations it was taken with (nil: it was taken with lockScript).
+func lockOne(ctx context.Context, c transport.Conn, path, token string) (string, transport.FileOps, error) {
+	if fo := fileOps(c); fo != nil {
+		if l, decided, err := lockFiles(fo, path, token); decided {
+			return l, fo, err
+		}
+	}
+	l, err := lockShell(ctx, c, path, token)
+	return l, nil, err
+}
+
+// lockShell takes the lock with lockScript, in a session of its own.
+func lockShell(ctx context.Context, c transport.Conn, path, token string) (string, error) {
 	script := "sh -s -- " + render.ShellQuote(path) + " " + render.ShellQuote(token) + " " + strconv.Itoa(int(lockStale.Seconds()))
 	res, err := c.Run(ctx, transport.Cmd{Command: script, Stdin: strings.NewReader(lockScript)})
 	if err != nil {
@@ -157,6 +173,11 @@ func (l *locks) heartbeat() {
 			return
 		case <-t.C:
 			for name, c := range l.conns {
+				// rewritten rather than given a time: SFTP would set this
+				// machine's clock, a write is stamped by the host's, as touch is
+				if fo := l.files[name]; fo != nil && fo.WriteFile(l.paths[name]+"/owner", []byte(l.token+"\n"), 0o600) == nil {
+					continue
+				}
 				ctx, cancel := context.WithTimeout(context.Background(), lockBeat)
 				c.Run(ctx, transport.Cmd{Command: "touch " + render.ShellQuote(l.paths[name]+"/owner")})
 				cancel()
@@ -176,14 +197,18 @@ func (l *locks) release() {
 	q := render.ShellQuote(l.token)
 	var wg sync.WaitGroup
 	for name, c := range l.conns {
-		p := render.ShellQuote(l.paths[name])
+		path, fo := l.paths[name], l.files[name]
 		wg.Add(1)
-		go func(c transport.Conn) {
+		go func() {
 			defer wg.Done()
+			if fo != nil && releaseFiles(fo, path, l.token) == nil {
+				return
+			}
+			p := render.ShellQuote(path)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			c.Run(ctx, transport.Cmd{Command: fmt.Sprintf(`[ "$(cat %s/owner 2>/dev/null)" = %s ] && rm -rf %s; true`, p, q, p)})
-		}(c)
+		}()
 	}
 	wg.Wait()
 }

@@ -7,7 +7,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/troupe/troupe/internal/inventory"
 	"github.com/troupe/troupe/internal/plan"
@@ -16,6 +18,7 @@ import (
 	"github.com/troupe/troupe/internal/secret"
 	"github.com/troupe/troupe/internal/sshtest"
 	"github.com/troupe/troupe/internal/step"
+	"github.com/troupe/troupe/internal/transport"
 )
 
 // The lock cannot be redirected by another user, against Debian's real sshd:
@@ -113,4 +116,82 @@ steps:
 
 func runAs(user, cmd string) ([]byte, error) {
 	return exec.Command("runuser", "-u", user, "--", "sh", "-c", cmd).CombinedOutput()
+}
+
+// Over Debian's real sshd the lock is taken, refused, taken over when stale
+// and released over the connection's SFTP channel (no session of its own),
+// as the login user; a directory that user does not own is still refused.
+func TestLockOverSFTP(t *testing.T) {
+	o := sshtest.StartOpenSSH(t, sshtest.OpenSSHOptions{})
+	ctx := context.Background()
+	user, err := transport.Dial(ctx, o.User)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer user.Close()
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	mine := filepath.Join(dir, "mine")
+	os.Mkdir(mine, 0o755)
+	if out, err := exec.Command("chown", sshtest.TestUser, mine).CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	l := filepath.Join(mine, "troupe.lock")
+
+	got, fo, err := lockOne(ctx, user, l, "run one")
+	if err != nil || got != l || fo == nil {
+		t.Fatalf("lockOne = %q, %v, %v; want %q taken over SFTP", got, fo, err, l)
+	}
+	fi, err := os.Stat(filepath.Join(l, "owner"))
+	if err != nil || fi.Sys().(*syscall.Stat_t).Uid == 0 {
+		t.Fatalf("owner file %v, %v: want it written by %s", fi, err, sshtest.TestUser)
+	}
+	if _, _, err := lockOne(ctx, user, l, "run two"); err == nil || !strings.Contains(err.Error(), `locked by "run one"`) {
+		t.Errorf("a held lock: want a refusal naming its holder, got %v", err)
+	}
+	old := time.Now().Add(-2 * lockStale)
+	os.Chtimes(filepath.Join(l, "owner"), old, old)
+	if _, _, err := lockOne(ctx, user, l, "run two"); err != nil {
+		t.Errorf("a stale lock must be taken over: %v", err)
+	}
+	if err := releaseFiles(fo, l, "run one"); err != nil { // not ours any more: kept
+		t.Error(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(l, "owner")); string(b) != "run two\n" {
+		t.Errorf("owner %q after releasing someone else's lock", b)
+	}
+	if err := releaseFiles(fo, l, "run two"); err != nil {
+		t.Error(err)
+	}
+	if exists(l) {
+		t.Error("lock not released")
+	}
+	if left, _ := filepath.Glob(filepath.Join(mine, "*")); len(left) != 0 {
+		t.Errorf("left behind: %v", left)
+	}
+
+	// a root run locks over SFTP too, private to root
+	root, err := transport.Dial(ctx, o.Root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	rl := filepath.Join(dir, "root.lock")
+	if got, fo, err := lockOne(ctx, root, rl, "run root"); err != nil || fo == nil || got != rl {
+		t.Fatalf("root: lockOne = %q, %v, %v", got, fo, err)
+	}
+	for p, want := range map[string]os.FileMode{rl: 0o700 | os.ModeDir, filepath.Join(rl, "owner"): 0o600} {
+		if fi, err := os.Lstat(p); err != nil || fi.Mode() != want || fi.Sys().(*syscall.Stat_t).Uid != 0 {
+			t.Errorf("%s: %v %v, want root's, mode %v", p, fi.Mode(), err, want)
+		}
+	}
+
+	// a directory another user owns is refused (by lockScript: the uid
+	// SFTP guessed might be wrong)
+	other := filepath.Join(dir, "other")
+	os.Mkdir(other, 0o755)
+	os.Chown(other, 1, 1)
+	if _, _, err := lockOne(ctx, user, filepath.Join(other, "troupe.lock"), "run four"); err == nil || !strings.Contains(err.Error(), "writable by others") {
+		t.Errorf("a directory owned by another user: want a refusal, got %v", err)
+	}
 }

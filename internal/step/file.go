@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 
 	"github.com/troupe/troupe/internal/render"
@@ -47,12 +48,11 @@ func (f *File) Run(ctx context.Context, x *Exec) (Result, error) {
 		return Result{}, err
 	}
 	q := render.ShellQuote(path)
-	st, err := x.Probe(ctx, "stat -c '%F|%a|%U|%G' "+q+" 2>/dev/null")
+	parts, err := statPath(ctx, x, path, owner != "" || group != "")
 	if err != nil {
 		return Result{}, err
 	}
-	exists := st.ExitCode == 0
-	parts := strings.Split(strings.TrimSpace(st.Stdout), "|")
+	exists := parts != nil
 	if f.State == "absent" {
 		if !exists {
 			return Result{Msg: path + " absent"}, nil
@@ -93,4 +93,44 @@ func (f *File) Run(ctx context.Context, x *Exec) (Result, error) {
 	}
 	_, err = x.MustChange(ctx, strings.Join(cmds, " && "), "")
 	return Result{Changed: true, Msg: path}, err
+}
+
+// statPath is `stat -c '%F|%a|%U|%G' p` split at "|", nil when p does not
+// exist. Unless the owner's and group's names are needed (SFTP tells only
+// ids), it asks over the SFTP channel when it can (see Exec.lstat).
+func statPath(ctx context.Context, x *Exec, p string, names bool) ([]string, error) {
+	if !names {
+		if a, exists, ok := x.lstat(p); ok {
+			if !exists {
+				return nil, nil
+			}
+			return []string{fileType(a.Mode), fmt.Sprintf("%o", a.Perm), "", ""}, nil
+		}
+	}
+	st, err := x.Probe(ctx, "stat -c '%F|%a|%U|%G' "+render.ShellQuote(p)+" 2>/dev/null")
+	if err != nil || st.ExitCode != 0 {
+		return nil, err
+	}
+	return strings.Split(strings.TrimSpace(st.Stdout), "|"), nil
+}
+
+// fileType names m's type as stat's %F does.
+func fileType(m fs.FileMode) string {
+	switch {
+	case m.IsRegular():
+		return "regular file"
+	case m.IsDir():
+		return "directory"
+	case m&fs.ModeSymlink != 0:
+		return "symbolic link"
+	case m&fs.ModeNamedPipe != 0:
+		return "fifo"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeCharDevice != 0:
+		return "character special file"
+	case m&fs.ModeDevice != 0:
+		return "block special file"
+	}
+	return "weird file"
 }

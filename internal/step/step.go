@@ -180,6 +180,11 @@ func (x *Exec) WriteFile(ctx context.Context, f transport.File) (bool, error) {
 
 // attrsMatch compares the remote file's mode and owner with f's.
 func (x *Exec) attrsMatch(ctx context.Context, f transport.File) (bool, error) {
+	if f.Owner == "" && f.Group == "" {
+		if a, exists, ok := x.lstat(f.Path); ok {
+			return exists && a.Perm == uint32(f.Mode.Perm()), nil
+		}
+	}
 	res, err := x.MustProbe(ctx, "stat -c '%a %U %G' "+render.ShellQuote(f.Path))
 	if err != nil {
 		return false, err
@@ -196,6 +201,26 @@ func (x *Exec) attrsMatch(ctx context.Context, f transport.File) (bool, error) {
 		return false, nil
 	}
 	return true, nil
+}
+
+// lstat describes p over the connection's SFTP channel, which costs the host
+// no session, unlike a `stat` probe. ok is false when it cannot: no SFTP, a
+// sudo step on a non-root login (SFTP runs as the login user), an error
+// other than a missing p (a directory the login user may not search …).
+func (x *Exec) lstat(p string) (a transport.Attrs, exists, ok bool) {
+	fo, isOpener := x.Conn.(transport.FileOpener)
+	if !isOpener {
+		return a, false, false
+	}
+	ops, err := fo.FileOps(x.Sudo)
+	if err != nil {
+		return a, false, false
+	}
+	a, err = ops.Lstat(p)
+	if isNotExist(err) {
+		return a, false, true
+	}
+	return a, err == nil, err == nil
 }
 
 func isNotExist(err error) bool { return err != nil && errors.Is(err, fs.ErrNotExist) }

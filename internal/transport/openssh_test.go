@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"golang.org/x/crypto/ssh/knownhosts"
@@ -240,5 +241,49 @@ func TestOpenSSHWithoutSFTP(t *testing.T) {
 	for _, c := range []transport.Conn{root, user, pw} {
 		checkDownloadMissing(t, c, false)
 		checkDownloadMissing(t, c, true)
+	}
+}
+
+// FileOps run as the login user over the SFTP channel: refused for sudo
+// work of a non-root login, and Lstat tells what `stat -c %F %a %u` would.
+func TestFileOpsOverOpenSSH(t *testing.T) {
+	o := sshtest.StartOpenSSH(t, sshtest.OpenSSHOptions{})
+	root, user := dial(t, o.Root), dial(t, o.User)
+	if _, err := user.(transport.FileOpener).FileOps(true); !errors.Is(err, transport.ErrNoFileOps) {
+		t.Errorf("sudo FileOps of a non-root login: err = %v, want ErrNoFileOps", err)
+	}
+	fo, err := root.(transport.FileOpener).FileOps(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	f := filepath.Join(dir, "f")
+	if err := os.WriteFile(f, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Chmod(f, 0o4750) // os.Chmod would drop the raw setuid bit
+	os.Chmod(dir, 0o750)
+	os.Symlink(f, filepath.Join(dir, "link"))
+	for p, want := range map[string]string{f: "regular 4750 0", filepath.Join(dir, "link"): "link 777 0", dir: "dir 750 0"} {
+		a, err := fo.Lstat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kind := map[bool]string{true: "regular"}[a.Mode.IsRegular()] + map[bool]string{true: "dir"}[a.Mode.IsDir()] +
+			map[bool]string{true: "link"}[a.Mode&os.ModeSymlink != 0]
+		if got := fmt.Sprintf("%s %o %d", kind, a.Perm, a.UID); got != want {
+			t.Errorf("Lstat %s = %s, want %s", p, got, want)
+		}
+	}
+	if _, err := fo.Lstat(filepath.Join(dir, "missing")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Lstat of a missing file: %v, want fs.ErrNotExist", err)
+	}
+	ufo, err := user.(transport.FileOpener).FileOps(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name, uid, err := ufo.Identity()
+	if want, _ := exec.Command("id", "-u", sshtest.TestUser).Output(); err != nil || name != sshtest.TestUser || fmt.Sprint(uid) != strings.TrimSpace(string(want)) {
+		t.Errorf("Identity = %s, %d, %v; want %s, %s", name, uid, err, sshtest.TestUser, want)
 	}
 }
