@@ -267,8 +267,8 @@ var scenarios = []scenario{
 	{"add-compiler", addCompilerScenario},
 	{"status", statusScenario},
 	{"webhook", webhookScenario},
-	{"kill-jvm", killJVMScenario},
 	{"remove-compiler", removeCompilerScenario},
+	{"kill-jvm", killJVMScenario}, // last: the JVM it kills stays dead
 }
 
 // TestScenarios runs the day-2 scenarios named in TROUPE_E2E_SCENARIOS on a

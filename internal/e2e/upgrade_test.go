@@ -296,6 +296,7 @@ type lbSample struct {
 	at     time.Time
 	status map[string]string // UP, DOWN, DRAIN, MAINT, …
 	stot   map[string]int    // sessions handed to the server so far
+	scur   map[string]int    // current sessions
 }
 
 type lbSampler struct {
@@ -334,12 +335,13 @@ func (l *lbSampler) stop() []lbSample {
 }
 
 func parseLBStat(out string) (lbSample, bool) {
-	smp := lbSample{status: map[string]string{}, stot: map[string]int{}}
+	smp := lbSample{status: map[string]string{}, stot: map[string]int{}, scur: map[string]int{}}
 	for _, line := range strings.Split(out, "\n") {
 		f := strings.Split(line, ",")
 		if len(f) > 17 && f[0] == "compilers" && f[1] != "BACKEND" && f[1] != "FRONTEND" {
 			smp.status[f[1]] = f[17]
 			smp.stot[f[1]], _ = strconv.Atoi(f[7])
+			smp.scur[f[1]], _ = strconv.Atoi(f[4])
 		}
 	}
 	return smp, len(smp.status) > 0
@@ -398,7 +400,7 @@ func oneLine(s string) string {
 // the full inventory and --limit, without a restart of the CA.
 func addCompilerScenario(ctx context.Context, t *testing.T, s *site) {
 	s.ssh("compile3", "echo 'deb [trusted=yes] "+s.l.UpgradeRepoURL+" ./' > /etc/apt/sources.list.d/troupe-upgrade.list")
-	caPID := strings.TrimSpace(s.ssh("ca", "pgrep -f puppetserver.jar | head -1"))
+	caPID := strings.TrimSpace(s.ssh("ca", "pgrep -f '[p]uppetserver.jar' | head -1"))
 	agents := startAgentLoop(t, s, "agent1", "agent2")
 	lb := startLBSampler(s)
 
@@ -422,7 +424,7 @@ func addCompilerScenario(ctx context.Context, t *testing.T, s *site) {
 	if !compiledByHost(agents, "compile3.lab.test") {
 		t.Errorf("no agent run was compiled by compile3 within 3 minutes of add-compiler")
 	}
-	if now := strings.TrimSpace(s.ssh("ca", "pgrep -f puppetserver.jar | head -1")); now != caPID || now == "" {
+	if now := strings.TrimSpace(s.ssh("ca", "pgrep -f '[p]uppetserver.jar' | head -1")); now != caPID || now == "" {
 		t.Errorf("the CA's puppetserver JVM changed: pid %q before, %q after", caPID, now)
 	}
 }
@@ -456,6 +458,10 @@ func removeCompilerScenario(ctx context.Context, t *testing.T, s *site) {
 	agents := startAgentLoop(t, s, "agent1", "agent2")
 	lb := startLBSampler(s)
 	r := s.troupeRun(ctx, "run", "remove-compiler", "--limit", fq)
+	// the removal is quick: let the agents run on the smaller pool too
+	for deadline := time.Now().Add(3 * time.Minute); len(agents.snapshot()) < 4 && time.Now().Before(deadline); {
+		time.Sleep(time.Second)
+	}
 	lbReport(t, lb.stop())
 	agentReport(t, agents.stop(), [2]time.Time{})
 	if r.code != 0 {
@@ -466,7 +472,7 @@ func removeCompilerScenario(ctx context.Context, t *testing.T, s *site) {
 	if st := s.haproxyStatus(); len(st) != 2 || st["compile1"] != "UP" || st["compile2"] != "UP" {
 		t.Errorf("HAProxy after remove-compiler: %v (want compile1 and compile2 UP, no %s)", st, old)
 	}
-	if got := s.ssh(old, "pgrep -f puppetserver.jar || echo none"); strings.TrimSpace(got) != "none" {
+	if got := s.ssh(old, "pgrep -f '[p]uppetserver.jar' || echo none"); strings.TrimSpace(got) != "none" {
 		t.Errorf("puppetserver still runs on %s: %s", old, got)
 	}
 	if got := s.ssh("ca", "ls $(puppet config print cadir --section server)/signed/"+fq+".pem 2>&1"); !strings.Contains(got, "No such file") {

@@ -73,6 +73,9 @@ func ParseServersState(out string) ([]ServerState, error) {
 	return servers, nil
 }
 
+// ErrNoServer: the backend has no server of that name.
+var ErrNoServer = errors.New("no server")
+
 // FindServerState returns server's line of `show servers state` output.
 func FindServerState(out, backend, server string) (ServerState, error) {
 	all, err := ParseServersState(out)
@@ -84,7 +87,7 @@ func FindServerState(out, backend, server string) (ServerState, error) {
 			return s, nil
 		}
 	}
-	return ServerState{}, fmt.Errorf("no server %s in backend %s (show servers state lists %d servers)", server, backend, len(all))
+	return ServerState{}, fmt.Errorf("%w %s in backend %s (show servers state lists %d servers)", ErrNoServer, server, backend, len(all))
 }
 
 // Stat is one server row of `show stat` (CSV).

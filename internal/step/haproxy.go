@@ -2,6 +2,7 @@ package step
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -31,6 +32,10 @@ type LBServer struct {
 	// fail (the default: the run stops, the server stays drained) or cut
 	// (`shutdown sessions server`: the agents on those sessions fail their run).
 	OnTimeout string `yaml:"on_timeout"`
+	// Absent is what a server missing from the backend means to drain or
+	// maint: fail (the default: a wrong name is an error) or ok (it is out
+	// of the pool already, as on a rerun of remove-compiler).
+	Absent string `yaml:"absent"`
 }
 
 func (l *LBServer) Title() string { return "Set server state " + l.State + " in HAProxy" }
@@ -47,6 +52,13 @@ func (l *LBServer) Validate() error {
 	default:
 		if !strings.Contains(l.OnTimeout, "{{") {
 			return fmt.Errorf("on_timeout %q: want fail or cut", l.OnTimeout)
+		}
+	}
+	switch l.Absent {
+	case "", "fail", "ok":
+	default:
+		if !strings.Contains(l.Absent, "{{") {
+			return fmt.Errorf("absent %q: want fail or ok", l.Absent)
 		}
 	}
 	return nil
@@ -92,6 +104,11 @@ func (l *LBServer) Run(ctx context.Context, x *Exec) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	absent, err := x.Render(l.Absent)
+	if err != nil {
+		return Result{}, err
+	}
+	absentOK := absent == "ok" && state != "ready"
 	var changed bool
 	var msgs []string
 	for _, name := range lbs {
@@ -101,6 +118,10 @@ func (l *LBServer) Run(ctx context.Context, x *Exec) (Result, error) {
 		}
 		api := haproxyAPI{x: lb, socket: dflt(l.Socket, "/run/haproxy/admin.sock")}
 		st, err := api.state(ctx, backend, server)
+		if errors.Is(err, haproxy.ErrNoServer) && absentOK {
+			msgs = append(msgs, name+": not in the backend")
+			continue
+		}
 		if err != nil {
 			return Result{}, fmt.Errorf("%s: %w", name, err)
 		}

@@ -134,6 +134,20 @@ func TestLBServer(t *testing.T) {
 	if _, err := (&LBServer{State: "ready", Server: "compile9"}).Run(ctx, s.exec(t, "compile1.lab.test")); err == nil || !strings.Contains(err.Error(), "no server compile9") {
 		t.Errorf("unknown server: %v", err)
 	}
+	// absent: ok — a server already out of the backend is drained and in
+	// maintenance as far as agents can tell; ready still needs it
+	for _, state := range []string{"drain", "maint"} {
+		res, err := (&LBServer{State: state, Server: "compile9", Absent: "ok"}).Run(ctx, s.exec(t, "compile1.lab.test"))
+		if err != nil || res.Changed || !strings.Contains(res.Msg, "not in the backend") {
+			t.Errorf("%s a missing server with absent ok: %+v %v", state, res, err)
+		}
+	}
+	if _, err := (&LBServer{State: "ready", Server: "compile9", Absent: "ok"}).Run(ctx, s.exec(t, "compile1.lab.test")); err == nil {
+		t.Errorf("ready for a missing server with absent ok: no error")
+	}
+	if err := (&LBServer{State: "drain", Absent: "maybe"}).Validate(); err == nil {
+		t.Errorf("absent maybe: no validation error")
+	}
 }
 
 func TestPuppetCode(t *testing.T) {
