@@ -56,12 +56,14 @@ func checkCancelKills(t *testing.T, c transport.Conn, sudo bool) {
 	t.Cleanup(func() { os.Remove(marker) })
 	// Cancel once the remote sleep runs: a fixed delay raced the remote
 	// shell's start on a loaded machine, and the test is about a command
-	// that is running when its context ends.
+	// that is running when its context ends. The pattern is anchored: the
+	// wrapping shell's command line holds "sleep TOKEN" too, from its first
+	// instant, long before the sleep itself runs.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
 		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-			if exec.Command("pgrep", "-f", "sleep "+token).Run() == nil {
+			if exec.Command("pgrep", "-f", "^sleep "+token).Run() == nil {
 				break
 			}
 		}
