@@ -245,7 +245,7 @@ func bootstrapSuite(t *testing.T, bin, suite string) {
 	// Day-2 scenarios on the same site, in sequence, destructive ones last.
 	// The whole set takes about 30 minutes a suite on this 2-CPU machine, so
 	// by default it runs on one suite (TROUPE_E2E_DAY2=bookworm,trixie runs
-	// both); the other suite runs the quick ones (status).
+	// both); the other suite runs the quick ones (status, webhook, kill-jvm).
 	full := slices.Contains(strings.Split(envOr("TROUPE_E2E_DAY2", "bookworm"), ","), suite)
 	for _, sc := range scenarios {
 		if !full && !sc.quick {
@@ -269,9 +269,9 @@ var scenarios = []scenario{
 	{"upgrade-agents", upgradeAgentsScenario, false},
 	{"add-compiler", addCompilerScenario, false},
 	{"status", statusScenario, true},
-	{"webhook", webhookScenario, false},
+	{"webhook", webhookScenario, true},
 	{"remove-compiler", removeCompilerScenario, false},
-	{"kill-jvm", killJVMScenario, false}, // last: the JVM it kills stays dead
+	{"kill-jvm", killJVMScenario, true}, // last: the JVM it kills stays dead
 }
 
 // TestScenarios runs the day-2 scenarios named in TROUPE_E2E_SCENARIOS on a
