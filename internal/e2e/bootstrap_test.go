@@ -84,8 +84,9 @@ type site struct {
 }
 
 // spareInventory writes a copy of the lab's inventory in which the compiler
-// short is in a group "spare" instead of "compilers".
-func spareInventory(t *testing.T, inv, short string) string {
+// short is in a group "spare" instead of "compilers", into dir (which must
+// outlive every scenario that uses it: not a subtest's TempDir).
+func spareInventory(t *testing.T, dir, inv, short string) string {
 	b, err := os.ReadFile(inv)
 	if err != nil {
 		t.Fatal(err)
@@ -100,7 +101,7 @@ func spareInventory(t *testing.T, inv, short string) string {
 		t.Fatalf("no %s among the compilers of %s", short, inv)
 	}
 	out += "  spare:        {targets: [" + strings.TrimSpace(moved) + "]}\n"
-	p := filepath.Join(t.TempDir(), "inventory.yaml")
+	p := filepath.Join(dir, "inventory-without-"+short+".yaml")
 	if err := os.WriteFile(p, []byte(out), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +131,7 @@ func bootstrapSuite(t *testing.T, bin, suite string) {
 	// compile3 is a bare spare host until the add-compiler scenario: the
 	// site is bootstrapped from an inventory that does not list it as a
 	// compiler yet.
-	s := &site{t: t, l: l, bin: bin, dir: t.TempDir(), inv: spareInventory(t, l.Inventory, "compile3")}
+	s := &site{t: t, l: l, bin: bin, dir: t.TempDir(), inv: spareInventory(t, t.TempDir(), l.Inventory, "compile3")}
 
 	// 1. The bootstrap, from bare hosts.
 	first, changed1 := s.troupe(ctx, "run", "bootstrap")

@@ -449,7 +449,7 @@ func removeCompilerScenario(ctx context.Context, t *testing.T, s *site) {
 	const old = "compile3"
 	fq := old + ".lab.test"
 	serial := strings.TrimSpace(s.ssh("ca", "openssl x509 -noout -serial -in $(puppet config print cadir --section server)/signed/"+fq+".pem"))
-	s.inv = spareInventory(t, s.l.Inventory, old)
+	s.inv = spareInventory(t, s.dir, s.l.Inventory, old) // s.dir lives as long as the suite
 
 	if r := s.troupeRun(ctx, "run", "remove-compiler"); r.code != 1 || len(r.with("changed")) != 0 {
 		t.Fatalf("remove-compiler without --limit: exit %d, changed %v (want exit 1, refused by the preflight)", r.code, r.with("changed"))
