@@ -438,18 +438,17 @@ func compiledBy(t *testing.T, out string) string {
 	return m[1]
 }
 
-// haproxyStatus maps compiler → status (UP, DOWN, DRAIN, MAINT) from `show stat`.
-func (s *site) haproxyStatus() map[string]string {
-	out := s.ssh("lb", "echo 'show stat' | socat stdio unix-connect:/run/haproxy/admin.sock")
-	st := map[string]string{}
-	for _, l := range strings.Split(out, "\n") {
-		f := strings.Split(l, ",")
-		if len(f) > 17 && f[0] == "compilers" && !slices.Contains([]string{"BACKEND", "FRONTEND"}, f[1]) {
-			st[f[1]] = f[17]
-		}
-	}
-	return st
+// showStat is HAProxy's `show stat` through its admin socket on the LB.
+const showStat = "echo 'show stat' | socat stdio unix-connect:/run/haproxy/admin.sock"
+
+// lbSample reads HAProxy's view of the compilers now.
+func (s *site) lbSample() lbSample {
+	smp, _ := parseLBStat(s.ssh("lb", showStat))
+	return smp
 }
+
+// haproxyStatus maps compiler → status (UP, DOWN, DRAIN, MAINT) from `show stat`.
+func (s *site) haproxyStatus() map[string]string { return s.lbSample().status }
 
 type testLog struct{ t *testing.T }
 

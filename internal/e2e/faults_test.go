@@ -30,7 +30,7 @@ func killJVMScenario(ctx context.Context, t *testing.T, s *site) {
 	// Kill it while it serves an agent, if one comes within a minute: that
 	// is the case no load balancer can save, and the figure says what it costs.
 	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		if smp, ok := parseLBStat(s.ssh("lb", "echo 'show stat' | socat stdio unix-connect:/run/haproxy/admin.sock")); ok && smp.scur[victim] > 0 {
+		if s.lbSample().scur[victim] > 0 {
 			break
 		}
 	}

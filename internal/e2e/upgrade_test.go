@@ -313,7 +313,7 @@ func startLBSampler(s *site) *lbSampler {
 		tick := time.NewTicker(500 * time.Millisecond)
 		defer tick.Stop()
 		for {
-			out, _ := s.l.SSHCommand("lb", "echo 'show stat' | socat stdio unix-connect:/run/haproxy/admin.sock").Output()
+			out, _ := s.l.SSHCommand("lb", showStat).Output()
 			if smp, ok := parseLBStat(string(out)); ok {
 				smp.at = time.Now()
 				l.samples = append(l.samples, smp)
