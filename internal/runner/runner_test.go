@@ -621,3 +621,39 @@ steps:
 		}
 	}
 }
+
+// A wait with while gives up as soon as while fails (the service it waits
+// for died) rather than at its timeout, and says why; while it holds, the
+// wait goes on until ready.
+func TestWaitGivesUpWhenWhileFails(t *testing.T) {
+	f := setup(t, `name: p
+steps:
+  - id: dead
+    targets: web
+    wait: {command: "test -e $H/ready", while: "test -e $H/alive", timeout: 1m, interval: 50ms}
+`, "h1")
+	start := time.Now()
+	rec, _, _ := f.run(context.Background(), nil)
+	var got string
+	for _, e := range rec.kinds(report.HostResult) {
+		if e.Step == "dead" {
+			got = string(e.Status) + " " + e.Error
+		}
+	}
+	if !strings.HasPrefix(got, "failed") || !strings.Contains(got, `"test -e $H/alive" failed (exit 1)`) {
+		t.Errorf("dead h1 = %q, want a failure naming the while command", got)
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Errorf("the wait took %s: it should give up at once, not at its 1m timeout", d)
+	}
+	f2 := setup(t, `name: p
+steps:
+  - id: alive
+    targets: web
+    wait: {command: "n=$(cat $H/n 2>/dev/null || echo 0); echo $((n+1)) > $H/n; [ $n -ge 3 ]", while: "true", timeout: 1m, interval: 10ms}
+`, "h1")
+	rec, _, err := f2.run(context.Background(), nil)
+	if err != nil || !strings.HasPrefix(rec.results()["alive h1"], "ok") {
+		t.Errorf("alive h1 = %q (%v), want ok once the command succeeds", rec.results()["alive h1"], err)
+	}
+}

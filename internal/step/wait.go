@@ -29,6 +29,11 @@ type Wait struct {
 	Timeout  string `yaml:"timeout"`  // default 5m
 	Interval string `yaml:"interval"` // default 2s
 	From     string `yaml:"from"`     // host (default) | local
+	// While is a command on the host that must keep succeeding as the wait
+	// goes on; when it fails, the wait gives up at once rather than at its
+	// timeout. A server gate waits while its service is active: a JVM that
+	// died on a broken config fails the gate in seconds, not in minutes.
+	While string `yaml:"while"`
 }
 
 func (w *Wait) ReadOnly() bool { return true }
@@ -68,6 +73,9 @@ func (w *Wait) Validate() error {
 	if w.From != "" && w.From != "host" && w.From != "local" {
 		return fmt.Errorf("from %q: want host or local", w.From)
 	}
+	if w.While != "" && w.From == "local" {
+		return errors.New("while runs on the host: not with from local")
+	}
 	return nil
 }
 
@@ -84,6 +92,10 @@ func (w *Wait) Run(ctx context.Context, x *Exec) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	while, err := x.Render(w.While)
+	if err != nil {
+		return Result{}, err
+	}
 	deadline := time.Now().Add(timeout)
 	start := time.Now()
 	for {
@@ -93,6 +105,16 @@ func (w *Wait) Run(ctx context.Context, x *Exec) (Result, error) {
 		}
 		if ok {
 			return Result{Msg: fmt.Sprintf("ready after %s", time.Since(start).Round(100*time.Millisecond))}, nil
+		}
+		if while != "" {
+			res, err := x.Probe(ctx, while)
+			if err != nil {
+				return Result{}, err
+			}
+			if res.ExitCode != 0 {
+				return Result{}, fmt.Errorf("gave up after %s: %q failed (exit %d), last seen: %s",
+					time.Since(start).Round(100*time.Millisecond), while, res.ExitCode, seen)
+			}
 		}
 		if time.Now().After(deadline) {
 			return Result{}, fmt.Errorf("not ready after %s: %s", timeout, seen)
