@@ -19,6 +19,10 @@ type Package struct {
 	// templates); an empty value leaves that name to state and version.
 	Versions    map[string]string `yaml:"versions"`
 	UpdateCache bool              `yaml:"update_cache"`
+	// DownloadOnly fetches what an install or upgrade would, into the
+	// package cache, and changes nothing: the slow part of an upgrade done
+	// before a service stops, so its downtime is dpkg's and the restart's.
+	DownloadOnly bool `yaml:"download_only"`
 }
 
 func (p *Package) Title() string {
@@ -43,6 +47,9 @@ func (p *Package) Validate() error {
 	}
 	if (p.Version != "" || len(p.Versions) > 0) && p.state() == "absent" {
 		return errors.New("version makes no sense with state absent")
+	}
+	if p.DownloadOnly && p.state() == "absent" {
+		return errors.New("download_only makes no sense with state absent")
 	}
 	return nil
 }
@@ -106,6 +113,9 @@ func (p *Package) Run(ctx context.Context, x *Exec) (Result, error) {
 		quoted[i] = render.ShellQuote(t)
 	}
 	args := strings.Join(quoted, " ")
+	if p.DownloadOnly {
+		return p.download(ctx, x, apt, args)
+	}
 	var cmd string
 	switch {
 	case apt && p.state() == "absent":
@@ -138,6 +148,27 @@ func (p *Package) Run(ctx context.Context, x *Exec) (Result, error) {
 		return Result{Changed: changed, Stdout: res.Stdout, Msg: p.state()}, nil
 	}
 	return Result{Changed: true, Stdout: res.Stdout, Msg: strings.Join(todo, " ")}, nil
+}
+
+// download fetches the packages an install or upgrade of args would bring
+// into the package cache: no change on the host (its packages are as they
+// were), so never reported as one.
+func (p *Package) download(ctx context.Context, x *Exec, apt bool, args string) (Result, error) {
+	cmd := "dnf -y install --downloadonly " + args
+	switch {
+	case apt:
+		cmd = aptGet + " install --download-only --allow-downgrades " + args
+	case p.state() == "upgraded":
+		cmd = "dnf -y upgrade --downloadonly " + args
+	}
+	if x.Noop {
+		return Result{Msg: "would download " + args}, nil
+	}
+	res, err := x.MustProbe(ctx, cmd)
+	if err != nil {
+		return commandResult(res, false), err
+	}
+	return Result{Msg: "downloaded " + args}, nil
 }
 
 // pins maps each name to the version it must have ("" = none): Versions
