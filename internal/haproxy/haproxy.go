@@ -102,21 +102,8 @@ type Stat struct {
 // then one line per frontend, server and backend. Only server rows (svname
 // neither FRONTEND nor BACKEND) are returned.
 func ParseStat(out string) []Stat {
-	var rows []Stat
-	for _, v := range statRows(out) {
-		if v["svname"] == "FRONTEND" || v["svname"] == "BACKEND" {
-			continue
-		}
-		n, _ := strconv.Atoi(v["scur"])
-		rows = append(rows, Stat{Backend: v["pxname"], Server: v["svname"], Status: v["status"], Scur: n, CheckStatus: v["check_status"]})
-	}
-	return rows
-}
-
-// statRows maps each line of `show stat` to its columns by name.
-func statRows(out string) []map[string]string {
 	var cols []string
-	var rows []map[string]string
+	var rows []Stat
 	for _, l := range strings.Split(out, "\n") {
 		if strings.HasPrefix(l, "# ") {
 			cols = strings.Split(strings.TrimPrefix(l, "# "), ",")
@@ -132,31 +119,13 @@ func statRows(out string) []map[string]string {
 				v[c] = f[i]
 			}
 		}
-		rows = append(rows, v)
+		if v["svname"] == "FRONTEND" || v["svname"] == "BACKEND" {
+			continue
+		}
+		n, _ := strconv.Atoi(v["scur"])
+		rows = append(rows, Stat{Backend: v["pxname"], Server: v["svname"], Status: v["status"], Scur: n, CheckStatus: v["check_status"]})
 	}
 	return rows
-}
-
-// Frontend is a frontend's row of `show stat`.
-type Frontend struct {
-	Name string
-	Scur int // current sessions: connections accepted and not yet closed
-	Slim int // the session limit, the frontend's maxconn (0 while held)
-}
-
-// FindFrontend returns the row of frontend name in `show stat` output.
-func FindFrontend(out, name string) (Frontend, error) {
-	for _, v := range statRows(out) {
-		if v["pxname"] == name && v["svname"] == "FRONTEND" {
-			scur, err1 := strconv.Atoi(v["scur"])
-			slim, err2 := strconv.Atoi(v["slim"])
-			if err1 != nil || err2 != nil {
-				return Frontend{}, fmt.Errorf("frontend %s: scur %q, slim %q in show stat", name, v["scur"], v["slim"])
-			}
-			return Frontend{Name: name, Scur: scur, Slim: slim}, nil
-		}
-	}
-	return Frontend{}, fmt.Errorf("no frontend %s (show stat)", name)
 }
 
 // FindStat returns server's row of `show stat` output.

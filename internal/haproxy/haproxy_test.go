@@ -56,14 +56,3 @@ func TestStat(t *testing.T) {
 		t.Errorf("%+v %v", s, err)
 	}
 }
-
-func TestFrontend(t *testing.T) {
-	out := section(t, "lbstat")
-	f, err := FindFrontend(out, "puppet")
-	if err != nil || f.Scur != 0 || f.Slim != 9979 {
-		t.Errorf("%+v %v", f, err)
-	}
-	if _, err := FindFrontend(out, "compilers"); err == nil { // a backend, not a frontend
-		t.Error("a backend's row taken for a frontend")
-	}
-}

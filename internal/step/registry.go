@@ -23,7 +23,6 @@ var kinds = map[string]func() Action{
 	"package":       func() Action { return &Package{} },      // apt or dnf packages, with version pins
 	"package_facts": func() Action { return &PackageFacts{} }, // installed, offered and target versions, holds; read-only
 	"service":       func() Action { return &Service{} },      // systemctl start/stop/restart/reload/enable
-	"lb_frontend":   func() Action { return &LBFrontend{} },   // hold (maxconn 0, bounded by a watchdog) or open a frontend in every HAProxy
 	"wait":          func() Action { return &Wait{} },         // a TCP port, an HTTP(S) answer, or a command, until a timeout
 	"message":       func() Action { return &Message{} },      // print a line
 	"assert":        func() Action { return &Assert{} },       // fail unless every condition is true
