@@ -64,16 +64,15 @@ func (l *LBFrontend) Validate() error {
 	return nil
 }
 
+// Peers are the HAProxy hosts (step.PeerUser).
+func (l *LBFrontend) Peers(sc Scope) ([]string, error) { return lbHosts(sc, l.LB) }
+
 func (l *LBFrontend) Run(ctx context.Context, x *Exec) (Result, error) {
 	frontend, err := x.Render(dflt(l.Frontend, "puppet"))
 	if err != nil {
 		return Result{}, err
 	}
-	group, err := x.Render(dflt(l.LB, "loadbalancer"))
-	if err != nil {
-		return Result{}, err
-	}
-	lbs, err := groupHosts(x, group)
+	lbs, err := l.Peers(x.Scope())
 	if err != nil {
 		return Result{}, err
 	}
