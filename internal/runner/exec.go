@@ -406,18 +406,25 @@ func (r *run) delegates(s *plan.Step, h *inventory.Host, l scopeLayer, data map[
 	if sel == "" {
 		return []*inventory.Host{h}, nil
 	}
-	sel, err := render.String(sel, data)
+	hs, err := r.delegateHosts(sel, data)
 	if err != nil {
 		return nil, fmt.Errorf("delegate_to: %w", err)
+	}
+	return hs, nil
+}
+
+// delegateHosts renders a delegate_to selector in a target's scope and
+// selects its hosts, at least one, in the whole inventory.
+func (r *run) delegateHosts(sel string, data map[string]any) ([]*inventory.Host, error) {
+	sel, err := render.String(sel, data)
+	if err != nil {
+		return nil, err
 	}
 	hs, err := r.o.Inventory.Select(sel)
 	if err == nil && len(hs) == 0 {
 		err = fmt.Errorf("%q selects no host", sel)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("delegate_to: %w", err)
-	}
-	return hs, nil
+	return hs, err
 }
 
 // act runs the action for target h on each host of on, in turn, in h's
@@ -664,7 +671,7 @@ func (r *run) alive(hosts []*inventory.Host) []*inventory.Host {
 // connection to on (h itself, a delegate, or a peer), with the step's sudo
 // when it sets one, else on's. A read-only action runs for real under --noop.
 func (r *run) exec(ctx context.Context, s *plan.Step, h, on *inventory.Host, data map[string]any, l scopeLayer) (*step.Exec, error) {
-	conn, err := r.pool.get(ctx, on)
+	conn, err := r.conn(ctx, s, on)
 	if err != nil {
 		return nil, err
 	}
@@ -690,8 +697,8 @@ func (r *run) exec(ctx context.Context, s *plan.Step, h, on *inventory.Host, dat
 }
 
 // peer gives an action an Exec on another inventory host (the CA, the load
-// balancer) in that host's scope, over the run's shared connections, with
-// the step's sudo.
+// balancer) in that host's scope, over the connection the run opened and
+// locked before the first step (see peers), with the step's sudo.
 func (r *run) peer(s *plan.Step, l scopeLayer) func(ctx context.Context, name string) (*step.Exec, error) {
 	return func(ctx context.Context, name string) (*step.Exec, error) {
 		h := r.o.Inventory.Host(name)
