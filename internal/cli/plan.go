@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/troupe/troupe/internal/runner"
 )
 
 // PlanCmd groups the plan subcommands.
@@ -47,15 +49,16 @@ func (c PlanShowCmd) Run(g *Globals) error {
 
 type PlanValidateCmd struct {
 	Plans     []string `arg:"" help:"Plan names or paths."`
-	Inventory string   `short:"i" help:"Also check every step's targets against this inventory." placeholder:"FILE"`
+	Inventory string   `short:"i" help:"Also check every step's targets, and the hosts steps act on besides them (peers), against this inventory." placeholder:"FILE"`
 }
 
 func (c PlanValidateCmd) Run(g *Globals) error {
 	var failed []string
 	for _, name := range c.Plans {
+		var peers *runner.Peers
 		var err error
 		if c.Inventory != "" {
-			_, _, _, err = g.loadAll(name, c.Inventory)
+			peers, err = g.validateWith(name, c.Inventory)
 		} else {
 			l, _ := g.loader()
 			_, err = l.Load(name)
@@ -65,9 +68,43 @@ func (c PlanValidateCmd) Run(g *Globals) error {
 			continue
 		}
 		fmt.Printf("%s: ok\n", name)
+		if peers != nil {
+			printPeers(peers)
+		}
 	}
 	if len(failed) > 0 {
 		return &ExitError{Code: ExitInvalid, Err: fmt.Errorf("%s", strings.Join(failed, "\n"))}
 	}
 	return nil
+}
+
+// validateWith checks a plan against an inventory: its targets, then its
+// peers, named as a run would name them. No --param is given here: params
+// with a default count; when a param is required, a peer named from .params
+// is known only at run time.
+func (g *Globals) validateWith(name, invPath string) (*runner.Peers, error) {
+	p, inv, _, err := g.loadAll(name, invPath)
+	if err != nil {
+		return nil, err
+	}
+	params, err := p.BindParams(nil)
+	if err != nil {
+		params = nil
+	}
+	peers, err := runner.FindPeers(runner.Options{Plan: p, Inventory: inv, Params: params, Flavor: hostFlavor})
+	if err != nil {
+		return nil, fmt.Errorf("%s: peers (hosts steps act on besides their targets):\n  %s", name, strings.ReplaceAll(err.Error(), "\n", "\n  "))
+	}
+	return peers, nil
+}
+
+// printPeers lists the hosts a run will connect to and lock besides the
+// targets, each with the first step that needs it.
+func printPeers(p *runner.Peers) {
+	for _, h := range p.Hosts {
+		fmt.Printf("  peer %s\n", h)
+	}
+	for _, l := range p.Later {
+		fmt.Printf("  peers known only at run time: %s\n", l)
+	}
 }

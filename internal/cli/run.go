@@ -128,13 +128,16 @@ func (g *Globals) prepare(planName, invPath string, given map[string]string, ask
 func (r *prepared) run(ctx context.Context, o runner.Options, out func(red *secret.Redactor, logPath string) report.Reporter) (*runner.Summary, error) {
 	rep := report.Multi(out(r.red, r.logPath), r.log)
 	o.Plan, o.Inventory, o.Params, o.StateDir, o.Files, o.Reporter, o.Redactor = r.plan, r.inv, r.params, r.state, r.fsys, rep, r.red
-	o.Flavor = func(h *inventory.Host) (*puppet.Flavor, error) {
-		name, _ := h.Vars["flavor"].(string)
-		return puppet.Lookup(name)
-	}
+	o.Flavor = hostFlavor
 	sum, err := runner.Run(ctx, o)
 	rep.Close()
 	return sum, err
+}
+
+// hostFlavor is the Puppet flavor a host's vars.flavor names.
+func hostFlavor(h *inventory.Host) (*puppet.Flavor, error) {
+	name, _ := h.Vars["flavor"].(string)
+	return puppet.Lookup(name)
 }
 
 // bindParams types the --param values ($TROUPE_PARAM_NAME fills in params

@@ -406,18 +406,25 @@ func (r *run) delegates(s *plan.Step, h *inventory.Host, l scopeLayer, data map[
 	if sel == "" {
 		return []*inventory.Host{h}, nil
 	}
-	sel, err := render.String(sel, data)
+	hs, err := r.delegateHosts(sel, data)
 	if err != nil {
 		return nil, fmt.Errorf("delegate_to: %w", err)
+	}
+	return hs, nil
+}
+
+// delegateHosts renders a delegate_to selector in a target's scope and
+// selects its hosts, at least one, in the whole inventory.
+func (r *run) delegateHosts(sel string, data map[string]any) ([]*inventory.Host, error) {
+	sel, err := render.String(sel, data)
+	if err != nil {
+		return nil, err
 	}
 	hs, err := r.o.Inventory.Select(sel)
 	if err == nil && len(hs) == 0 {
 		err = fmt.Errorf("%q selects no host", sel)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("delegate_to: %w", err)
-	}
-	return hs, nil
+	return hs, err
 }
 
 // act runs the action for target h on each host of on, in turn, in h's
@@ -426,7 +433,6 @@ func (r *run) delegates(s *plan.Step, h *inventory.Host, l scopeLayer, data map[
 // when any changed, messages and output prefixed with the host.
 func (r *run) act(ctx context.Context, s *plan.Step, h *inventory.Host, on []*inventory.Host, data map[string]any, l scopeLayer) (step.Result, string, error) {
 	action := s.Action.(step.Action)
-	_, readOnly := action.(step.ReadOnly)
 	var sum step.Result
 	var msgs, skips []string
 	for _, dh := range on {
@@ -434,10 +440,6 @@ func (r *run) act(ctx context.Context, s *plan.Step, h *inventory.Host, on []*in
 		if err != nil {
 			return sum, "", err
 		}
-		if s.Sudo != nil {
-			x.Sudo = *s.Sudo
-		}
-		x.Noop = x.Noop && !readOnly
 		why, err := r.guards(ctx, s, x)
 		if err == nil && why == "" {
 			var res step.Result
@@ -666,19 +668,25 @@ func (r *run) alive(hosts []*inventory.Host) []*inventory.Host {
 }
 
 // exec is what an action sees of target h: h's scope and facts, over the
-// connection to on (h itself, a delegate, or a peer), with on's sudo.
+// connection to on (h itself, a delegate, or a peer), with the step's sudo
+// when it sets one, else on's. A read-only action runs for real under --noop.
 func (r *run) exec(ctx context.Context, s *plan.Step, h, on *inventory.Host, data map[string]any, l scopeLayer) (*step.Exec, error) {
-	conn, err := r.pool.get(ctx, on)
+	conn, err := r.conn(ctx, s, on)
 	if err != nil {
 		return nil, err
 	}
+	sudo := on.SSH.Sudo
+	if s.Sudo != nil {
+		sudo = *s.Sudo
+	}
+	_, readOnly := s.Action.(step.ReadOnly)
 	flavor, err := r.flavor(h)
 	if err != nil {
 		return nil, err
 	}
 	_, groups := r.groupData()
 	return &step.Exec{
-		Host: h, Conn: conn, Sudo: on.SSH.Sudo, Noop: r.o.Noop, Data: data, Files: r.o.Files, Secrets: r.o.Redactor,
+		Host: h, Conn: conn, Sudo: sudo, Noop: r.o.Noop && !readOnly, Data: data, Files: r.o.Files, Secrets: r.o.Redactor,
 		Flavor: flavor, Groups: groups,
 		Emit: func(e report.Event) {
 			e.Step, e.Host = s.ID, h.Name
@@ -689,7 +697,8 @@ func (r *run) exec(ctx context.Context, s *plan.Step, h, on *inventory.Host, dat
 }
 
 // peer gives an action an Exec on another inventory host (the CA, the load
-// balancer) over the run's shared connections.
+// balancer) in that host's scope, over the connection the run opened and
+// locked before the first step (see peers), with the step's sudo.
 func (r *run) peer(s *plan.Step, l scopeLayer) func(ctx context.Context, name string) (*step.Exec, error) {
 	return func(ctx context.Context, name string) (*step.Exec, error) {
 		h := r.o.Inventory.Host(name)

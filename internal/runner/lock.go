@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"os/user"
 	"strconv"
@@ -46,8 +47,9 @@ type locks struct {
 }
 
 // acquireLocks locks every host or none: on any refusal the locks already
-// taken are released and the error names who holds the refusing host.
-func acquireLocks(ctx context.Context, p *pool, hosts []*inventory.Host, planName string) (*locks, error) {
+// taken are released and the error names who holds the refusing host
+// (label: how to name a host, see pool.connect).
+func acquireLocks(ctx context.Context, p *pool, hosts []*inventory.Host, planName string, label map[string]string) (*locks, error) {
 	who := "unknown"
 	if u, err := user.Current(); err == nil {
 		who = u.Username
@@ -71,7 +73,7 @@ func acquireLocks(ctx context.Context, p *pool, hosts []*inventory.Host, planNam
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
-				refusals = append(refusals, fmt.Sprintf("  %s: %v", name, err))
+				refusals = append(refusals, fmt.Sprintf("  %s: %v", labelOf(label, name), err))
 				return
 			}
 			l.conns[name] = c
@@ -163,6 +165,31 @@ func lockShell(ctx context.Context, c transport.Conn, path, token string) (strin
 	return "", fmt.Errorf("cannot take the lock: %s", strings.TrimSpace(res.Stderr+out))
 }
 
+// add locks one more host during the run: a peer named only when its step
+// ran (see reachLate). A refusal names who holds it.
+func (l *locks) add(ctx context.Context, h *inventory.Host, c transport.Conn) error {
+	path, _ := h.Vars["troupe_lock"].(string)
+	path, fo, err := lockOne(ctx, c, path, l.token)
+	if err != nil {
+		return fmt.Errorf("cannot lock %s: %w", h.Name, err)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.conns[h.Name] = c
+	l.paths[h.Name] = path
+	if fo != nil {
+		l.files[h.Name] = fo
+	}
+	return nil
+}
+
+// held is a copy of the hosts locked, safe from a concurrent add.
+func (l *locks) held() map[string]transport.Conn {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return maps.Clone(l.conns)
+}
+
 func (l *locks) heartbeat() {
 	defer l.wg.Done()
 	t := time.NewTicker(lockBeat)
@@ -172,14 +199,17 @@ func (l *locks) heartbeat() {
 		case <-l.stop:
 			return
 		case <-t.C:
-			for name, c := range l.conns {
+			for name, c := range l.held() {
+				l.mu.Lock()
+				path, fo := l.paths[name], l.files[name]
+				l.mu.Unlock()
 				// rewritten rather than given a time: SFTP would set this
 				// machine's clock, a write is stamped by the host's, as touch is
-				if fo := l.files[name]; fo != nil && fo.WriteFile(l.paths[name]+"/owner", []byte(l.token+"\n"), 0o600) == nil {
+				if fo != nil && fo.WriteFile(path+"/owner", []byte(l.token+"\n"), 0o600) == nil {
 					continue
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), lockBeat)
-				c.Run(ctx, transport.Cmd{Command: "touch " + render.ShellQuote(l.paths[name]+"/owner")})
+				c.Run(ctx, transport.Cmd{Command: "touch " + render.ShellQuote(path+"/owner")})
 				cancel()
 			}
 		}
@@ -196,8 +226,10 @@ func (l *locks) release() {
 	l.wg.Wait()
 	q := render.ShellQuote(l.token)
 	var wg sync.WaitGroup
-	for name, c := range l.conns {
+	for name, c := range l.held() {
+		l.mu.Lock()
 		path, fo := l.paths[name], l.files[name]
+		l.mu.Unlock()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -27,8 +27,9 @@ func newPool(dial func(context.Context, transport.Config) (transport.Conn, error
 
 // connect dials every host in parallel, before any step runs, so an
 // unreachable host or an unknown host key stops the run before it changes
-// anything.
-func (p *pool) connect(ctx context.Context, hosts []*inventory.Host, limit int) error {
+// anything. label names a host in the message (a peer with the step that
+// needs it); by default its name.
+func (p *pool) connect(ctx context.Context, hosts []*inventory.Host, limit int, label map[string]string) error {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, limit)
 	errs := map[string]error{}
@@ -61,7 +62,7 @@ func (p *pool) connect(ctx context.Context, hosts []*inventory.Host, limit int) 
 	var b strings.Builder
 	fmt.Fprintf(&b, "cannot reach %d of %d hosts; nothing was changed:", len(errs), len(hosts))
 	for _, n := range names {
-		fmt.Fprintf(&b, "\n  %s: %v", n, errs[n])
+		fmt.Fprintf(&b, "\n  %s: %v", labelOf(label, n), errs[n])
 	}
 	return fmt.Errorf("%s", p.red.String(b.String()))
 }
@@ -86,6 +87,14 @@ func (p *pool) get(ctx context.Context, h *inventory.Host) (transport.Conn, erro
 	}
 	p.conns[h.Name] = c
 	return c, nil
+}
+
+// labelOf is how label names host n in a message.
+func labelOf(label map[string]string, n string) string {
+	if l, ok := label[n]; ok {
+		return l
+	}
+	return n
 }
 
 func (p *pool) closeAll() {

@@ -1,7 +1,8 @@
 // Package runner executes a checked plan against an inventory: it connects
-// once per host, locks every host, walks the steps in order (each step a
-// barrier across its targets, serial batches when asked), applies the step
-// controls, and reports every host's outcome. Every result goes to a journal
+// once per host and locks every host (its targets and their peers: see
+// Peers), walks the steps in order (each step a barrier across its targets,
+// serial batches when asked), applies the step controls, and reports every
+// host's outcome. Every result goes to a journal
 // so an interrupted run can resume where it stopped.
 package runner
 
@@ -10,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 	"sync"
 	"time"
 
@@ -57,7 +59,8 @@ type Summary struct {
 var ErrFailed = errors.New("run failed")
 
 // InputError is an option refused before any connection (unknown
-// --start-at id, bad --limit, nothing to --resume): nothing ran.
+// --start-at id, bad --limit, nothing to --resume, a peer that cannot be
+// named): nothing ran.
 type InputError struct{ Err error }
 
 func (e *InputError) Error() string { return e.Err.Error() }
@@ -79,6 +82,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		failed:     map[string]string{},
 		registered: map[string]map[string]any{},
 		counts:     map[report.Status]int{},
+		ready:      map[string]bool{},
 	}
 	start := time.Now()
 	sum, err := r.execute(ctx)
@@ -100,6 +104,10 @@ type run struct {
 	resume  map[string]map[string]done // host → step id → what the previous run recorded
 	started bool                       // --start-at reached
 	startAt string                     // the action step --start-at resolved to
+	locks   *locks                     // the hosts this run holds; nil under --noop
+
+	lateMu sync.Mutex
+	ready  map[string]bool // hosts connected and locked; the rest are reached late (reachLate)
 
 	mu         sync.Mutex
 	failed     map[string]string         // host → "step: error"; failed hosts leave the run
@@ -127,7 +135,12 @@ func (r *run) execute(ctx context.Context) (*Summary, error) {
 	if err != nil {
 		return sum, err
 	}
-	if err := r.checkAuth(hosts); err != nil {
+	peers, err := r.peers()
+	if err != nil {
+		return sum, &InputError{fmt.Errorf("cannot name the hosts steps act on besides their targets; nothing was changed:\n  %s", strings.ReplaceAll(err.Error(), "\n", "\n  "))}
+	}
+	reach, label := withPeers(hosts, peers)
+	if err := r.checkAuth(reach); err != nil {
 		return sum, err
 	}
 	names := make([]string, len(hosts))
@@ -146,17 +159,25 @@ func (r *run) execute(ctx context.Context) (*Summary, error) {
 
 	r.pool = newPool(r.o.Dial, r.o.Redactor)
 	defer r.pool.closeAll()
-	if err := r.pool.connect(ctx, hosts, r.o.Concurrency); err != nil {
+	if err := r.pool.connect(ctx, reach, r.o.Concurrency, label); err != nil {
 		return sum, err
 	}
 	if !r.o.Noop {
-		locks, err := acquireLocks(ctx, r.pool, hosts, r.o.Plan.Name)
-		if err != nil {
+		if r.locks, err = acquireLocks(ctx, r.pool, reach, r.o.Plan.Name, label); err != nil {
 			return sum, err
 		}
-		defer locks.release()
+		defer r.locks.release()
+	}
+	for _, h := range reach {
+		r.ready[h.Name] = true
 	}
 	for _, w := range r.pool.warnings {
+		r.emit(report.Event{Kind: report.Warning, Text: w})
+	}
+	for _, p := range peers.Hosts {
+		r.emit(report.Event{Kind: report.Debug, Host: p.Host.Name, Text: "peer: " + strings.Join(p.By, ", ")})
+	}
+	for _, w := range peers.Later {
 		r.emit(report.Event{Kind: report.Warning, Text: w})
 	}
 

@@ -17,7 +17,6 @@ import (
 	"github.com/troupe/troupe/internal/render"
 	"github.com/troupe/troupe/internal/report"
 	"github.com/troupe/troupe/internal/secret"
-	"github.com/troupe/troupe/internal/step"
 	"github.com/troupe/troupe/internal/transport"
 )
 
@@ -85,16 +84,23 @@ func setup(t *testing.T, planYAML string, hosts ...string) *fixture {
 	if err := os.WriteFile(filepath.Join(root, "content", "plans", "p.yaml"), []byte(planYAML), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	l := &plan.Loader{FS: os.DirFS(filepath.Join(root, "content")), Actions: step.Registry{}, Funcs: render.Funcs()}
+	l := &plan.Loader{FS: os.DirFS(filepath.Join(root, "content")), Actions: testActions{}, Funcs: render.Funcs()}
 	p, err := l.Load("p")
 	if err != nil {
 		t.Fatalf("load plan: %v", err)
 	}
-	var targets []string
+	var targets, lbs []string
 	for _, h := range hosts {
 		targets = append(targets, fmt.Sprintf("{name: %s, vars: {troupe_lock: %s}}", h, filepath.Join(root, "hosts", h, "troupe.lock")))
+		if strings.HasPrefix(h, "lb") {
+			lbs = append(lbs, h)
+		}
 	}
+	// every host is in web; hosts named lb* are the load balancers too
 	inv := "version: 1\ngroups:\n  web:\n    targets: [" + strings.Join(targets, ", ") + "]\n"
+	if len(lbs) > 0 {
+		inv += "  loadbalancer:\n    targets: [" + strings.Join(lbs, ", ") + "]\n"
+	}
 	i, err := inventory.LoadBytes("inv.yaml", []byte(inv))
 	if err != nil {
 		t.Fatalf("inventory: %v", err)

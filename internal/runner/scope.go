@@ -41,6 +41,12 @@ func (l scopeLayer) with(params map[string]any, defaults, vars map[string]any) s
 // vars precedence, lowest first: role defaults < inventory (already merged
 // by the inventory's own precedence) < include vars.
 func (r *run) data(h *inventory.Host, l scopeLayer) (map[string]any, error) {
+	return r.scope(h, l, nil)
+}
+
+// scope is data without the keys in unknown, values not known yet (before
+// the run: .registered): a template that reads one fails, role vars too.
+func (r *run) scope(h *inventory.Host, l scopeLayer, unknown []string) (map[string]any, error) {
 	r.mu.Lock()
 	reg := maps.Clone(r.registered[h.Name])
 	r.mu.Unlock()
@@ -58,6 +64,9 @@ func (r *run) data(h *inventory.Host, l scopeLayer) (map[string]any, error) {
 		"groups":     groups,
 		"registered": reg,
 		"flavor":     flavor.Data(),
+	}
+	for _, k := range unknown {
+		delete(d, k)
 	}
 	vars := map[string]any{}
 	d["vars"] = vars

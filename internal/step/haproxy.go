@@ -64,6 +64,9 @@ func (l *LBServer) Validate() error {
 	return nil
 }
 
+// Peers are the HAProxy hosts (step.PeerUser).
+func (l *LBServer) Peers(sc Scope) ([]string, error) { return lbHosts(sc, l.LB) }
+
 func checkLBState(s string) error {
 	switch s {
 	case "ready", "drain", "maint":
@@ -88,11 +91,7 @@ func (l *LBServer) Run(ctx context.Context, x *Exec) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	group, err := x.Render(dflt(l.LB, "loadbalancer"))
-	if err != nil {
-		return Result{}, err
-	}
-	lbs, err := groupHosts(x, group)
+	lbs, err := l.Peers(x.Scope())
 	if err != nil {
 		return Result{}, err
 	}
@@ -236,14 +235,6 @@ func (a haproxyAPI) settle(ctx context.Context, backend, server, state string, t
 		case <-time.After(2 * time.Second):
 		}
 	}
-}
-
-// groupHosts lists the names of an inventory group's hosts.
-func groupHosts(x *Exec, group string) ([]string, error) {
-	if len(x.Groups[group]) == 0 {
-		return nil, fmt.Errorf("inventory group %q has no hosts", group)
-	}
-	return x.Groups[group], nil
 }
 
 func dflt(s, d string) string {

@@ -44,6 +44,20 @@ func (p *PuppetCert) Validate() error {
 	return nil
 }
 
+// Peers is the CA host (step.PeerUser). The runner connects and locks it
+// even for a host whose certificate turns out to be in place: that is known
+// only when the step runs.
+func (p *PuppetCert) Peers(sc Scope) ([]string, error) {
+	ca, err := sc.Render(p.CA)
+	if err != nil {
+		return nil, fmt.Errorf("ca: %w", err)
+	}
+	if ca == "" {
+		return nil, fmt.Errorf("ca %q names no host", p.CA)
+	}
+	return []string{ca}, nil
+}
+
 // certPaths are the host's own SSL paths, read with `puppet config print`.
 type certPaths struct {
 	certname, hostcert, hostprivkey, localcacert string
@@ -58,10 +72,11 @@ func (p *PuppetCert) Run(ctx context.Context, x *Exec) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	caName, err := x.Render(p.CA)
+	cas, err := p.Peers(x.Scope())
 	if err != nil {
 		return Result{}, err
 	}
+	caName := cas[0]
 	alts = splitNames(alts)
 	s, err := puppetSettings(ctx, x, "main", certname, "certname", "hostcert", "hostprivkey", "localcacert")
 	if err != nil {

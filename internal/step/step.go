@@ -58,7 +58,10 @@ type Exec struct {
 	Groups map[string][]string // every inventory group's host names
 	Files  fs.FS               // plans' content: templates/ and files/ (embedded, overridable on disk)
 	Emit   func(report.Event)  // the runner fills in step and host
-	Peer   func(ctx context.Context, host string) (*Exec, error)
+	// Peer is the Exec of another inventory host, for an action that named
+	// it in Peers (PeerUser): over the connection the runner opened, checked
+	// and locked before the first step, with the step's sudo.
+	Peer func(ctx context.Context, host string) (*Exec, error)
 	// Secrets: a command holding one is sent to the host on stdin rather
 	// than in argv (transport.Cmd.Hidden).
 	Secrets *secret.Redactor
