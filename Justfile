@@ -23,13 +23,19 @@ check:
     go vet ./...
 
 # the whole test suite: unit, real OpenSSH, lab and end-to-end tiers
-test: deps check unit
+test: deps check unit fuzz
     go test -count=1 -p 1 -timeout 85m -v {{lab_pkgs}} 2>&1 | tee /tmp/troupe-lab-tests.log | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok|\s+[a-z_]+\.go:[0-9]+:)' 
 
 # fast tests only (no lab); race_pkgs under the race detector
 unit:
     go test -count=1 -timeout 20m $(go list ./... | grep -v -e /internal/lab -e /internal/e2e -e /internal/report$ -e /internal/runner$)
     CGO_ENABLED=1 go test -count=1 -timeout 20m -race {{race_pkgs}}
+
+# fuzz plan loading, inventory loading and rendering, `time` each (CI: briefly; by hand: just fuzz 10m)
+fuzz time="10s":
+    go test -run '^$' -fuzz '^FuzzLoadPlan$' -fuzztime {{time}} ./internal/plan
+    go test -run '^$' -fuzz '^FuzzLoadInventory$' -fuzztime {{time}} ./internal/inventory
+    go test -run '^$' -fuzz '^FuzzRender$' -fuzztime {{time}} ./internal/render
 
 # the demo: a lab site bootstrapped from bare hosts, then an agent run through the load balancer
 demo suite="bookworm": deps build
