@@ -3,7 +3,6 @@ package runner
 import (
 	"context"
 	"fmt"
-	"maps"
 	"os"
 	"os/user"
 	"strconv"
@@ -183,11 +182,24 @@ func (l *locks) add(ctx context.Context, h *inventory.Host, c transport.Conn) er
 	return nil
 }
 
-// held is a copy of the hosts locked, safe from a concurrent add.
-func (l *locks) held() map[string]transport.Conn {
+// heldLock is one host's lock: its connection, its directory, and its SFTP
+// channel when the lock was taken over one.
+type heldLock struct {
+	name string
+	conn transport.Conn
+	path string
+	fo   transport.FileOps
+}
+
+// held is a snapshot of the locks, safe from a concurrent add.
+func (l *locks) held() []heldLock {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return maps.Clone(l.conns)
+	out := make([]heldLock, 0, len(l.conns))
+	for name, c := range l.conns {
+		out = append(out, heldLock{name: name, conn: c, path: l.paths[name], fo: l.files[name]})
+	}
+	return out
 }
 
 func (l *locks) heartbeat() {
@@ -199,10 +211,8 @@ func (l *locks) heartbeat() {
 		case <-l.stop:
 			return
 		case <-t.C:
-			for name, c := range l.held() {
-				l.mu.Lock()
-				path, fo := l.paths[name], l.files[name]
-				l.mu.Unlock()
+			for _, h := range l.held() {
+				c, path, fo := h.conn, h.path, h.fo
 				// rewritten rather than given a time: SFTP would set this
 				// machine's clock, a write is stamped by the host's, as touch is
 				if fo != nil && fo.WriteFile(path+"/owner", []byte(l.token+"\n"), 0o600) == nil {
@@ -226,10 +236,8 @@ func (l *locks) release() {
 	l.wg.Wait()
 	q := render.ShellQuote(l.token)
 	var wg sync.WaitGroup
-	for name, c := range l.held() {
-		l.mu.Lock()
-		path, fo := l.paths[name], l.files[name]
-		l.mu.Unlock()
+	for _, h := range l.held() {
+		c, path, fo := h.conn, h.path, h.fo
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
