@@ -335,7 +335,7 @@ func (r *run) judge(s *plan.Step, res step.Result, err error, data map[string]an
 		}
 		reg["failed"] = err != nil
 	}
-	if _, readOnly := s.Action.(step.ReadOnly); r.o.Noop && !readOnly && status == report.Changed {
+	if r.o.Noop && !step.IsReadOnly(s.Action) && status == report.Changed {
 		reg["changed"] = true
 	}
 	return reg, status, err
@@ -679,7 +679,7 @@ func (r *run) exec(ctx context.Context, s *plan.Step, h, on *inventory.Host, dat
 	if s.Sudo != nil {
 		sudo = *s.Sudo
 	}
-	_, readOnly := s.Action.(step.ReadOnly)
+	readOnly := step.IsReadOnly(s.Action)
 	flavor, err := r.flavor(h)
 	if err != nil {
 		return nil, err

@@ -29,10 +29,25 @@ import (
 //  3. `puppetserver ca sign` on the CA host (through the inventory).
 //  4. `puppet ssl download_cert` on the host, then the certificate is
 //     verified here: chain to the CA, names, key.
+//
+// check: true only reads: Data.state says ok, missing, or why the
+// certificate would be reissued (names, invalid), and nothing changes.
+// reissue: true replaces a certificate that is not ok (other names, expired,
+// another CA, a key that does not match): the host's certificate and key are
+// copied to a root-only backup first, the certificate is cleaned on the CA
+// (revoked, so the old one is refused from then on) and on the host (a new
+// key), and the new one is requested and checked as above. The host must be
+// out of service meanwhile (a compiler out of the pool): between the clean
+// and the download it holds no certificate. A run stopped at any point is
+// completed by the next one. Never for the CA host itself, whose certificate
+// is generated offline on the CA (`puppetserver ca generate --ca-client`).
 type PuppetCert struct {
 	Certname    string   `yaml:"certname"`      // default: the host's `puppet config print certname`
 	DNSAltNames []string `yaml:"dns_alt_names"` // besides the certname; none for an agent
 	CA          string   `yaml:"ca"`            // inventory name of the CA host that signs
+	Check       bool     `yaml:"check"`         // read only: report the state
+	Reissue     bool     `yaml:"reissue"`       // replace a certificate that is not ok
+	BackupDir   string   `yaml:"backup_dir"`    // reissue: where the old certificate and key are kept (default /var/lib/troupe/backups)
 }
 
 func (p *PuppetCert) Title() string { return "Puppet certificate signed by " + p.CA }
@@ -41,13 +56,27 @@ func (p *PuppetCert) Validate() error {
 	if p.CA == "" {
 		return errors.New("ca is required (the inventory name of the CA host)")
 	}
+	if p.Check && p.Reissue {
+		return errors.New("check (read only) and reissue exclude each other")
+	}
 	return nil
 }
 
-// Peers is the CA host (step.PeerUser). The runner connects and locks it
-// even for a host whose certificate turns out to be in place: that is known
-// only when the step runs.
+// ReadOnly: a check changes nothing and runs under --noop too.
+func (p *PuppetCert) ReadOnly() bool { return p.Check }
+
+// Peers is the CA host (step.PeerUser), except for a check, which reads only
+// the host's own files. The runner connects and locks it even for a host
+// whose certificate turns out to be in place: that is known only when the
+// step runs.
 func (p *PuppetCert) Peers(sc Scope) ([]string, error) {
+	if p.Check {
+		return nil, nil
+	}
+	return p.caName(sc)
+}
+
+func (p *PuppetCert) caName(sc Scope) ([]string, error) {
 	ca, err := sc.Render(p.CA)
 	if err != nil {
 		return nil, fmt.Errorf("ca: %w", err)
@@ -72,7 +101,7 @@ func (p *PuppetCert) Run(ctx context.Context, x *Exec) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	cas, err := p.Peers(x.Scope())
+	cas, err := p.caName(x.Scope())
 	if err != nil {
 		return Result{}, err
 	}
@@ -84,20 +113,49 @@ func (p *PuppetCert) Run(ctx context.Context, x *Exec) (Result, error) {
 	}
 	hp := certPaths{s["certname"], s["hostcert"], s["hostprivkey"], s["localcacert"]}
 	want := puppet.ExpectedNames(hp.certname, alts)
-	data := map[string]any{"certname": hp.certname, "names": want, "hostcert": hp.hostcert}
+	// dns_alt_names as given (in their order), for a plan that writes them
+	// into puppet.conf as the role that built the host did.
+	data := map[string]any{"certname": hp.certname, "names": want, "dns_alt_names": strings.Join(alts, ","), "hostcert": hp.hostcert}
 
 	// 1. Already there?
-	if cert, err := x.Conn.Download(ctx, hp.hostcert, x.Sudo); err == nil {
-		if err := p.verify(ctx, x, hp, cert, want); err != nil {
-			var ne *puppet.NamesError
-			if errors.As(err, &ne) {
-				return Result{}, fmt.Errorf("%w; reissue it deliberately (clean it on the CA and here), bootstrap does not", err)
-			}
+	cert, err := x.Conn.Download(ctx, hp.hostcert, x.Sudo)
+	switch {
+	case err == nil:
+		verr := p.verify(ctx, x, hp, cert, want)
+		if verr == nil {
+			data["state"] = "ok"
+			return Result{Msg: hp.certname + ": certificate OK (" + strings.Join(want, ", ") + ")", Data: data}, nil
+		}
+		var ne *puppet.NamesError
+		data["state"], data["problem"] = "invalid", verr.Error()
+		if errors.As(verr, &ne) {
+			data["state"] = "names"
+		}
+		switch {
+		case p.Check:
+			return Result{Msg: hp.certname + ": " + verr.Error(), Data: data}, nil
+		case !p.Reissue && errors.As(verr, &ne):
+			return Result{}, fmt.Errorf("%w; reissue it deliberately (plan regen-cert), bootstrap does not", verr)
+		case !p.Reissue:
+			return Result{}, verr
+		}
+		if x.Host.Name == caName {
+			return Result{}, fmt.Errorf("%w; the CA host's own certificate is not reissued this way (it is generated offline on the CA)", verr)
+		}
+		if x.Noop {
+			x.Emit(report.Event{Kind: report.WouldRun, Text: fmt.Sprintf("back up, revoke and replace %s's certificate (%s): new key, %s, signed on %s",
+				hp.certname, verr, strings.Join(want, ", "), caName)})
+			return Result{Changed: true, Msg: "would reissue " + hp.certname, Data: data}, nil
+		}
+		x.Emit(line("%s: %s; reissuing", hp.certname, verr))
+		if err := p.retire(ctx, x, caName, hp); err != nil {
 			return Result{}, err
 		}
-		return Result{Msg: hp.certname + ": certificate OK (" + strings.Join(want, ", ") + ")", Data: data}, nil
-	} else if !errors.Is(err, fs.ErrNotExist) {
+	case !errors.Is(err, fs.ErrNotExist):
 		return Result{}, fmt.Errorf("read %s: %w", hp.hostcert, err)
+	case p.Check:
+		data["state"] = "missing"
+		return Result{Msg: hp.certname + ": no certificate at " + hp.hostcert, Data: data}, nil
 	}
 	if x.Noop {
 		x.Emit(report.Event{Kind: report.WouldRun, Text: fmt.Sprintf("request a certificate for %s (%s), check it and sign it on %s",
@@ -150,14 +208,63 @@ func (p *PuppetCert) Run(ctx context.Context, x *Exec) (Result, error) {
 	if _, err := x.MustChange(ctx, dflt(x.bins().Puppet, "puppet")+" ssl download_cert --certname "+render.ShellQuote(hp.certname), ""); err != nil {
 		return Result{}, fmt.Errorf("download certificate: %w", err)
 	}
-	cert, err := x.Conn.Download(ctx, hp.hostcert, x.Sudo)
+	cert, err = x.Conn.Download(ctx, hp.hostcert, x.Sudo)
 	if err != nil {
 		return Result{}, fmt.Errorf("read %s: %w", hp.hostcert, err)
 	}
 	if err := p.verify(ctx, x, hp, cert, want); err != nil {
 		return Result{}, err
 	}
+	data["state"] = "ok"
 	return Result{Changed: true, Msg: hp.certname + ": signed (" + strings.Join(want, ", ") + ")", Data: data}, nil
+}
+
+// retire takes an unwanted certificate out of the way before a new one is
+// requested: a verified root-only copy of the host's certificate and key,
+// then `puppetserver ca clean` on the CA (revoked, and gone from signed/,
+// so the CA signs the new request), then `puppet ssl clean` on the host (a
+// new key comes with the request; the CA certificate and CRL stay). Each
+// part is skipped when an earlier, interrupted run did it.
+func (p *PuppetCert) retire(ctx context.Context, x *Exec, caName string, hp certPaths) error {
+	dir := p.BackupDir
+	if dir == "" {
+		dir = "/var/lib/troupe/backups"
+	}
+	backup := `set -eu; umask 077; install -d -m 0700 ` + render.ShellQuote(dir) + `
+d=` + render.ShellQuote(dir) + `/ssl-` + render.ShellQuote(hp.certname) + `-$(date -u +%Y%m%dT%H%M%SZ)
+install -d -m 0700 "$d"
+for f in ` + render.ShellQuote(hp.hostcert) + ` ` + render.ShellQuote(hp.hostprivkey) + `; do
+  test ! -e "$f" || { cp -p "$f" "$d/"; cmp -s "$f" "$d/$(basename "$f")"; }
+done
+echo "$d"`
+	res, err := x.MustChange(ctx, backup, "")
+	if err != nil {
+		return fmt.Errorf("back up the certificate and key: %w", err)
+	}
+	x.Emit(line("old certificate and key of %s kept in %s", hp.certname, strings.TrimSpace(res.Stdout)))
+
+	ca, err := x.Peer(ctx, caName)
+	if err != nil {
+		return fmt.Errorf("ca %s: %w", caName, err)
+	}
+	cadir, err := puppetSettings(ctx, ca, "server", "", "cadir")
+	if err != nil {
+		return fmt.Errorf("ca %s: %w", caName, err)
+	}
+	signedPath := path.Join(cadir["cadir"], "signed", hp.certname+".pem")
+	switch _, err := ca.Conn.Download(ctx, signedPath, ca.Sudo); {
+	case err == nil:
+		if _, err := ca.MustChange(ctx, dflt(ca.bins().Puppetserver, "puppetserver")+" ca clean --certname "+render.ShellQuote(hp.certname), ""); err != nil {
+			return fmt.Errorf("ca %s: clean %s: %w", caName, hp.certname, err)
+		}
+		x.Emit(line("%s revoked and cleaned on %s", hp.certname, caName))
+	case !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("ca %s: read %s: %w", caName, signedPath, err)
+	}
+	if _, err := x.MustChange(ctx, dflt(x.bins().Puppet, "puppet")+" ssl clean --certname "+render.ShellQuote(hp.certname), ""); err != nil {
+		return fmt.Errorf("puppet ssl clean: %w", err)
+	}
+	return nil
 }
 
 // request submits a CSR unless the CA already holds one for this certname

@@ -80,7 +80,17 @@ func newCertSite(t *testing.T) *certSite {
 			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
 		der, _ := x509.CreateCertificate(rand.Reader, tpl, s.caCert, csr.PublicKey, s.caKey)
 		ca.set(caDir+"/signed/compile1.lab.test.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+		ca.remove(caDir + "/requests/compile1.lab.test.pem") // as the CA does
 		return transport.Result{Stdout: "Successfully signed certificate request for compile1.lab.test"}
+	})
+	ca.on("ca clean --certname compile1.lab.test", func(string) transport.Result {
+		ca.remove(caDir + "/signed/compile1.lab.test.pem")
+		return transport.Result{}
+	})
+	host.on("ssl clean --certname compile1.lab.test", func(string) transport.Result {
+		host.remove(sslDir + "/certs/compile1.lab.test.pem")
+		pubPEM = ""
+		return transport.Result{}
 	})
 	host.on("ssl download_cert", func(string) transport.Result {
 		b, _ := ca.Download(context.Background(), caDir+"/signed/compile1.lab.test.pem", true)
@@ -160,4 +170,102 @@ func TestPuppetCertNoop(t *testing.T) {
 			t.Errorf("noop ran %v", c)
 		}
 	}
+}
+
+func TestPuppetCertReissuesWithNewNames(t *testing.T) {
+	s := newCertSite(t)
+	ctx := context.Background()
+	host, ca := s.hosts["compile1.lab.test"], s.hosts["ca.lab.test"]
+	if _, err := compilerCert().Run(ctx, s.exec(t, "compile1.lab.test")); err != nil {
+		t.Fatal(err)
+	}
+	old := host.files[sslDir+"/certs/compile1.lab.test.pem"]
+
+	wider := compilerCert()
+	wider.DNSAltNames = append(wider.DNSAltNames, "puppet-alias.lab.test")
+	check := *wider
+	check.Check = true
+	res, err := check.Run(ctx, s.exec(t, "compile1.lab.test"))
+	if err != nil || res.Changed || res.Data.(map[string]any)["state"] != "names" || !strings.Contains(res.Msg, "missing puppet-alias.lab.test") {
+		t.Fatalf("check before: %+v %v", res, err)
+	}
+	if !check.ReadOnly() || wider.ReadOnly() {
+		t.Error("a check is read-only, a reissue is not")
+	}
+	if peers, _ := check.Peers(s.exec(t, "compile1.lab.test").Scope()); len(peers) != 0 {
+		t.Errorf("a check needs no CA: peers %v", peers)
+	}
+
+	wider.Reissue = true
+	res, err = wider.Run(ctx, s.exec(t, "compile1.lab.test"))
+	if err != nil || !res.Changed {
+		t.Fatalf("reissue: %+v %v", res, err)
+	}
+	cert, _ := host.Download(ctx, sslDir+"/certs/compile1.lab.test.pem", true)
+	if string(cert) == string(old) || !strings.Contains(string(cert), "CERTIFICATE") {
+		t.Fatal("certificate not replaced")
+	}
+	c, _ := x509.ParseCertificate(mustPEM(t, cert))
+	if !strings.Contains(strings.Join(c.DNSNames, ","), "puppet-alias.lab.test") {
+		t.Errorf("new certificate names %v", c.DNSNames)
+	}
+	// The order that keeps something to go back to: backup, then the CA's
+	// clean (revokes the old certificate), then the host's, then a request.
+	var order []string
+	for _, cmd := range host.ran {
+		for _, w := range []string{"cmp -s", "ssl clean", "submit_request"} {
+			if strings.Contains(cmd, w) {
+				order = append(order, w)
+			}
+		}
+	}
+	if strings.Join(order, ",") != "submit_request,cmp -s,ssl clean,submit_request" {
+		t.Errorf("host commands in order: %v", order)
+	}
+	if n := len(ca.ranMatching("ca clean")); n != 1 {
+		t.Errorf("cleaned on the CA %d times", n)
+	}
+	res, err = check.Run(ctx, s.exec(t, "compile1.lab.test"))
+	if err != nil || res.Data.(map[string]any)["state"] != "ok" {
+		t.Errorf("check after: %+v %v", res, err)
+	}
+	if res, err := wider.Run(ctx, s.exec(t, "compile1.lab.test")); err != nil || res.Changed {
+		t.Errorf("second reissue run changed: %+v %v", res, err)
+	}
+
+	// Interrupted after the CA's clean: the next run does the rest.
+	narrower := compilerCert()
+	narrower.Reissue = true
+	ca.remove(caDir + "/signed/compile1.lab.test.pem")
+	if _, err := narrower.Run(ctx, s.exec(t, "compile1.lab.test")); err != nil {
+		t.Fatalf("resume after the CA's clean: %v", err)
+	}
+	if n := len(ca.ranMatching("ca clean")); n != 1 {
+		t.Errorf("cleaned on the CA %d times (nothing left to clean the second time)", n)
+	}
+}
+
+func TestPuppetCertNeverReissuesTheCAHost(t *testing.T) {
+	s := newCertSite(t)
+	ctx := context.Background()
+	if _, err := compilerCert().Run(ctx, s.exec(t, "compile1.lab.test")); err != nil {
+		t.Fatal(err)
+	}
+	p := compilerCert()
+	p.DNSAltNames, p.Reissue, p.CA = nil, true, "compile1.lab.test"
+	_, err := p.Run(ctx, s.exec(t, "compile1.lab.test"))
+	if err == nil || !strings.Contains(err.Error(), "CA host") {
+		t.Fatalf("err = %v", err)
+	}
+	if n := len(s.hosts["compile1.lab.test"].ranMatching("ssl clean")); n != 0 {
+		t.Errorf("cleaned anyway")
+	}
+}
+
+func mustPEM(t *testing.T, b []byte) []byte {
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		t.Fatal("no PEM block")
+	}
+	return blk.Bytes
 }

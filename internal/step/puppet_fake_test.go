@@ -78,6 +78,12 @@ func (f *fakeConn) set(path string, b []byte) {
 	f.files[path] = b
 }
 
+func (f *fakeConn) remove(path string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.files, path)
+}
+
 // ranMatching lists the commands that contain s.
 func (f *fakeConn) ranMatching(s string) []string {
 	f.mu.Lock()

@@ -32,6 +32,13 @@ type Titler interface{ Title() string }
 // (waits, messages, assertions): they run for real under --noop.
 type ReadOnly interface{ ReadOnly() bool }
 
+// IsReadOnly says whether an action never changes a host; an action whose
+// mode decides it (puppet_cert's check) answers for its own settings.
+func IsReadOnly(a any) bool {
+	ro, ok := a.(ReadOnly)
+	return ok && ro.ReadOnly()
+}
+
 // Result is the outcome of an action on one host. A returned error means
 // failed; otherwise Skip != "" means skipped, Changed means changed, else ok.
 type Result struct {
