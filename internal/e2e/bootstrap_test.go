@@ -272,6 +272,7 @@ var scenarios = []scenario{
 	{"status", statusScenario, true},
 	{"webhook", webhookScenario, true},
 	{"remove-compiler", removeCompilerScenario, false},
+	{"regen-cert", regenCertScenario, false},
 	{"kill-jvm", killJVMScenario, true}, // last: the JVM it kills stays dead
 }
 

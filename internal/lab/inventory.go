@@ -19,6 +19,11 @@ func (l *Lab) writeInventory() error {
 	fmt.Fprintf(&b, "  flavor: debian\n  domain: %s\n  lb_name: puppet.%s\n  ca_name: ca.%s\n", s.Domain, s.Domain, s.Domain)
 	fmt.Fprintf(&b, "  package_repo: %q\n", "deb [trusted=yes] "+l.RepoURL+" ./")
 	fmt.Fprintf(&b, "  control_repo: %s\n", l.ControlRepoURL)
+	// Lab only: the JVMs JIT with C1 alone. On two CPUs shared by five JVMs
+	// and the agents, a puppetserver (re)start takes about a quarter less
+	// (49/44 s against 38/28 s, measured on the lab); peak speed matters
+	// less here than start time. Not a setting for a site.
+	b.WriteString("  server_java_args: \"-Djruby.logger.class=com.puppetlabs.jruby_utils.jruby.Slf4jLogger -XX:TieredStopAtLevel=1\"\n")
 	b.WriteString("config:\n  ssh:\n    user: lab\n")
 	fmt.Fprintf(&b, "    private_key: %s\n    known_hosts: %s\n", l.Key, l.KnownHosts)
 	b.WriteString("    host_key_check: strict\n    sudo: true\ngroups:\n")
