@@ -105,7 +105,7 @@ func (p *PuppetCertExpiry) Run(ctx context.Context, x *Exec) (Result, error) {
 		x.Emit(line("unreadable  %s", b))
 	}
 	data := map[string]any{"items": rows, "inside": inside, "expired": expired, "soonest": "", "horizon": hs, "unreadable": bad}
-	msg := fmt.Sprintf("%d certificates, %d CRLs", certs, crls)
+	msg := plural(certs, "certificate") + ", " + plural(crls, "CRL")
 	if len(items) > 0 {
 		data["soonest"] = items[0].Name
 		msg += fmt.Sprintf("; soonest %s (%s) %d d", items[0].Name, items[0].Kind, items[0].DaysLeft(now))
@@ -187,4 +187,12 @@ func caExpiries(ctx context.Context, x *Exec, cadir string) (items []puppet.Expi
 		}
 	}
 	return items, bad, nil
+}
+
+// plural is "1 thing" or "N things".
+func plural(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return strconv.Itoa(n) + " " + thing + "s"
 }
