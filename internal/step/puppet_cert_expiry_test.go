@@ -235,12 +235,26 @@ func TestPuppetCertExpiryDecode(t *testing.T) {
 }
 
 // TestPuppetCertExpirySSH runs the step over a real SSH connection (the
-// in-process server: commands through /bin/sh, downloads over SFTP) against
-// a CA directory on disk, with a `puppet` that answers config print.
+// in-process server, logged in as this user: commands through /bin/sh,
+// downloads over SFTP) against a CA directory on disk, with a `puppet` that
+// answers config print.
 func TestPuppetCertExpirySSH(t *testing.T) {
 	sshtest.Hermetic(t)
 	srv := sshtest.StartServer(t)
-	conn, err := transport.Dial(context.Background(), srv.Config)
+	expiryOverSSH(t, srv.Config, false)
+}
+
+// TestPuppetCertExpiryOpenSSH is the same against Debian's sshd, logged in
+// as a user that is not root, with sudo: the CA directory is root's alone
+// (0700), so the listing and every download must go through sudo.
+func TestPuppetCertExpiryOpenSSH(t *testing.T) {
+	sshtest.Hermetic(t)
+	o := sshtest.StartOpenSSH(t, sshtest.OpenSSHOptions{})
+	expiryOverSSH(t, o.User, true)
+}
+
+func expiryOverSSH(t *testing.T, cfg transport.Config, sudo bool) {
+	conn, err := transport.Dial(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,10 +264,10 @@ func TestPuppetCertExpirySSH(t *testing.T) {
 	e := newExpiryCA(t, time.Now())
 	for f, b := range e.files {
 		p := filepath.Join(cadir, f)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(p, b, 0o644); err != nil {
+		if err := os.WriteFile(p, b, 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -263,15 +277,14 @@ func TestPuppetCertExpirySSH(t *testing.T) {
 		t.Fatal(err)
 	}
 	var events []report.Event
-	x := &Exec{Host: &inventory.Host{Name: "ca.lab.test"}, Conn: conn, Data: map[string]any{},
+	x := &Exec{Host: &inventory.Host{Name: "ca.lab.test"}, Conn: conn, Sudo: sudo, Data: map[string]any{},
 		Flavor: &puppet.Flavor{Bin: puppet.Binaries{Puppet: fakePuppet}},
 		Emit:   func(ev report.Event) { events = append(events, ev) }}
 	res, err := (&PuppetCertExpiry{Horizon: "90d"}).Run(context.Background(), x)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := e.wantLines()
-	if got := expiryLines(events); strings.Join(got, "\n") != strings.Join(want, "\n") {
+	if got, want := expiryLines(events), e.wantLines(); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("lines:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	if d := res.Data.(map[string]any); d["inside"] != 2 || d["expired"] != 1 {
