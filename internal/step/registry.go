@@ -28,11 +28,12 @@ var kinds = map[string]func() Action{
 	"assert":        func() Action { return &Assert{} },       // fail unless every condition is true
 	"fail":          func() Action { return &Fail{} },         // fail with a message
 	// puppet site
-	"puppet_config": func() Action { return &PuppetConfig{} }, // read settings with `puppet config print` (paths per host)
-	"puppet_ini":    func() Action { return &PuppetIni{} },    // ensure keys in puppet.conf-style INI files, keep the rest
-	"puppet_cert":   func() Action { return &PuppetCert{} },   // a CA-signed cert with exactly the expected names, CSR checked before signing
-	"puppet_code":   func() Action { return &PuppetCode{} },   // r10k deploy when commits differ; reports commit per environment
-	"lb_server":     func() Action { return &LBServer{} },     // HAProxy runtime API: ready/drain/maint on every LB, waits for it
+	"puppet_config":      func() Action { return &PuppetConfig{} },     // read settings with `puppet config print` (paths per host)
+	"puppet_ini":         func() Action { return &PuppetIni{} },        // ensure keys in puppet.conf-style INI files, keep the rest
+	"puppet_cert":        func() Action { return &PuppetCert{} },       // a CA-signed cert with exactly the expected names, CSR checked before signing
+	"puppet_cert_expiry": func() Action { return &PuppetCertExpiry{} }, // not-after of the CA bundle, CRLs and signed/ certificates, soonest first; read-only
+	"puppet_code":        func() Action { return &PuppetCode{} },       // r10k deploy when commits differ; reports commit per environment
+	"lb_server":          func() Action { return &LBServer{} },         // HAProxy runtime API: ready/drain/maint on every LB, waits for it
 }
 
 // Shorthand is implemented by actions that accept a plain string body
