@@ -270,6 +270,7 @@ var scenarios = []scenario{
 	{"upgrade-agents", upgradeAgentsScenario, false},
 	{"add-compiler", addCompilerScenario, false},
 	{"status", statusScenario, true},
+	{"cert-expiry", certExpiryScenario, true},
 	{"webhook", webhookScenario, true},
 	{"remove-compiler", removeCompilerScenario, false},
 	{"regen-cert", regenCertScenario, false},

@@ -130,3 +130,35 @@ func serialOf(out string) string {
 	}
 	return ""
 }
+
+// certExpiryScenario: the expiry report on the CA lists every certificate
+// the site uses with the days it has left, read from the CA's files; with a
+// horizon longer than the agents' certificates live (five years) and
+// fail=true it fails, as a cron job would.
+func certExpiryScenario(ctx context.Context, t *testing.T, s *site) {
+	r := s.troupeRun(ctx, "run", "cert-expiry")
+	if r.code != 0 {
+		t.Fatalf("cert-expiry: exit %d\n%s\n%s", r.code, strings.Join(r.with("failed"), "\n"), r.stderr)
+	}
+	var lines []string
+	for _, e := range r.events {
+		if e.Step == "expiry" && e.Kind == "host_line" {
+			lines = append(lines, e.Text)
+		}
+	}
+	report := strings.Join(lines, "\n")
+	for _, name := range append(s.compilers(), "ca", "agent1", "agent2", "puppetdb") {
+		if !strings.Contains(report, " cert  "+name+".lab.test ") {
+			t.Errorf("no certificate line for %s in the report:\n%s", name, report)
+		}
+	}
+	if !strings.Contains(report, "  ca    ") || !strings.Contains(report, "  crl   ") {
+		t.Errorf("the report lacks the CA certificate or its CRL:\n%s", report)
+	}
+	t.Logf("cert-expiry: %s; %s", r.wall.Round(100*time.Millisecond), messages(r, "expiry"))
+
+	strict := s.troupeRun(ctx, "run", "cert-expiry", "-p", "horizon=2000d", "-p", "fail=true")
+	if strict.code != 1 || !strings.Contains(messages(strict, "expiry")+strings.Join(strict.with("failed"), ""), "inside 2000d") {
+		t.Errorf("cert-expiry horizon=2000d fail=true: exit %d (want 1), %s %v", strict.code, messages(strict, "expiry"), strict.with("failed"))
+	}
+}
