@@ -274,6 +274,7 @@ var scenarios = []scenario{
 	{"webhook", webhookScenario, true},
 	{"remove-compiler", removeCompilerScenario, false},
 	{"regen-cert", regenCertScenario, false},
+	{"revoke", revokeScenario, false},
 	{"kill-jvm", killJVMScenario, true}, // last: the JVM it kills stays dead
 }
 

@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -140,13 +142,7 @@ func certExpiryScenario(ctx context.Context, t *testing.T, s *site) {
 	if r.code != 0 {
 		t.Fatalf("cert-expiry: exit %d\n%s\n%s", r.code, strings.Join(r.with("failed"), "\n"), r.stderr)
 	}
-	var lines []string
-	for _, e := range r.events {
-		if e.Step == "expiry" && e.Kind == "host_line" {
-			lines = append(lines, e.Text)
-		}
-	}
-	report := strings.Join(lines, "\n")
+	report := output(r, "expiry")
 	for _, name := range append(s.compilers(), "ca", "agent1", "agent2", "puppetdb") {
 		if !strings.Contains(report, " cert  "+name+".lab.test ") {
 			t.Errorf("no certificate line for %s in the report:\n%s", name, report)
@@ -161,4 +157,118 @@ func certExpiryScenario(ctx context.Context, t *testing.T, s *site) {
 	if strict.code != 1 || !strings.Contains(messages(strict, "expiry")+strings.Join(strict.with("failed"), ""), "inside 2000d") {
 		t.Errorf("cert-expiry horizon=2000d fail=true: exit %d (want 1), %s %v", strict.code, messages(strict, "expiry"), strict.with("failed"))
 	}
+}
+
+// revokeScenario: agent2's certificate is revoked while agent1 runs in a
+// loop. Every compiler (directly) and the load balancer refuse agent2's old
+// certificate within a bound, measured from the end of the run; agent1
+// never fails. Then reissue=true gives agent2 a new key and certificate: it
+// runs again, and its old certificate stays refused. A second run changes
+// nothing.
+func revokeScenario(ctx context.Context, t *testing.T, s *site) {
+	const victim = "agent2.lab.test"
+	s.ssh("agent2", "install -d -m 0700 /root/old && cp $(puppet config print hostcert) /root/old/cert.pem && cp $(puppet config print hostprivkey) /root/old/key.pem")
+	// What a holder of the stolen key and certificate sees at each server.
+	endpoints := append(s.compilers(), "puppet") // puppet.lab.test: the load balancer
+	stolen := func(host string) string {
+		return strings.TrimSpace(s.ssh("agent2", "curl -s -o /dev/null -w '%{http_code}' --max-time 10 --cert /root/old/cert.pem --key /root/old/key.pem"+
+			" --cacert $(puppet config print localcacert) 'https://"+host+".lab.test:8140/puppet/v3/node/"+victim+"?environment=production'"))
+	}
+	for _, h := range endpoints {
+		if got := stolen(h); got != "200" {
+			t.Fatalf("before the revocation, %s answers agent2's certificate with %q, want 200", h, got)
+		}
+	}
+
+	oldSerial := strings.TrimPrefix(strings.TrimSpace(s.ssh("agent2", "openssl x509 -noout -serial -in /root/old/cert.pem")), "serial=")
+
+	agents := startAgentLoop(t, s, "agent1")
+	r := s.troupeRun(ctx, "run", "revoke", "-p", "certname="+victim)
+	end := time.Now()
+	if r.code != 0 {
+		t.Fatalf("revoke: exit %d\n%s\n%s", r.code, strings.Join(r.with("failed"), "\n"), r.stderr)
+	}
+	t.Logf("revoke: %s, %d changed", r.wall.Round(100*time.Millisecond), len(r.with("changed")))
+	if msg := output(r, "ca/find"); !strings.Contains(msg, "REVOKE serial 0x"+strings.TrimLeft(oldSerial, "0")) {
+		t.Errorf("revoke found %q, want serial %s", msg, oldSerial)
+	}
+	// One session a sweep (an SSH login costs more than the TLS handshakes),
+	// each answer stamped on the host (the lab's hosts share this clock).
+	sweep := "ca=$(puppet config print localcacert);"
+	for _, h := range endpoints {
+		sweep += fmt.Sprintf(" echo %s $(date +%%s.%%N) $(curl -s -o /dev/null -w '%%{http_code}' --max-time 10 --cert /root/old/cert.pem --key /root/old/key.pem"+
+			" --cacert \"$ca\" 'https://%s.lab.test:8140/puppet/v3/node/%s?environment=production');", h, h, victim)
+	}
+	refused := map[string]time.Time{}
+	for deadline := end.Add(60 * time.Second); len(refused) < len(endpoints) && time.Now().Before(deadline); {
+		for _, l := range strings.Split(s.ssh("agent2", sweep), "\n") {
+			f := strings.Fields(l)
+			if len(f) != 3 || f[2] != "000" {
+				continue
+			}
+			if _, done := refused[f[0]]; !done {
+				sec, _ := strconv.ParseFloat(f[1], 64)
+				refused[f[0]] = time.Unix(0, int64(sec*1e9))
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	var revokedAt time.Time // when the CA's clean ended
+	for _, e := range r.events {
+		if e.Kind == "host_result" && e.Step == "ca/clean" && e.Status == "changed" {
+			revokedAt = e.Time
+		}
+	}
+	if revokedAt.IsZero() {
+		t.Fatalf("no ca/clean that changed in the revoke run")
+	}
+	var last time.Duration
+	for _, h := range endpoints {
+		at, ok := refused[h]
+		if !ok {
+			t.Errorf("%s still accepts agent2's revoked certificate 60 s after troupe run revoke ended", h)
+			continue
+		}
+		last = max(last, at.Sub(revokedAt))
+		t.Logf("REVOKE: %s refuses the revoked certificate %s after the CA revoked it (%s after the run ended)", h,
+			at.Sub(revokedAt).Round(100*time.Millisecond), at.Sub(end).Round(100*time.Millisecond))
+	}
+	t.Logf("REVOKE: from the CA's revocation to refusal on the last of %v: %s", endpoints, last.Round(100*time.Millisecond))
+	if out, rc := s.agentRun("agent2"); rc != 1 && !strings.Contains(out, "Error") {
+		t.Errorf("agent2's run through the load balancer with its revoked certificate: rc %d\n%s", rc, out)
+	}
+
+	re := s.troupeRun(ctx, "run", "revoke", "-p", "certname="+victim, "-p", "reissue=true")
+	agentReport(t, agents.stop(), [2]time.Time{})
+	if re.code != 0 {
+		t.Fatalf("revoke reissue=true: exit %d\n%s\n%s", re.code, strings.Join(re.with("failed"), "\n"), re.stderr)
+	}
+	t.Logf("revoke reissue=true: %s, %d changed", re.wall.Round(100*time.Millisecond), len(re.with("changed")))
+	if out, rc := s.agentRun("agent2"); rc != 0 && rc != 2 {
+		t.Errorf("agent2 with its new certificate: rc %d\n%s", rc, out)
+	}
+	for _, h := range endpoints {
+		if got := stolen(h); got != "000" {
+			t.Errorf("after the reissue, %s answers agent2's old certificate with %q", h, got)
+		}
+	}
+	// Run again for the serial it revoked: the new certificate is left alone.
+	again := s.troupeRun(ctx, "run", "revoke", "-p", "certname="+victim, "-p", "serial="+oldSerial, "-p", "reissue=true")
+	if again.code != 0 || len(again.with("changed")) != 0 {
+		t.Errorf("second revoke serial=%s reissue=true: exit %d, changed %v", oldSerial, again.code, again.with("changed"))
+	}
+	if msg := output(again, "ca/find"); !strings.Contains(msg, "on the CRL already") {
+		t.Errorf("second revoke: %q", msg)
+	}
+}
+
+// output is the live output lines of a step, joined.
+func output(r run, stepID string) string {
+	var lines []string
+	for _, e := range r.events {
+		if e.Step == stepID && e.Kind == "host_line" {
+			lines = append(lines, e.Text)
+		}
+	}
+	return strings.Join(lines, "\n")
 }

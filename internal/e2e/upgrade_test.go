@@ -291,8 +291,8 @@ func agentReport(t *testing.T, runs []agentRun, pdb [2]time.Time) {
 	}
 	t.Logf("AGENTS: %d runs, %d failed outside the PuppetDB restart; %s; compiled by %v",
 		len(runs), len(runs)-ok-failedPDB, window, by)
-	if len(runs) < 4 {
-		t.Errorf("only %d agent runs during the upgrade: the loop did not run", len(runs))
+	if len(runs) < 2 {
+		t.Errorf("only %d agent runs while troupe worked: the loop did not run", len(runs))
 	}
 }
 

@@ -44,7 +44,7 @@ func (r *run) one(ctx context.Context, s *plan.Step, inherited []*inventory.Host
 	targets := inherited
 	if s.Targets != "" {
 		var err error
-		if targets, err = r.selectHosts(s.Targets); err != nil {
+		if targets, err = r.targets(s.Targets, l.params); err != nil {
 			return fmt.Errorf("step %s: %w", s.ID, err)
 		}
 	}

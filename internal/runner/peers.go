@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/troupe/troupe/internal/inventory"
@@ -92,8 +93,14 @@ func (f *peerFinder) steps(steps []*plan.Step, inherited []*inventory.Host, l sc
 	for _, s := range steps {
 		targets := inherited
 		if s.Targets != "" {
+			if strings.Contains(s.Targets, "{{") && slices.Contains(f.unknown, "params") {
+				// plan validate -i without params: a step whose targets
+				// come from them is known only at run time.
+				f.note(&f.found.Later, fmt.Sprintf("step %s: its targets are named from .params: known when the plan runs", s.ID))
+				continue
+			}
 			var err error
-			if targets, err = f.r.selectHosts(s.Targets); err != nil {
+			if targets, err = f.r.targets(s.Targets, l.params); err != nil {
 				f.note(&f.errs, fmt.Sprintf("step %s: %v", s.ID, err))
 				continue
 			}

@@ -18,6 +18,7 @@ import (
 	"github.com/troupe/troupe/internal/inventory"
 	"github.com/troupe/troupe/internal/plan"
 	"github.com/troupe/troupe/internal/puppet"
+	"github.com/troupe/troupe/internal/render"
 	"github.com/troupe/troupe/internal/report"
 	"github.com/troupe/troupe/internal/secret"
 	"github.com/troupe/troupe/internal/transport"
@@ -251,7 +252,9 @@ func (r *run) allHosts() ([]*inventory.Host, error) {
 		if s.Targets == "" {
 			return nil
 		}
-		hs, err := r.selectHosts(s.Targets)
+		// A sub-plan's targets may name its own params; the plan's are
+		// the ones known here, and the walk in one() selects again.
+		hs, err := r.targets(s.Targets, r.o.Params)
 		if err != nil {
 			return err
 		}
@@ -267,6 +270,23 @@ func (r *run) allHosts() ([]*inventory.Host, error) {
 }
 
 // selectHosts resolves a selector within --limit.
+// targets selects a step's targets. The selector may name params
+// (targets: "{{ .params.certname }}"): it is rendered with them alone,
+// since it is decided before any host is. A template that renders empty
+// selects no host (a step for a host only when a param asks for it).
+func (r *run) targets(sel string, params map[string]any) ([]*inventory.Host, error) {
+	if strings.Contains(sel, "{{") {
+		var err error
+		if sel, err = render.String(sel, map[string]any{"params": params}); err != nil {
+			return nil, fmt.Errorf("targets: %w", err)
+		}
+		if strings.TrimSpace(sel) == "" {
+			return nil, nil
+		}
+	}
+	return r.selectHosts(sel)
+}
+
 func (r *run) selectHosts(expr string) ([]*inventory.Host, error) {
 	hs, err := r.o.Inventory.Select(expr)
 	if err != nil || r.o.Limit == "" {

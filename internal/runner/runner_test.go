@@ -540,6 +540,42 @@ steps:
 	}
 }
 
+// Targets may name params: the host to act on is a run's argument
+// (targets: "{{ .params.certname }}"), so nothing else is connected.
+func TestTargetsFromParams(t *testing.T) {
+	f := setup(t, `name: p
+params:
+  who: {type: string}
+steps:
+  - id: one
+    targets: "{{ .params.who }}"
+    command: 'echo "{{ .host.name }}" >> $H/by'
+  - id: always
+    targets: h3
+    command: 'true'
+`, "h1", "h2", "h3")
+	_, _, err := f.run(context.Background(), func(o *Options) { o.Params = map[string]any{"who": "h2"} })
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	read := func(h string) string { b, _ := os.ReadFile(filepath.Join(f.hostDir(h), "by")); return string(b) }
+	if read("h1") != "" || read("h2") != "h2\n" || read("h3") != "" {
+		t.Errorf("h1 %q, h2 %q, h3 %q", read("h1"), read("h2"), read("h3"))
+	}
+	_, _, err = f.run(context.Background(), func(o *Options) { o.Params = map[string]any{"who": "nosuch"} })
+	if err == nil {
+		t.Error("a param naming no host: no error")
+	}
+	// Rendered empty: no host, no error.
+	os.Remove(filepath.Join(f.hostDir("h2"), "by"))
+	if _, _, err = f.run(context.Background(), func(o *Options) { o.Params = map[string]any{"who": ""} }); err != nil {
+		t.Errorf("empty selector: %v", err)
+	}
+	if read("h1")+read("h2")+read("h3") != "" {
+		t.Error("an empty selector ran on hosts")
+	}
+}
+
 // A step skipped by its when, by a guard, by its block's when or by
 // --start-at registers {skipped: true, changed: false}, so later conditions
 // read .registered.NAME.changed without asking whether the step ran; a

@@ -13,8 +13,12 @@ type Command struct {
 	Cmd   string `yaml:"cmd"`
 	Stdin string `yaml:"stdin"` // fed on stdin; may be a template (e.g. a secret)
 	Chdir string `yaml:"chdir"`
+	// read_only: the command only looks (a probe whose output later steps
+	// decide on), so it runs under --noop too and never counts as a change.
+	Probe bool `yaml:"read_only"`
 }
 
+func (c *Command) ReadOnly() bool     { return c.Probe }
 func (c *Command) SetString(s string) { c.Cmd = s }
 func (c *Command) Title() string      { return "Run " + short(c.Cmd) }
 
@@ -42,7 +46,7 @@ func (c *Command) Run(ctx context.Context, x *Exec) (Result, error) {
 		cmd = "cd " + render.ShellQuote(dir) + " && " + cmd
 	}
 	res, err := x.MustChange(ctx, cmd, stdin)
-	return commandResult(res, !x.Noop), err
+	return commandResult(res, !x.Noop && !c.Probe), err
 }
 
 func short(s string) string {

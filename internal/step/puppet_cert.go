@@ -89,7 +89,54 @@ func (p *PuppetCert) caName(sc Scope) ([]string, error) {
 
 // certPaths are the host's own SSL paths, read with `puppet config print`.
 type certPaths struct {
-	certname, hostcert, hostprivkey, localcacert string
+	certname, hostcert, hostprivkey, localcacert, hostcrl string
+}
+
+// caSide is the CA host as the step uses it, reached on first use.
+type caSide struct {
+	name string
+	x    *Exec
+	dir  string // its cadir
+}
+
+func (c *caSide) open(ctx context.Context, x *Exec) error {
+	if c.x != nil {
+		return nil
+	}
+	ca, err := x.Peer(ctx, c.name)
+	if err != nil {
+		return fmt.Errorf("ca %s: %w", c.name, err)
+	}
+	s, err := puppetSettings(ctx, ca, "server", "", "cadir")
+	if err != nil {
+		return fmt.Errorf("ca %s: %w", c.name, err)
+	}
+	c.x, c.dir = ca, s["cadir"]
+	return nil
+}
+
+// crl is the CRL a certificate in place is checked against: the CA's own
+// (ca_crl.pem, current by definition) when the step works with the CA, the
+// host's copy for a check. nil when there is none; under --noop a CA that
+// cannot be read yet (a new site) is no error.
+func (p *PuppetCert) crl(ctx context.Context, x *Exec, ca *caSide, hp certPaths) ([]byte, error) {
+	var b []byte
+	var err error
+	if p.Check {
+		b, err = x.Conn.Download(ctx, hp.hostcrl, x.Sudo)
+	} else {
+		if err := ca.open(ctx, x); err != nil {
+			if x.Noop {
+				return nil, nil
+			}
+			return nil, err
+		}
+		b, err = ca.x.Conn.Download(ctx, path.Join(ca.dir, "ca_crl.pem"), ca.x.Sudo)
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	return b, err
 }
 
 func (p *PuppetCert) Run(ctx context.Context, x *Exec) (Result, error) {
@@ -107,11 +154,12 @@ func (p *PuppetCert) Run(ctx context.Context, x *Exec) (Result, error) {
 	}
 	caName := cas[0]
 	alts = splitNames(alts)
-	s, err := puppetSettings(ctx, x, "main", certname, "certname", "hostcert", "hostprivkey", "localcacert")
+	s, err := puppetSettings(ctx, x, "main", certname, "certname", "hostcert", "hostprivkey", "localcacert", "hostcrl")
 	if err != nil {
 		return Result{}, err
 	}
-	hp := certPaths{s["certname"], s["hostcert"], s["hostprivkey"], s["localcacert"]}
+	hp := certPaths{s["certname"], s["hostcert"], s["hostprivkey"], s["localcacert"], s["hostcrl"]}
+	ca := &caSide{name: caName}
 	want := puppet.ExpectedNames(hp.certname, alts)
 	// dns_alt_names as given (in their order), for a plan that writes them
 	// into puppet.conf as the role that built the host did.
@@ -121,21 +169,30 @@ func (p *PuppetCert) Run(ctx context.Context, x *Exec) (Result, error) {
 	cert, err := x.Conn.Download(ctx, hp.hostcert, x.Sudo)
 	switch {
 	case err == nil:
-		verr := p.verify(ctx, x, hp, cert, want)
+		crl, err := p.crl(ctx, x, ca, hp)
+		if err != nil {
+			return Result{}, err
+		}
+		verr := p.verify(ctx, x, hp, cert, want, crl)
 		if verr == nil {
 			data["state"] = "ok"
 			return Result{Msg: hp.certname + ": certificate OK (" + strings.Join(want, ", ") + ")", Data: data}, nil
 		}
 		var ne *puppet.NamesError
 		data["state"], data["problem"] = "invalid", verr.Error()
-		if errors.As(verr, &ne) {
+		switch {
+		case errors.As(verr, &ne):
 			data["state"] = "names"
+		case errors.Is(verr, puppet.ErrRevoked):
+			data["state"] = "revoked"
 		}
 		switch {
 		case p.Check:
 			return Result{Msg: hp.certname + ": " + verr.Error(), Data: data}, nil
 		case !p.Reissue && errors.As(verr, &ne):
 			return Result{}, fmt.Errorf("%w; reissue it deliberately (plan regen-cert), bootstrap does not", verr)
+		case !p.Reissue && errors.Is(verr, puppet.ErrRevoked):
+			return Result{}, fmt.Errorf("%w; reissue it deliberately (plan revoke with reissue=true, or regen-cert for a compiler)", verr)
 		case !p.Reissue:
 			return Result{}, verr
 		}
@@ -148,7 +205,7 @@ func (p *PuppetCert) Run(ctx context.Context, x *Exec) (Result, error) {
 			return Result{Changed: true, Msg: "would reissue " + hp.certname, Data: data}, nil
 		}
 		x.Emit(line("%s: %s; reissuing", hp.certname, verr))
-		if err := p.retire(ctx, x, caName, hp); err != nil {
+		if err := p.retire(ctx, x, ca, hp); err != nil {
 			return Result{}, err
 		}
 	case !errors.Is(err, fs.ErrNotExist):
@@ -163,18 +220,13 @@ func (p *PuppetCert) Run(ctx context.Context, x *Exec) (Result, error) {
 		return Result{Changed: true, Msg: "would request and sign " + hp.certname, Data: data}, nil
 	}
 
-	ca, err := x.Peer(ctx, caName)
-	if err != nil {
-		return Result{}, fmt.Errorf("ca %s: %w", caName, err)
+	if err := ca.open(ctx, x); err != nil {
+		return Result{}, err
 	}
-	cadir, err := puppetSettings(ctx, ca, "server", "", "cadir")
-	if err != nil {
-		return Result{}, fmt.Errorf("ca %s: %w", caName, err)
-	}
-	signedPath := path.Join(cadir["cadir"], "signed", hp.certname+".pem")
-	reqPath := path.Join(cadir["cadir"], "requests", hp.certname+".pem")
+	signedPath := path.Join(ca.dir, "signed", hp.certname+".pem")
+	reqPath := path.Join(ca.dir, "requests", hp.certname+".pem")
 
-	_, err = ca.Conn.Download(ctx, signedPath, ca.Sudo)
+	_, err = ca.x.Conn.Download(ctx, signedPath, ca.x.Sudo)
 	switch {
 	case err == nil:
 		// Signed in an earlier run that stopped before the download: fetch
@@ -183,7 +235,7 @@ func (p *PuppetCert) Run(ctx context.Context, x *Exec) (Result, error) {
 	case !errors.Is(err, fs.ErrNotExist):
 		return Result{}, fmt.Errorf("ca %s: read %s: %w", caName, signedPath, err)
 	default:
-		if err := p.request(ctx, x, ca, hp, alts, reqPath); err != nil {
+		if err := p.request(ctx, x, ca.x, hp, alts, reqPath); err != nil {
 			return Result{}, err
 		}
 		pubDER, err := hostPublicKey(ctx, x, hp.hostprivkey)
@@ -193,7 +245,7 @@ func (p *PuppetCert) Run(ctx context.Context, x *Exec) (Result, error) {
 		if pubDER == nil {
 			return Result{}, fmt.Errorf("no private key at %s after the request", hp.hostprivkey)
 		}
-		csr, err := ca.Conn.Download(ctx, reqPath, ca.Sudo)
+		csr, err := ca.x.Conn.Download(ctx, reqPath, ca.x.Sudo)
 		if err != nil {
 			return Result{}, fmt.Errorf("ca %s: read %s: %w", caName, reqPath, err)
 		}
@@ -201,7 +253,7 @@ func (p *PuppetCert) Run(ctx context.Context, x *Exec) (Result, error) {
 			return Result{}, fmt.Errorf("refusing to sign: %w", err)
 		}
 		x.Emit(line("CSR of %s names exactly %s; signing on %s", hp.certname, strings.Join(want, ", "), caName))
-		if _, err := ca.MustChange(ctx, dflt(ca.bins().Puppetserver, "puppetserver")+" ca sign --certname "+render.ShellQuote(hp.certname), ""); err != nil {
+		if _, err := ca.x.MustChange(ctx, dflt(ca.x.bins().Puppetserver, "puppetserver")+" ca sign --certname "+render.ShellQuote(hp.certname), ""); err != nil {
 			return Result{}, fmt.Errorf("ca %s: sign %s: %w", caName, hp.certname, err)
 		}
 	}
@@ -212,10 +264,15 @@ func (p *PuppetCert) Run(ctx context.Context, x *Exec) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("read %s: %w", hp.hostcert, err)
 	}
-	if err := p.verify(ctx, x, hp, cert, want); err != nil {
+	// The CRL read before (if any) does not list a certificate just signed.
+	if err := p.verify(ctx, x, hp, cert, want, nil); err != nil {
 		return Result{}, err
 	}
 	data["state"] = "ok"
+	if why, ok := data["problem"]; ok {
+		data["reissued"] = why // what was wrong with the one it replaced
+		delete(data, "problem")
+	}
 	return Result{Changed: true, Msg: hp.certname + ": signed (" + strings.Join(want, ", ") + ")", Data: data}, nil
 }
 
@@ -225,7 +282,7 @@ func (p *PuppetCert) Run(ctx context.Context, x *Exec) (Result, error) {
 // so the CA signs the new request), then `puppet ssl clean` on the host (a
 // new key comes with the request; the CA certificate and CRL stay). Each
 // part is skipped when an earlier, interrupted run did it.
-func (p *PuppetCert) retire(ctx context.Context, x *Exec, caName string, hp certPaths) error {
+func (p *PuppetCert) retire(ctx context.Context, x *Exec, ca *caSide, hp certPaths) error {
 	dir := p.BackupDir
 	if dir == "" {
 		dir = "/var/lib/troupe/backups"
@@ -234,7 +291,8 @@ func (p *PuppetCert) retire(ctx context.Context, x *Exec, caName string, hp cert
 d=` + render.ShellQuote(dir) + `/ssl-` + render.ShellQuote(hp.certname) + `-$(date -u +%Y%m%dT%H%M%SZ)
 install -d -m 0700 "$d"
 for f in ` + render.ShellQuote(hp.hostcert) + ` ` + render.ShellQuote(hp.hostprivkey) + `; do
-  test ! -e "$f" || { cp -p "$f" "$d/"; cmp -s "$f" "$d/$(basename "$f")"; }
+  # certs/NAME.pem and private_keys/NAME.pem: one base name, two directories
+  test ! -e "$f" || { s="$d/$(basename "$(dirname "$f")")"; install -d -m 0700 "$s"; cp -p "$f" "$s/"; cmp -s "$f" "$s/$(basename "$f")"; }
 done
 echo "$d"`
 	res, err := x.MustChange(ctx, backup, "")
@@ -243,23 +301,18 @@ echo "$d"`
 	}
 	x.Emit(line("old certificate and key of %s kept in %s", hp.certname, strings.TrimSpace(res.Stdout)))
 
-	ca, err := x.Peer(ctx, caName)
-	if err != nil {
-		return fmt.Errorf("ca %s: %w", caName, err)
+	if err := ca.open(ctx, x); err != nil {
+		return err
 	}
-	cadir, err := puppetSettings(ctx, ca, "server", "", "cadir")
-	if err != nil {
-		return fmt.Errorf("ca %s: %w", caName, err)
-	}
-	signedPath := path.Join(cadir["cadir"], "signed", hp.certname+".pem")
-	switch _, err := ca.Conn.Download(ctx, signedPath, ca.Sudo); {
+	signedPath := path.Join(ca.dir, "signed", hp.certname+".pem")
+	switch _, err := ca.x.Conn.Download(ctx, signedPath, ca.x.Sudo); {
 	case err == nil:
-		if _, err := ca.MustChange(ctx, dflt(ca.bins().Puppetserver, "puppetserver")+" ca clean --certname "+render.ShellQuote(hp.certname), ""); err != nil {
-			return fmt.Errorf("ca %s: clean %s: %w", caName, hp.certname, err)
+		if _, err := ca.x.MustChange(ctx, dflt(ca.x.bins().Puppetserver, "puppetserver")+" ca clean --certname "+render.ShellQuote(hp.certname), ""); err != nil {
+			return fmt.Errorf("ca %s: clean %s: %w", ca.name, hp.certname, err)
 		}
-		x.Emit(line("%s revoked and cleaned on %s", hp.certname, caName))
+		x.Emit(line("%s revoked and cleaned on %s", hp.certname, ca.name))
 	case !errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("ca %s: read %s: %w", caName, signedPath, err)
+		return fmt.Errorf("ca %s: read %s: %w", ca.name, signedPath, err)
 	}
 	if _, err := x.MustChange(ctx, dflt(x.bins().Puppet, "puppet")+" ssl clean --certname "+render.ShellQuote(hp.certname), ""); err != nil {
 		return fmt.Errorf("puppet ssl clean: %w", err)
@@ -284,8 +337,9 @@ func (p *PuppetCert) request(ctx context.Context, x, ca *Exec, hp certPaths, alt
 	return nil
 }
 
-// verify checks a host certificate against the host's CA cert and key.
-func (p *PuppetCert) verify(ctx context.Context, x *Exec, hp certPaths, cert []byte, want []string) error {
+// verify checks a host certificate against the host's CA cert and key, and
+// against crl when there is one.
+func (p *PuppetCert) verify(ctx context.Context, x *Exec, hp certPaths, cert []byte, want []string, crl []byte) error {
 	caPEM, err := x.Conn.Download(ctx, hp.localcacert, x.Sudo)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", hp.localcacert, err)
@@ -294,7 +348,24 @@ func (p *PuppetCert) verify(ctx context.Context, x *Exec, hp certPaths, cert []b
 	if err != nil {
 		return err
 	}
-	return puppet.CheckCert(cert, caPEM, hp.certname, want, pubDER, time.Now())
+	if err := puppet.CheckCert(cert, caPEM, hp.certname, want, pubDER, time.Now()); err != nil {
+		return err
+	}
+	if crl == nil {
+		return nil
+	}
+	c, err := puppet.ParseCert(cert)
+	if err != nil {
+		return err
+	}
+	at, revoked, err := puppet.Revoked(c, crl)
+	if err != nil {
+		return err
+	}
+	if revoked {
+		return fmt.Errorf("certificate of %s (serial %s): %w on %s", hp.certname, c.SerialNumber, puppet.ErrRevoked, at.UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
 // hostPublicKey derives the public key from the host's private key on the

@@ -30,14 +30,16 @@ type certSite struct {
 	caKey  *ecdsa.PrivateKey
 	caCert *x509.Certificate
 	caPEM  []byte
-	evil   string // an extra name the "host" slips into its CSR
+	evil    string // an extra name the "host" slips into its CSR
+	revoked []x509.RevocationListEntry
+	serial  int64 // the last serial signed
 }
 
 func newCertSite(t *testing.T) *certSite {
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Puppet CA: ca.lab.test"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
-		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, SubjectKeyId: []byte{1, 2, 3, 4}}
 	der, _ := x509.CreateCertificate(rand.Reader, tpl, tpl, &key.PublicKey, key)
 	caCert, _ := x509.ParseCertificate(der)
 	s := &certSite{
@@ -50,7 +52,8 @@ func newCertSite(t *testing.T) *certSite {
 		"certname = compile1.lab.test",
 		"hostcert = " + sslDir + "/certs/compile1.lab.test.pem",
 		"hostprivkey = " + sslDir + "/private_keys/compile1.lab.test.pem",
-		"localcacert = " + sslDir + "/certs/ca.pem"}, "\n")+"\n")
+		"localcacert = " + sslDir + "/certs/ca.pem",
+		"hostcrl = " + sslDir + "/crl.pem"}, "\n")+"\n")
 	altRe := regexp.MustCompile(`--dns_alt_names (\S+)`)
 	var hostKey *ecdsa.PrivateKey
 	var pubPEM string // what `openssl pkey -pubout` prints once the host has a key
@@ -76,7 +79,8 @@ func newCertSite(t *testing.T) *certSite {
 		b, _ := ca.Download(context.Background(), caDir+"/requests/compile1.lab.test.pem", true)
 		blk, _ := pem.Decode(b)
 		csr, _ := x509.ParseCertificateRequest(blk.Bytes)
-		tpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: csr.Subject, DNSNames: csr.DNSNames,
+		s.serial++
+		tpl := &x509.Certificate{SerialNumber: big.NewInt(s.serial), Subject: csr.Subject, DNSNames: csr.DNSNames,
 			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
 		der, _ := x509.CreateCertificate(rand.Reader, tpl, s.caCert, csr.PublicKey, s.caKey)
 		ca.set(caDir+"/signed/compile1.lab.test.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
@@ -84,6 +88,10 @@ func newCertSite(t *testing.T) *certSite {
 		return transport.Result{Stdout: "Successfully signed certificate request for compile1.lab.test"}
 	})
 	ca.on("ca clean --certname compile1.lab.test", func(string) transport.Result {
+		b, _ := ca.Download(context.Background(), caDir+"/signed/compile1.lab.test.pem", true)
+		if c, err := x509.ParseCertificate(mustPEM(t, b)); err == nil {
+			s.revoke(c.SerialNumber)
+		}
 		ca.remove(caDir + "/signed/compile1.lab.test.pem")
 		return transport.Result{}
 	})
@@ -98,6 +106,18 @@ func newCertSite(t *testing.T) *certSite {
 		return transport.Result{}
 	})
 	return s
+}
+
+// revoke adds a serial to the CA's CRL (ca_crl.pem), as `ca clean` and
+// `ca revoke` do.
+func (s *certSite) revoke(serial *big.Int) {
+	s.revoked = append(s.revoked, x509.RevocationListEntry{SerialNumber: serial, RevocationTime: time.Now()})
+	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(int64(len(s.revoked))),
+		ThisUpdate: time.Now().Add(-time.Minute), NextUpdate: time.Now().Add(time.Hour), RevokedCertificateEntries: s.revoked}, s.caCert, s.caKey)
+	if err != nil {
+		panic(err)
+	}
+	s.hosts["ca.lab.test"].set(caDir+"/ca_crl.pem", pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der}))
 }
 
 func compilerCert() *PuppetCert {
@@ -268,4 +288,40 @@ func mustPEM(t *testing.T, b []byte) []byte {
 		t.Fatal("no PEM block")
 	}
 	return blk.Bytes
+}
+
+// A certificate the CA revoked is not OK: bootstrap's mode refuses with the
+// way out, reissue replaces it, a check on the host's copy of the CRL says
+// revoked.
+func TestPuppetCertRevoked(t *testing.T) {
+	s := newCertSite(t)
+	ctx := context.Background()
+	host := s.hosts["compile1.lab.test"]
+	if _, err := compilerCert().Run(ctx, s.exec(t, "compile1.lab.test")); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := x509.ParseCertificate(mustPEM(t, host.files[sslDir+"/certs/compile1.lab.test.pem"]))
+	s.revoke(c.SerialNumber)
+
+	_, err := compilerCert().Run(ctx, s.exec(t, "compile1.lab.test"))
+	if err == nil || !strings.Contains(err.Error(), "revoked") || !strings.Contains(err.Error(), "reissue") {
+		t.Fatalf("revoked certificate in bootstrap mode: %v", err)
+	}
+	check := compilerCert()
+	check.Check = true
+	if res, err := check.Run(ctx, s.exec(t, "compile1.lab.test")); err != nil || res.Data.(map[string]any)["state"] != "ok" {
+		t.Errorf("check with the host's old CRL (none): %+v %v", res, err)
+	}
+	host.set(sslDir+"/crl.pem", s.hosts["ca.lab.test"].files[caDir+"/ca_crl.pem"])
+	if res, err := check.Run(ctx, s.exec(t, "compile1.lab.test")); err != nil || res.Data.(map[string]any)["state"] != "revoked" {
+		t.Errorf("check with the CA's CRL on the host: %+v %v", res, err)
+	}
+	re := compilerCert()
+	re.Reissue = true
+	if res, err := re.Run(ctx, s.exec(t, "compile1.lab.test")); err != nil || !res.Changed {
+		t.Fatalf("reissue of a revoked certificate: %+v %v", res, err)
+	}
+	if res, err := compilerCert().Run(ctx, s.exec(t, "compile1.lab.test")); err != nil || res.Changed {
+		t.Errorf("after the reissue: %+v %v", res, err)
+	}
 }

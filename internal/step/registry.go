@@ -31,6 +31,7 @@ var kinds = map[string]func() Action{
 	"puppet_config":      func() Action { return &PuppetConfig{} },     // read settings with `puppet config print` (paths per host)
 	"puppet_ini":         func() Action { return &PuppetIni{} },        // ensure keys in puppet.conf-style INI files, keep the rest
 	"puppet_cert":        func() Action { return &PuppetCert{} },       // a CA-signed cert with exactly the expected names, CSR checked before signing
+	"puppet_crl":         func() Action { return &PuppetCRL{} },        // copy the CA's full CRL to this host's hostcrl, checked (CA, not older)
 	"puppet_cert_expiry": func() Action { return &PuppetCertExpiry{} }, // not-after of the CA bundle, CRLs and signed/ certificates, soonest first; read-only
 	"puppet_code":        func() Action { return &PuppetCode{} },       // r10k deploy when commits differ; reports commit per environment
 	"lb_server":          func() Action { return &LBServer{} },         // HAProxy runtime API: ready/drain/maint on every LB, waits for it

@@ -1,0 +1,102 @@
+package puppet
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"strings"
+	"testing"
+	"time"
+)
+
+type crlCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	pem  []byte
+}
+
+func newCRLCA(t *testing.T, cn string) crlCA {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, SubjectKeyId: []byte(cn)}
+	der, err := x509.CreateCertificate(rand.Reader, tpl, tpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := x509.ParseCertificate(der)
+	return crlCA{c, key, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
+}
+
+func (ca crlCA) crl(t *testing.T, number int64, serials ...int64) []byte {
+	t.Helper()
+	var entries []x509.RevocationListEntry
+	for _, s := range serials {
+		entries = append(entries, x509.RevocationListEntry{SerialNumber: big.NewInt(s), RevocationTime: time.Now()})
+	}
+	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(number),
+		ThisUpdate: time.Now().Add(-time.Minute), NextUpdate: time.Now().Add(time.Hour), RevokedCertificateEntries: entries}, ca.cert, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der})
+}
+
+func (ca crlCA) issue(t *testing.T, serial int64) *x509.Certificate {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "agent"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := x509.ParseCertificate(der)
+	return c
+}
+
+func TestCheckCRL(t *testing.T) {
+	ca, other := newCRLCA(t, "Puppet CA: ca"), newCRLCA(t, "Puppet CA: elsewhere")
+	two := ca.crl(t, 2, 5)
+	if err := CheckCRL(two, ca.pem, nil); err != nil {
+		t.Errorf("a CRL of the host's CA: %v", err)
+	}
+	if err := CheckCRL(two, ca.pem, ca.crl(t, 1)); err != nil {
+		t.Errorf("a newer CRL: %v", err)
+	}
+	if err := CheckCRL(ca.crl(t, 1), ca.pem, two); err == nil || !strings.Contains(err.Error(), "older") {
+		t.Errorf("an older CRL over a newer one: %v", err)
+	}
+	if err := CheckCRL(other.crl(t, 9), ca.pem, nil); err == nil || !strings.Contains(err.Error(), "not signed by a CA this host trusts") {
+		t.Errorf("another CA's CRL: %v", err)
+	}
+	// A chain: the host trusts both, the file carries both CRLs.
+	chain := append(append([]byte{}, ca.pem...), other.pem...)
+	if err := CheckCRL(append(two, other.crl(t, 1)...), chain, nil); err != nil {
+		t.Errorf("a CRL per CA of the chain: %v", err)
+	}
+	if err := CheckCRL([]byte("junk"), ca.pem, nil); err == nil {
+		t.Error("junk accepted as a CRL")
+	}
+}
+
+func TestRevoked(t *testing.T) {
+	ca, other := newCRLCA(t, "Puppet CA: ca"), newCRLCA(t, "Puppet CA: elsewhere")
+	crl := ca.crl(t, 3, 5, 7)
+	if _, revoked, err := Revoked(ca.issue(t, 7), crl); err != nil || !revoked {
+		t.Errorf("serial 7 on the CRL: revoked %v, %v", revoked, err)
+	}
+	if _, revoked, _ := Revoked(ca.issue(t, 6), crl); revoked {
+		t.Error("serial 6 is not on the CRL")
+	}
+	if _, revoked, _ := Revoked(other.issue(t, 7), crl); revoked {
+		t.Error("serial 7 of another CA is not this CRL's business")
+	}
+	if _, _, err := Revoked(ca.issue(t, 7), []byte("junk")); err == nil {
+		t.Error("an unreadable CRL: no error")
+	}
+}

@@ -1,0 +1,52 @@
+package step
+
+import (
+	"context"
+	"math/big"
+	"strings"
+	"testing"
+)
+
+func TestPuppetCRL(t *testing.T) {
+	s := newCertSite(t)
+	ctx := context.Background()
+	host, ca := s.hosts["compile1.lab.test"], s.hosts["ca.lab.test"]
+	host.reply("config print hostcrl localcacert", "hostcrl = "+sslDir+"/crl.pem\nlocalcacert = "+sslDir+"/certs/ca.pem\n")
+	host.set(sslDir+"/certs/ca.pem", s.caPEM)
+	s.revoke(big.NewInt(7))
+	s.revoke(big.NewInt(8))
+	push := &PuppetCRL{CA: "ca.lab.test", Owner: "puppet"}
+	if peers, _ := push.Peers(s.exec(t, "compile1.lab.test").Scope()); len(peers) != 1 || peers[0] != "ca.lab.test" {
+		t.Errorf("peers %v", peers)
+	}
+	res, err := push.Run(ctx, s.exec(t, "compile1.lab.test"))
+	if err != nil || !res.Changed || !strings.Contains(res.Msg, "2 revoked") {
+		t.Fatalf("first push: %+v %v", res, err)
+	}
+	if string(host.files[sslDir+"/crl.pem"]) != string(ca.files[caDir+"/ca_crl.pem"]) {
+		t.Error("the host's CRL is not the CA's")
+	}
+	// Same file: nothing written (the fake's stat says 644 root root, so
+	// ask for no owner here).
+	push.Owner = ""
+	if res, err := push.Run(ctx, s.exec(t, "compile1.lab.test")); err != nil || res.Changed {
+		t.Errorf("second push: %+v %v", res, err)
+	}
+	// The CA's CRL older than the host's: refused, the host's kept.
+	newer := host.files[sslDir+"/crl.pem"]
+	s.revoked = s.revoked[:0]
+	s.revoke(big.NewInt(9)) // number 1 again
+	if _, err := push.Run(ctx, s.exec(t, "compile1.lab.test")); err == nil || !strings.Contains(err.Error(), "older") {
+		t.Errorf("older CRL: %v", err)
+	}
+	if string(host.files[sslDir+"/crl.pem"]) != string(newer) {
+		t.Error("the host's newer CRL was replaced")
+	}
+	// A CRL of another CA: refused.
+	other := newCertSite(t)
+	host.set(sslDir+"/certs/ca.pem", other.caPEM)
+	host.remove(sslDir + "/crl.pem")
+	if _, err := push.Run(ctx, s.exec(t, "compile1.lab.test")); err == nil || !strings.Contains(err.Error(), "not signed by a CA this host trusts") {
+		t.Errorf("another CA's CRL: %v", err)
+	}
+}
