@@ -27,9 +27,9 @@ const (
 // `ca sign` issues the certificate, download_cert fetches it.
 type certSite struct {
 	*fakeSite
-	caKey  *ecdsa.PrivateKey
-	caCert *x509.Certificate
-	caPEM  []byte
+	caKey   *ecdsa.PrivateKey
+	caCert  *x509.Certificate
+	caPEM   []byte
 	evil    string // an extra name the "host" slips into its CSR
 	revoked []x509.RevocationListEntry
 	serial  int64 // the last serial signed
