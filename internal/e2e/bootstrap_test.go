@@ -246,7 +246,8 @@ func bootstrapSuite(t *testing.T, bin, suite string) {
 	// Day-2 scenarios on the same site, in sequence, destructive ones last.
 	// The whole set takes about 30 minutes a suite on this 2-CPU machine, so
 	// by default it runs on one suite (TROUPE_E2E_DAY2=bookworm,trixie runs
-	// both); the other suite runs the quick ones (status, webhook, kill-jvm).
+	// both); the other suite runs the quick ones (status, cert-expiry, webhook,
+	// kill-jvm).
 	full := slices.Contains(strings.Split(envOr("TROUPE_E2E_DAY2", "bookworm"), ","), suite)
 	for _, sc := range scenarios {
 		if !full && !sc.quick {
@@ -275,6 +276,7 @@ var scenarios = []scenario{
 	{"remove-compiler", removeCompilerScenario, false},
 	{"regen-cert", regenCertScenario, false},
 	{"revoke", revokeScenario, false},
+	{"ca-renew", caRenewScenario, false},
 	{"kill-jvm", killJVMScenario, true}, // last: the JVM it kills stays dead
 }
 

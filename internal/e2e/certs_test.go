@@ -272,3 +272,68 @@ func output(r run, stepID string) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// caRenewScenario: the CA's certificates are signed again with their own
+// keys while two agents run: the bundle's not-after moves, the CA keys stay
+// the same, every host ends up with the CA's new bundle (compilers one at a
+// time through the pool), every agent runs afterwards with the certificate
+// it had, and a second run changes nothing.
+func caRenewScenario(ctx context.Context, t *testing.T, s *site) {
+	const cadir = "$(puppet config print cadir --section server)"
+	caState := func() (dates, keys string) {
+		dates = s.ssh("ca", "awk '/BEGIN CERT/{n++} {print > (\"/tmp/troupe-e2e-ca\" n \".pem\")}' "+cadir+"/ca_crt.pem; for f in /tmp/troupe-e2e-ca*.pem; do openssl x509 -noout -subject -enddate -in $f; done; rm -f /tmp/troupe-e2e-ca*.pem")
+		keys = s.ssh("ca", "for k in ca_key.pem root_key.pem; do openssl pkey -pubout -in "+cadir+"/$k | sha256sum; done")
+		return dates, keys
+	}
+	agentSerial := func(a string) string {
+		return s.ssh(a, "openssl x509 -noout -serial -in $(puppet config print hostcert)")
+	}
+	datesBefore, keysBefore := caState()
+	serials := map[string]string{"agent1": agentSerial("agent1"), "agent2": agentSerial("agent2")}
+
+	agents := startAgentLoop(t, s, "agent1", "agent2")
+	lb := startLBSampler(s)
+	// The lab's CA ends in 15 years (5474 days): a window of 5480 days makes
+	// it due, 5600 days of validity puts the renewed one beyond it.
+	r := s.troupeRun(ctx, "run", "ca-renew", "-p", "within=5480d", "-p", "days=5600")
+	lbReport(t, lb.stop())
+	agentReport(t, agents.stop(), [2]time.Time{})
+	if r.code != 0 {
+		t.Fatalf("ca-renew: exit %d\n%s\n%s", r.code, strings.Join(r.with("failed"), "\n"), r.stderr)
+	}
+	t.Logf("ca-renew: %s, %d changed; %s; PER COMPILER: %s", r.wall.Round(time.Second), len(r.with("changed")),
+		messages(r, "ca/renew/sign"), perHost("compilers/", r))
+
+	datesAfter, keysAfter := caState()
+	t.Logf("CA before:\n%s\nCA after:\n%s", datesBefore, datesAfter)
+	if datesAfter == datesBefore || !strings.Contains(datesAfter, "notAfter=") {
+		t.Errorf("the CA's not-after did not move")
+	}
+	if keysAfter != keysBefore || strings.Count(keysAfter, "-") != 2 {
+		t.Errorf("the CA keys changed:\n%s\nthen\n%s", keysBefore, keysAfter)
+	}
+	want := strings.Fields(s.ssh("ca", "sha256sum "+cadir+"/ca_crt.pem"))[0]
+	for _, h := range append(s.compilers(), "puppetdb", "agent1", "agent2") {
+		files := "$(puppet config print localcacert)"
+		if h == "puppetdb" {
+			files += " /etc/puppetdb/ssl/ca.pem"
+		}
+		for _, got := range strings.Split(strings.TrimSpace(s.ssh(h, "sha256sum "+files)), "\n") {
+			if f := strings.Fields(got); len(f) != 2 || f[0] != want {
+				t.Errorf("%s: %q is not the CA's renewed bundle", h, got)
+			}
+		}
+	}
+	for a, before := range serials {
+		if out, rc := s.agentRun(a); rc != 0 && rc != 2 {
+			t.Errorf("%s after the renewal: rc %d\n%s", a, rc, out)
+		}
+		if now := agentSerial(a); now != before {
+			t.Errorf("%s has a new certificate (%s, was %s): it should not need one", a, now, before)
+		}
+	}
+	again := s.troupeRun(ctx, "run", "ca-renew", "-p", "within=5480d", "-p", "days=5600")
+	if again.code != 0 || len(again.with("changed")) != 0 || len(drained(again)) != 0 {
+		t.Errorf("second ca-renew: exit %d, changed %v, drained %v", again.code, again.with("changed"), drained(again))
+	}
+}

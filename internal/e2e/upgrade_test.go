@@ -153,7 +153,7 @@ func blockOrder(r run, ids ...string) []string {
 func drained(r run) []string {
 	var out []string
 	for _, e := range r.events {
-		if e.Kind == "host_result" && e.Step == "compilers/leave/drain" && e.Status != "skipped" {
+		if e.Kind == "host_result" && strings.HasPrefix(e.Step, "compilers/") && strings.HasSuffix(e.Step, "/leave/drain") && e.Status != "skipped" {
 			out = append(out, e.Host)
 		}
 	}

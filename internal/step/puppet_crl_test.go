@@ -2,9 +2,13 @@ package step
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"math/big"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestPuppetCRL(t *testing.T) {
@@ -48,5 +52,39 @@ func TestPuppetCRL(t *testing.T) {
 	host.remove(sslDir + "/crl.pem")
 	if _, err := push.Run(ctx, s.exec(t, "compile1.lab.test")); err == nil || !strings.Contains(err.Error(), "not signed by a CA this host trusts") {
 		t.Errorf("another CA's CRL: %v", err)
+	}
+}
+
+func TestPuppetCABundle(t *testing.T) {
+	s := newCertSite(t)
+	ctx := context.Background()
+	host, ca := s.hosts["compile1.lab.test"], s.hosts["ca.lab.test"]
+	host.reply("config print localcacert", sslDir+"/certs/ca.pem\n")
+	host.set(sslDir+"/certs/ca.pem", s.caPEM)
+	ca.set(caDir+"/ca_crt.pem", s.caPEM)
+	check := &PuppetCABundle{CA: "ca.lab.test", Check: true}
+	if res, err := check.Run(ctx, s.exec(t, "compile1.lab.test")); err != nil || res.Data.(map[string]any)["state"] != "same" {
+		t.Fatalf("same bundle: %+v %v", res, err)
+	}
+	// The CA's bundle renewed: same subject and key, later end.
+	tpl := *s.caCert
+	tpl.NotAfter = tpl.NotAfter.Add(24 * time.Hour)
+	der, _ := x509.CreateCertificate(rand.Reader, &tpl, &tpl, &s.caKey.PublicKey, s.caKey)
+	renewed := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	ca.set(caDir+"/ca_crt.pem", renewed)
+	if res, err := check.Run(ctx, s.exec(t, "compile1.lab.test")); err != nil || res.Data.(map[string]any)["state"] != "differs" || res.Changed {
+		t.Fatalf("check of a renewed bundle: %+v %v", res, err)
+	}
+	put := &PuppetCABundle{CA: "ca.lab.test"}
+	if res, err := put.Run(ctx, s.exec(t, "compile1.lab.test")); err != nil || !res.Changed {
+		t.Fatalf("renewed bundle: %+v %v", res, err)
+	}
+	if string(host.files[sslDir+"/certs/ca.pem"]) != string(renewed) {
+		t.Error("the host's bundle is not the renewed one")
+	}
+	// Another CA's bundle: refused.
+	ca.set(caDir+"/ca_crt.pem", newCertSite(t).caPEM)
+	if _, err := put.Run(ctx, s.exec(t, "compile1.lab.test")); err == nil || !strings.Contains(err.Error(), "another CA") {
+		t.Errorf("another CA's bundle: %v", err)
 	}
 }

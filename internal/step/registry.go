@@ -32,6 +32,8 @@ var kinds = map[string]func() Action{
 	"puppet_ini":         func() Action { return &PuppetIni{} },        // ensure keys in puppet.conf-style INI files, keep the rest
 	"puppet_cert":        func() Action { return &PuppetCert{} },       // a CA-signed cert with exactly the expected names, CSR checked before signing
 	"puppet_crl":         func() Action { return &PuppetCRL{} },        // copy the CA's full CRL to this host's hostcrl, checked (CA, not older)
+	"puppet_ca_renew":    func() Action { return &PuppetCARenew{} },    // sign the CA certificates again with their own keys (on the CA host), checked before they replace ca_crt.pem
+	"puppet_ca_bundle":   func() Action { return &PuppetCABundle{} },   // copy the CA's bundle to this host, only the same CAs with the same keys
 	"puppet_cert_expiry": func() Action { return &PuppetCertExpiry{} }, // not-after of the CA bundle, CRLs and signed/ certificates, soonest first; read-only
 	"puppet_code":        func() Action { return &PuppetCode{} },       // r10k deploy when commits differ; reports commit per environment
 	"lb_server":          func() Action { return &LBServer{} },         // HAProxy runtime API: ready/drain/maint on every LB, waits for it
