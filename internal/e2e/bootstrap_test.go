@@ -277,6 +277,7 @@ var scenarios = []scenario{
 	{"regen-cert", regenCertScenario, false},
 	{"revoke", revokeScenario, false},
 	{"ca-renew", caRenewScenario, false},
+	{"ca-backup-restore", caBackupRestoreScenario, false},
 	{"kill-jvm", killJVMScenario, true}, // last: the JVM it kills stays dead
 }
 

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"os"
 	"os/exec"
@@ -335,5 +336,73 @@ func caRenewScenario(ctx context.Context, t *testing.T, s *site) {
 	again := s.troupeRun(ctx, "run", "ca-renew", "-p", "within=5480d", "-p", "days=5600")
 	if again.code != 0 || len(again.with("changed")) != 0 || len(drained(again)) != 0 {
 		t.Errorf("second ca-renew: exit %d, changed %v, drained %v", again.code, again.with("changed"), drained(again))
+	}
+}
+
+// caBackupRestoreScenario: a backup of the CA, downloaded (0600, checksum
+// matches); the CA host's CA directory and ssldir wiped; ca-restore brings
+// the same CA back (fingerprint, serial counter, CRL), the next certificate
+// the CA signs takes the next serial, agents run through the load balancer
+// meanwhile and after, and a second restore changes nothing.
+func caBackupRestoreScenario(ctx context.Context, t *testing.T, s *site) {
+	const cadir = "$(puppet config print cadir --section server)"
+	caState := func() string {
+		return s.ssh("ca", "openssl x509 -noout -fingerprint -sha256 -in "+cadir+"/ca_crt.pem; echo serial $(cat "+cadir+"/serial);"+
+			" openssl crl -noout -text -in "+cadir+"/ca_crl.pem | grep -c 'Serial Number'")
+	}
+	before := caState()
+	local := filepath.Join(s.dir, "ca-backups")
+	b := s.troupeRun(ctx, "run", "ca-backup", "-p", "download="+local)
+	if b.code != 0 {
+		t.Fatalf("ca-backup: exit %d\n%s\n%s", b.code, strings.Join(b.with("failed"), "\n"), b.stderr)
+	}
+	archive := strings.TrimSpace(output(b, "backup/archive"))
+	if i := strings.LastIndex(archive, "\n"); i >= 0 {
+		archive = archive[i+1:]
+	}
+	t.Logf("ca-backup: %s, archive %s", b.wall.Round(100*time.Millisecond), archive)
+	got, err := os.ReadFile(filepath.Join(local, "ca.lab.test", filepath.Base(archive)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := os.Stat(filepath.Join(local, "ca.lab.test", filepath.Base(archive)))
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("downloaded archive mode %o, want 600", st.Mode().Perm())
+	}
+	sum, _ := os.ReadFile(filepath.Join(local, "ca.lab.test", filepath.Base(archive)+".sha256"))
+	if f := strings.Fields(string(sum)); len(f) != 2 || f[0] != fmt.Sprintf("%x", sha256.Sum256(got)) {
+		t.Errorf("downloaded archive does not match its checksum %q", sum)
+	}
+
+	agents := startAgentLoop(t, s, "agent1", "agent2")
+	// The loss: the CA's directory and the CA host's ssldir are gone.
+	s.ssh("ca", "systemctl stop puppetserver; rm -rf "+cadir+" $(puppet config print ssldir)")
+	r := s.troupeRun(ctx, "run", "ca-restore", "-p", "archive="+archive)
+	if r.code != 0 {
+		t.Fatalf("ca-restore: exit %d\n%s\n%s", r.code, strings.Join(r.with("failed"), "\n"), r.stderr)
+	}
+	t.Logf("ca-restore: %s, %d changed; %s", r.wall.Round(time.Second), len(r.with("changed")), output(r, "check"))
+	agentReport(t, agents.stop(), [2]time.Time{})
+	if after := caState(); after != before {
+		t.Errorf("CA before the loss:\n%s\nafter the restore:\n%s", before, after)
+	}
+	next := strings.TrimSpace(s.ssh("ca", "cat "+cadir+"/serial"))
+	// The CA signs again, with the serial counter where it was.
+	re := s.troupeRun(ctx, "run", "revoke", "-p", "certname=agent2.lab.test", "-p", "reissue=true")
+	if re.code != 0 {
+		t.Fatalf("revoke reissue=true after the restore: exit %d\n%s", re.code, strings.Join(re.with("failed"), "\n"))
+	}
+	serial := strings.TrimPrefix(strings.TrimSpace(s.ssh("agent2", "openssl x509 -noout -serial -in $(puppet config print hostcert)")), "serial=")
+	if n1, e1 := strconv.ParseInt(next, 16, 64); e1 != nil || fmt.Sprintf("%X", n1) != strings.TrimLeft(serial, "0") {
+		t.Errorf("agent2's new certificate has serial %s; the restored counter said %s", serial, next)
+	}
+	for _, a := range []string{"agent1", "agent2"} {
+		if out, rc := s.agentRun(a); rc != 0 && rc != 2 {
+			t.Errorf("%s after the restore: rc %d\n%s", a, rc, out)
+		}
+	}
+	again := s.troupeRun(ctx, "run", "ca-restore", "-p", "archive="+archive)
+	if again.code != 0 || len(again.with("changed")) != 0 {
+		t.Errorf("second ca-restore: exit %d, changed %v", again.code, again.with("changed"))
 	}
 }
