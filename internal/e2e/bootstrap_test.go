@@ -275,6 +275,7 @@ var scenarios = []scenario{
 	{"webhook", webhookScenario, true},
 	{"remove-compiler", removeCompilerScenario, false},
 	{"regen-cert", regenCertScenario, false},
+	{"ca-cert", caCertScenario, false},
 	{"revoke", revokeScenario, false},
 	{"ca-renew", caRenewScenario, false},
 	{"ca-backup-restore", caBackupRestoreScenario, false},

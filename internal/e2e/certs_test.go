@@ -406,3 +406,87 @@ func caBackupRestoreScenario(ctx context.Context, t *testing.T, s *site) {
 		t.Errorf("second ca-restore: exit %d, changed %v", again.code, again.with("changed"))
 	}
 }
+
+// caCertScenario: the CA gains a name (ca_aliases in the inventory) and
+// troupe run ca-cert reissues the CA host's own certificate offline while
+// two agents run through the load balancer: 0 failed runs, the alias read
+// over TLS from the CA, an agent that dials the CA by the alias verifies
+// it (it failed before), the CA key unchanged, `puppetserver ca` still
+// works, and a second run (and a bootstrap) change nothing.
+func caCertScenario(ctx context.Context, t *testing.T, s *site) {
+	const alias = "puppet-ca-alias.lab.test"
+	var caAddr string
+	for _, h := range s.l.Hosts {
+		if h.Short == "ca" {
+			caAddr = h.Address
+		}
+	}
+	s.ssh("agent1", "grep -q ' "+alias+"$' /etc/hosts || echo '"+caAddr+" "+alias+"' >> /etc/hosts")
+	viaAlias := func() string {
+		return strings.TrimSpace(s.ssh("agent1", "curl -s -o /dev/null -w '%{http_code}' --cacert $(puppet config print localcacert) https://"+alias+":8140/puppet-ca/v1/certificate/ca; echo \" $?\""))
+	}
+	if got := viaAlias(); got == "200 0" {
+		t.Fatalf("agent1 verified the CA as %s before ca-cert: %q", alias, got)
+	}
+	served := func() string {
+		return s.ssh("lb", "openssl s_client -connect ca.lab.test:8140 -servername ca.lab.test </dev/null 2>/dev/null | openssl x509 -noout -serial -ext subjectAltName")
+	}
+	before, keyBefore := served(), s.ssh("ca", "openssl pkey -pubout -in $(puppet config print cadir --section server)/ca_key.pem | sha256sum")
+
+	b, err := os.ReadFile(s.inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.inv = filepath.Join(s.dir, "inventory-ca-alias.yaml")
+	if err := os.WriteFile(s.inv, []byte(strings.Replace(string(b), "\nvars:\n", "\nvars:\n  ca_aliases: ["+alias+"]\n", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	agents := startAgentLoop(t, s, "agent1", "agent2")
+	r := s.troupeRun(ctx, "run", "ca-cert")
+	agentReport(t, agents.stop(), [2]time.Time{})
+	if r.code != 0 {
+		t.Fatalf("ca-cert: exit %d\n%s\n%s", r.code, strings.Join(r.with("failed"), "\n"), r.stderr)
+	}
+	t.Logf("ca-cert: %s, %d changed; CA stopped for %s", r.wall.Round(time.Second), len(r.with("changed")), stepSpan(r, "reissue/stop", "reissue/healthy").Round(time.Second))
+
+	after := served()
+	if !strings.Contains(after, "DNS:"+alias) || serialOf(after) == serialOf(before) {
+		t.Errorf("the CA serves (before):\n%s\n(after):\n%s", before, after)
+	}
+	if got := s.ssh("ca", "openssl pkey -pubout -in $(puppet config print cadir --section server)/ca_key.pem | sha256sum"); got != keyBefore {
+		t.Errorf("the CA key changed")
+	}
+	if got := viaAlias(); got != "200 0" {
+		t.Errorf("agent1 dialling the CA as %s after ca-cert: %q", alias, got)
+	}
+	if out := s.ssh("ca", "puppetserver ca list --all; echo rc=$?"); !strings.Contains(out, "rc=0") || !strings.Contains(out, "agent1.lab.test") {
+		t.Errorf("puppetserver ca list on the CA after ca-cert:\n%s", out)
+	}
+	again := s.troupeRun(ctx, "run", "ca-cert")
+	if again.code != 0 || len(again.with("changed")) != 0 {
+		t.Errorf("second ca-cert: exit %d, changed %v", again.code, again.with("changed"))
+	}
+	if _, changed := s.troupe(ctx, "run", "bootstrap"); len(changed) != 0 {
+		t.Errorf("bootstrap after ca-cert changed %v", changed)
+	}
+}
+
+// stepSpan is the time from the start of step from to the end of step to.
+func stepSpan(r run, from, to string) time.Duration {
+	var a, b time.Time
+	for _, e := range r.events {
+		if e.Kind != "host_result" {
+			continue
+		}
+		if e.Step == from {
+			a = e.Time.Add(-e.Duration)
+		}
+		if e.Step == to {
+			b = e.Time
+		}
+	}
+	if a.IsZero() || b.IsZero() {
+		return 0
+	}
+	return b.Sub(a)
+}
