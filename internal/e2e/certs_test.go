@@ -490,3 +490,53 @@ func stepSpan(r run, from, to string) time.Duration {
 	}
 	return b.Sub(a)
 }
+
+// caRebuildScenario (destructive: after it every certificate is new): a
+// rebuild is refused without the current CA's fingerprint; with it, a new
+// CA, every server and agent re-certified, every agent runs through the
+// load balancer, a certificate of the old CA is refused by the compilers
+// and the load balancer, and the same confirmation again changes nothing.
+func caRebuildScenario(ctx context.Context, t *testing.T, s *site) {
+	const cadir = "$(puppet config print cadir --section server)"
+	fp := func() string {
+		return strings.TrimSpace(s.ssh("ca", "openssl x509 -noout -fingerprint -sha256 -in "+cadir+"/ca_crt.pem | cut -d= -f2"))
+	}
+	old := fp()
+	s.ssh("agent1", "install -d -m 0700 /root/old-ca && cp $(puppet config print hostcert) /root/old-ca/cert.pem && cp $(puppet config print hostprivkey) /root/old-ca/key.pem && cp $(puppet config print localcacert) /root/old-ca/ca.pem")
+
+	wrong := s.troupeRun(ctx, "run", "ca-rebuild", "-p", "confirm=00:11")
+	if wrong.code != 1 || len(wrong.with("changed")) != 0 || !strings.Contains(strings.Join(wrong.with("failed"), ""), old) {
+		t.Fatalf("ca-rebuild with a wrong confirmation: exit %d, changed %v, failed %v (want exit 1, nothing changed, the fingerprint named)",
+			wrong.code, wrong.with("changed"), wrong.with("failed"))
+	}
+	r := s.troupeRun(ctx, "run", "ca-rebuild", "-p", "confirm="+old)
+	if r.code != 0 {
+		t.Fatalf("ca-rebuild: exit %d\n%s\n%s", r.code, strings.Join(r.with("failed"), "\n"), r.stderr)
+	}
+	now := fp()
+	t.Logf("ca-rebuild: %s, %d changed; CA %s → %s", r.wall.Round(time.Second), len(r.with("changed")), old, now)
+	if now == "" || now == old {
+		t.Fatalf("the CA's fingerprint did not change: %q", now)
+	}
+	for _, a := range []string{"agent1", "agent2", "puppetdb"} {
+		if out, rc := s.agentRun(a); rc != 0 && rc != 2 {
+			t.Errorf("%s under the new CA: rc %d\n%s", a, rc, out)
+		}
+	}
+	if st := s.haproxyStatus(); st["compile1"] != "UP" || st["compile2"] != "UP" {
+		t.Errorf("haproxy after the rebuild: %v", st)
+	}
+	// The old CA's certificate, presented to the servers that now trust only
+	// the new CA (verified against the new CA's bundle on agent1).
+	for _, h := range append(s.compilers(), "puppet") {
+		got := strings.TrimSpace(s.ssh("agent1", "curl -s -o /dev/null -w '%{http_code}' --max-time 10 --cert /root/old-ca/cert.pem --key /root/old-ca/key.pem"+
+			" --cacert $(puppet config print localcacert) 'https://"+h+".lab.test:8140/puppet/v3/node/agent1.lab.test?environment=production'"))
+		if got != "000" {
+			t.Errorf("%s answers a certificate of the old CA with %q", h, got)
+		}
+	}
+	again := s.troupeRun(ctx, "run", "ca-rebuild", "-p", "confirm="+old)
+	if again.code != 1 || len(again.with("changed")) != 0 || fp() != now {
+		t.Errorf("ca-rebuild again with the old confirmation: exit %d, changed %v", again.code, again.with("changed"))
+	}
+}

@@ -25,8 +25,8 @@ func TestRoleConditions(t *testing.T) {
 		{
 			role: "puppetserver", step: "restart", field: "when",
 			before: `{{ and (not .registered.start.changed)
-             (or (and (has "java_args" .registered) .registered.java_args.changed) .registered.ca_cfg.changed) }}`,
-			always: []string{"start", "ca_cfg"}, maybe: []string{"java_args"},
+             (or (and (has "java_args" .registered) .registered.java_args.changed) .registered.ca_cfg.changed .registered.cert.changed) }}`,
+			always: []string{"start", "ca_cfg", "cert"}, maybe: []string{"java_args"},
 		},
 		{
 			role: "puppetserver", step: "reload", field: "when",

@@ -56,6 +56,21 @@ func (r *run) one(ctx context.Context, s *plan.Step, inherited []*inventory.Host
 		}
 		pol = policy{set: s.MaxFailures != "", allowed: allowed, pool: targets, owner: s.ID}
 	}
+	if passThrough(s, inherited) {
+		// A top-level block with no targets of its own (a sub-plan include
+		// such as ca-rebuild's bootstrap): its steps choose their own.
+		inner := l.with(s.Params, s.Defaults, s.Vars)
+		if s.DelegateTo != "" {
+			inner.delegate = s.DelegateTo
+		}
+		r.emit(report.Event{Kind: report.StepStart, Step: s.ID, Title: title(s)})
+		start := time.Now()
+		if err := r.steps(ctx, s.Steps, nil, inner, pol); err != nil {
+			return err
+		}
+		r.emit(report.Event{Kind: report.StepEnd, Step: s.ID, Duration: time.Since(start)})
+		return nil
+	}
 	if len(targets) == 0 {
 		r.emit(report.Event{Kind: report.StepStart, Step: s.ID, Title: title(s)})
 		r.emit(report.Event{Kind: report.StepEnd, Step: s.ID, Text: "no hosts"})
@@ -112,6 +127,13 @@ func (r *run) one(ctx context.Context, s *plan.Step, inherited []*inventory.Host
 		}
 	}
 	return nil
+}
+
+// passThrough: a block without targets, outside any block that gave it
+// some, and without the controls that need its hosts (when, serial), runs
+// its steps on the targets each of them names.
+func passThrough(s *plan.Step, inherited []*inventory.Host) bool {
+	return isBlock(s) && s.Targets == "" && inherited == nil && s.When == "" && s.Serial == ""
 }
 
 // blockWhen keeps the hosts whose scope makes the block's when true; the

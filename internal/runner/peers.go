@@ -105,6 +105,14 @@ func (f *peerFinder) steps(steps []*plan.Step, inherited []*inventory.Host, l sc
 				continue
 			}
 		}
+		if passThrough(s, inherited) {
+			inner := l.with(s.Params, s.Defaults, s.Vars)
+			if s.DelegateTo != "" {
+				inner.delegate = s.DelegateTo
+			}
+			f.steps(s.Steps, nil, inner)
+			continue
+		}
 		if len(targets) == 0 {
 			continue
 		}

@@ -540,6 +540,29 @@ steps:
 	}
 }
 
+// A top-level block without targets (a sub-plan include) runs its steps on
+// the targets they name; it used to run nothing, silently.
+func TestTopLevelBlockWithoutTargets(t *testing.T) {
+	f := setup(t, `name: p
+steps:
+  - id: outer
+    steps:
+      - id: a
+        targets: h1
+        command: 'echo a >> $H/by'
+      - id: b
+        targets: h2
+        command: 'echo b >> $H/by'
+`, "h1", "h2")
+	if _, _, err := f.run(context.Background(), nil); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	read := func(h string) string { b, _ := os.ReadFile(filepath.Join(f.hostDir(h), "by")); return string(b) }
+	if read("h1") != "a\n" || read("h2") != "b\n" {
+		t.Errorf("h1 %q, h2 %q", read("h1"), read("h2"))
+	}
+}
+
 // Targets may name params: the host to act on is a run's argument
 // (targets: "{{ .params.certname }}"), so nothing else is connected.
 func TestTargetsFromParams(t *testing.T) {

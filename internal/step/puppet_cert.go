@@ -12,6 +12,7 @@ import (
 	"github.com/troupe/troupe/internal/puppet"
 	"github.com/troupe/troupe/internal/render"
 	"github.com/troupe/troupe/internal/report"
+	"github.com/troupe/troupe/internal/transport"
 )
 
 // PuppetCert makes sure this host holds a certificate signed by the site's
@@ -223,6 +224,9 @@ func (p *PuppetCert) Run(ctx context.Context, x *Exec) (Result, error) {
 	if err := ca.open(ctx, x); err != nil {
 		return Result{}, err
 	}
+	if err := p.trustCA(ctx, x, ca, hp); err != nil {
+		return Result{}, err
+	}
 	signedPath := path.Join(ca.dir, "signed", hp.certname+".pem")
 	reqPath := path.Join(ca.dir, "requests", hp.certname+".pem")
 
@@ -317,6 +321,30 @@ echo "$d"`
 	if _, err := x.MustChange(ctx, dflt(x.bins().Puppet, "puppet")+" ssl clean --certname "+render.ShellQuote(hp.certname), ""); err != nil {
 		return fmt.Errorf("puppet ssl clean: %w", err)
 	}
+	return nil
+}
+
+// trustCA gives a host that has no CA certificate yet the CA's bundle,
+// read on the CA host over troupe's own (host-key verified) connection.
+// Otherwise `puppet ssl submit_request` fetches it from ca_server over a
+// connection it cannot verify yet: trust on first use, at the one moment
+// (a new site, a new CA) when nothing else vouches for it.
+func (p *PuppetCert) trustCA(ctx context.Context, x *Exec, ca *caSide, hp certPaths) error {
+	if _, err := x.Conn.Download(ctx, hp.localcacert, x.Sudo); err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return nil // there is one; verify() judges it
+	}
+	src := path.Join(ca.dir, "ca_crt.pem")
+	bundle, err := ca.x.Conn.Download(ctx, src, ca.x.Sudo)
+	if err != nil {
+		return fmt.Errorf("ca %s: read %s: %w", ca.name, src, err)
+	}
+	if _, err := x.MustChange(ctx, "install -d -m 0755 "+render.ShellQuote(path.Dir(hp.localcacert)), ""); err != nil {
+		return err
+	}
+	if _, err := x.WriteFile(ctx, transport.File{Path: hp.localcacert, Content: bundle, Mode: 0o644}); err != nil {
+		return err
+	}
+	x.Emit(line("%s: the CA's bundle from %s (over SSH, not fetched unverified by the agent)", hp.localcacert, ca.name))
 	return nil
 }
 

@@ -48,6 +48,7 @@ func newCertSite(t *testing.T) *certSite {
 	}
 	ca, host := s.hosts["ca.lab.test"], s.hosts["compile1.lab.test"]
 	ca.reply("config print cadir", caDir+"\n")
+	ca.set(caDir+"/ca_crt.pem", s.caPEM)
 	host.reply("config print certname hostcert", strings.Join([]string{
 		"certname = compile1.lab.test",
 		"hostcert = " + sslDir + "/certs/compile1.lab.test.pem",
@@ -71,7 +72,6 @@ func newCertSite(t *testing.T) *certSite {
 			Subject: pkix.Name{CommonName: "compile1.lab.test"}, DNSNames: names}, hostKey)
 		pub, _ := x509.MarshalPKIXPublicKey(&hostKey.PublicKey)
 		pubPEM = string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}))
-		host.set(sslDir+"/certs/ca.pem", s.caPEM)
 		ca.set(caDir+"/requests/compile1.lab.test.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csr}))
 		return transport.Result{}
 	})
@@ -130,6 +130,10 @@ func TestPuppetCertSignsThenKeeps(t *testing.T) {
 	res, err := compilerCert().Run(ctx, s.exec(t, "compile1.lab.test"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The host had no CA certificate: troupe gave it the CA's, over SSH.
+	if got := s.hosts["compile1.lab.test"].files[sslDir+"/certs/ca.pem"]; string(got) != string(s.caPEM) {
+		t.Error("the host's CA certificate is not the CA's bundle")
 	}
 	if !res.Changed || !strings.Contains(res.Msg, "signed") {
 		t.Errorf("first run: %+v", res)
