@@ -40,10 +40,8 @@ func (p *PuppetCARenew) ReadOnly() bool { return p.Check }
 func (p *PuppetCARenew) Title() string  { return "Renew the CA certificates (same keys)" }
 
 func (p *PuppetCARenew) Validate() error {
-	if p.Within != "" && !strings.Contains(p.Within, "{{") {
-		if _, err := puppet.ParseHorizon(p.Within); err != nil {
-			return fmt.Errorf("within: %w", err)
-		}
+	if err := checkHorizon(p.Within); err != nil {
+		return fmt.Errorf("within: %w", err)
 	}
 	if p.Days != "" && !strings.Contains(p.Days, "{{") {
 		if n, err := strconv.Atoi(p.Days); err != nil || n < 1 {
@@ -231,15 +229,9 @@ func (p *PuppetCABundle) Validate() error {
 }
 
 // Peers is the CA host (step.PeerUser).
-func (p *PuppetCABundle) Peers(sc Scope) ([]string, error) {
-	return (&PuppetCRL{CA: p.CA}).Peers(sc)
-}
+func (p *PuppetCABundle) Peers(sc Scope) ([]string, error) { return caPeer(sc, p.CA) }
 
 func (p *PuppetCABundle) Run(ctx context.Context, x *Exec) (Result, error) {
-	names, err := p.Peers(x.Scope())
-	if err != nil {
-		return Result{}, err
-	}
 	dest, err := x.Render(p.Path)
 	if err != nil {
 		return Result{}, err
@@ -248,14 +240,9 @@ func (p *PuppetCABundle) Run(ctx context.Context, x *Exec) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	ca := &caSide{name: names[0]}
-	if err := ca.open(ctx, x); err != nil {
-		return Result{}, err
-	}
-	src := path.Join(ca.dir, "ca_crt.pem")
-	bundle, err := ca.x.Conn.Download(ctx, src, ca.x.Sudo)
+	bundle, err := caFile(ctx, x, p.CA, "ca_crt.pem")
 	if err != nil {
-		return Result{}, fmt.Errorf("ca %s: read %s: %w", ca.name, src, err)
+		return Result{}, err
 	}
 	if dest == "" {
 		s, err := puppetSettings(ctx, x, "main", "", "localcacert")
@@ -277,7 +264,7 @@ func (p *PuppetCABundle) Run(ctx context.Context, x *Exec) (Result, error) {
 		return Result{Msg: dest + ": not the CA's bundle", Data: data}, nil
 	}
 	if err := puppet.SameCA(have, bundle); err != nil {
-		return Result{}, fmt.Errorf("refusing the bundle of %s for %s: %w", ca.name, dest, err)
+		return Result{}, fmt.Errorf("refusing the CA's bundle for %s: %w", dest, err)
 	}
 	changed, err := x.WriteFile(ctx, transport.File{Path: dest, Content: bundle, Mode: 0o644, Owner: owner, Group: owner})
 	if err != nil {

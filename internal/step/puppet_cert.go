@@ -77,15 +77,37 @@ func (p *PuppetCert) Peers(sc Scope) ([]string, error) {
 	return p.caName(sc)
 }
 
-func (p *PuppetCert) caName(sc Scope) ([]string, error) {
-	ca, err := sc.Render(p.CA)
+func (p *PuppetCert) caName(sc Scope) ([]string, error) { return caPeer(sc, p.CA) }
+
+// caPeer renders an action's ca: field into the CA host it names.
+func caPeer(sc Scope, ref string) ([]string, error) {
+	ca, err := sc.Render(ref)
 	if err != nil {
 		return nil, fmt.Errorf("ca: %w", err)
 	}
 	if ca == "" {
-		return nil, fmt.Errorf("ca %q names no host", p.CA)
+		return nil, fmt.Errorf("ca %q names no host", ref)
 	}
 	return []string{ca}, nil
+}
+
+// caFile reads a file of the CA directory (ca_crt.pem, ca_crl.pem) on the
+// CA host that ref names.
+func caFile(ctx context.Context, x *Exec, ref, file string) ([]byte, error) {
+	names, err := caPeer(x.Scope(), ref)
+	if err != nil {
+		return nil, err
+	}
+	ca := &caSide{name: names[0]}
+	if err := ca.open(ctx, x); err != nil {
+		return nil, err
+	}
+	src := path.Join(ca.dir, file)
+	b, err := ca.x.Conn.Download(ctx, src, ca.x.Sudo)
+	if err != nil {
+		return nil, fmt.Errorf("ca %s: read %s: %w", ca.name, src, err)
+	}
+	return b, nil
 }
 
 // certPaths are the host's own SSL paths, read with `puppet config print`.

@@ -30,10 +30,8 @@ func (p *PuppetCertExpiry) ReadOnly() bool { return true }
 func (p *PuppetCertExpiry) Title() string  { return "Expiry of the CA's certificates and CRLs" }
 
 func (p *PuppetCertExpiry) Validate() error {
-	if p.Horizon != "" && !strings.Contains(p.Horizon, "{{") {
-		if _, err := puppet.ParseHorizon(p.Horizon); err != nil {
-			return err
-		}
+	if err := checkHorizon(p.Horizon); err != nil {
+		return err
 	}
 	if p.FailWithin != "" && !strings.Contains(p.FailWithin, "{{") {
 		if _, err := strconv.ParseBool(p.FailWithin); err != nil {
@@ -195,4 +193,14 @@ func plural(n int, thing string) string {
 		return "1 " + thing
 	}
 	return strconv.Itoa(n) + " " + thing + "s"
+}
+
+// checkHorizon validates a horizon field at load time (N days or a Go
+// duration), unless it is a template, decided when it is rendered.
+func checkHorizon(v string) error {
+	if v == "" || strings.Contains(v, "{{") {
+		return nil
+	}
+	_, err := puppet.ParseHorizon(v)
+	return err
 }

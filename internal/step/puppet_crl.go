@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"path"
 
 	"github.com/troupe/troupe/internal/puppet"
 	"github.com/troupe/troupe/internal/transport"
@@ -37,34 +36,16 @@ func (p *PuppetCRL) Validate() error {
 }
 
 // Peers is the CA host (step.PeerUser).
-func (p *PuppetCRL) Peers(sc Scope) ([]string, error) {
-	ca, err := sc.Render(p.CA)
-	if err != nil {
-		return nil, fmt.Errorf("ca: %w", err)
-	}
-	if ca == "" {
-		return nil, fmt.Errorf("ca %q names no host", p.CA)
-	}
-	return []string{ca}, nil
-}
+func (p *PuppetCRL) Peers(sc Scope) ([]string, error) { return caPeer(sc, p.CA) }
 
 func (p *PuppetCRL) Run(ctx context.Context, x *Exec) (Result, error) {
-	names, err := p.Peers(x.Scope())
-	if err != nil {
-		return Result{}, err
-	}
 	owner, err := x.Render(p.Owner)
 	if err != nil {
 		return Result{}, err
 	}
-	ca := &caSide{name: names[0]}
-	if err := ca.open(ctx, x); err != nil {
-		return Result{}, err
-	}
-	src := path.Join(ca.dir, "ca_crl.pem")
-	crl, err := ca.x.Conn.Download(ctx, src, ca.x.Sudo)
+	crl, err := caFile(ctx, x, p.CA, "ca_crl.pem")
 	if err != nil {
-		return Result{}, fmt.Errorf("ca %s: read %s: %w", ca.name, src, err)
+		return Result{}, err
 	}
 	s, err := puppetSettings(ctx, x, "main", "", "hostcrl", "localcacert")
 	if err != nil {
@@ -79,7 +60,7 @@ func (p *PuppetCRL) Run(ctx context.Context, x *Exec) (Result, error) {
 		return Result{}, fmt.Errorf("read %s: %w", s["hostcrl"], err)
 	}
 	if err := puppet.CheckCRL(crl, caPEM, old); err != nil {
-		return Result{}, fmt.Errorf("refusing the CRL of %s: %w", ca.name, err)
+		return Result{}, fmt.Errorf("refusing the CA's CRL: %w", err)
 	}
 	crls, _ := puppet.ParseCRLs(crl)
 	revoked := 0
