@@ -130,6 +130,7 @@ func (l *Loader) Load(nameOrPath string) (*Plan, error) {
 	sc := &scope{plan: p.Name, params: p.Params, registers: map[string]ast.Node{}}
 	if stepsN != nil {
 		p.Steps = c.steps(f, stepsN, "", sc, "plan "+strconv.Quote(p.Name))
+		c.untargeted(p.Steps)
 	}
 	for name, sf := range c.files {
 		p.sources[name] = sf.d.Src
@@ -138,6 +139,25 @@ func (l *Loader) Load(nameOrPath string) (*Plan, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// untargeted refuses a top-level block without targets that needs hosts
+// of its own (when, serial): it would run nothing. A block without either
+// runs each of its steps on the targets they name (a sub-plan include).
+func (c *loadCtx) untargeted(steps []*Step) {
+	for _, s := range steps {
+		if s.Targets != "" || s.Steps == nil {
+			continue
+		}
+		if s.When == "" && s.Serial == "" {
+			c.untargeted(s.Steps)
+			continue
+		}
+		if f := c.files[s.Pos.File]; f != nil {
+			f.d.Errs = append(f.d.Errs, diag.New(f.d.File, f.d.Src, s.Pos.Line, s.Pos.Col,
+				"step %q: a block with when or serial needs targets of its own (or an enclosing block's)", s.ID))
+		}
+	}
 }
 
 // collect gathers the errors of every file: file order, then line and column,

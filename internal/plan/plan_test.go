@@ -234,6 +234,11 @@ func TestLoadErrors(t *testing.T) {
 		{"syntax.yaml", []string{
 			`syntax.yaml:5:4: value is not allowed in this context`,
 		}},
+		// A block that needs its own hosts, with none: it would run nothing.
+		{"untargeted.yaml", []string{
+			`untargeted.yaml:5:9: step "outer/blk": a block with when or serial needs targets of its own (or an enclosing block's)`,
+			`untargeted.yaml:9:5: step "rolling": a block with when or serial needs targets of its own (or an enclosing block's)`,
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {

@@ -213,7 +213,7 @@ func (p *PuppetCert) Run(ctx context.Context, x *Exec) (Result, error) {
 		case p.Check:
 			return Result{Msg: hp.certname + ": " + verr.Error(), Data: data}, nil
 		case !p.Reissue && errors.As(verr, &ne):
-			return Result{}, fmt.Errorf("%w; reissue it deliberately (plan regen-cert), bootstrap does not", verr)
+			return Result{}, fmt.Errorf("%w; reissue it deliberately (plan regen-cert for a compiler, ca-cert for the CA host), bootstrap does not", verr)
 		case !p.Reissue && errors.Is(verr, puppet.ErrRevoked):
 			return Result{}, fmt.Errorf("%w; reissue it deliberately (plan revoke with reissue=true, or regen-cert for a compiler)", verr)
 		case !p.Reissue:
