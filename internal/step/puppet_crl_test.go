@@ -88,3 +88,16 @@ func TestPuppetCABundle(t *testing.T) {
 		t.Errorf("another CA's bundle: %v", err)
 	}
 }
+
+// A renewal whose validity would still be inside the renewal window is
+// refused before anything runs: every later run would renew again.
+func TestPuppetCARenewRefusesDaysInsideWithin(t *testing.T) {
+	s := newCertSite(t)
+	_, err := (&PuppetCARenew{Within: "730d", Days: "365"}).Run(context.Background(), s.exec(t, "ca.lab.test"))
+	if err == nil || !strings.Contains(err.Error(), "not longer than within") {
+		t.Fatalf("err = %v", err)
+	}
+	if n := len(s.hosts["ca.lab.test"].ran); n != 0 {
+		t.Errorf("ran %d commands first", n)
+	}
+}
