@@ -59,10 +59,7 @@ func (r *run) one(ctx context.Context, s *plan.Step, inherited []*inventory.Host
 	if passThrough(s, inherited) {
 		// A top-level block with no targets of its own (a sub-plan include
 		// such as ca-rebuild's bootstrap): its steps choose their own.
-		inner := l.with(s.Params, s.Defaults, s.Vars)
-		if s.DelegateTo != "" {
-			inner.delegate = s.DelegateTo
-		}
+		inner := l.enter(s)
 		r.emit(report.Event{Kind: report.StepStart, Step: s.ID, Title: title(s)})
 		start := time.Now()
 		if err := r.steps(ctx, s.Steps, nil, inner, pol); err != nil {
@@ -78,10 +75,7 @@ func (r *run) one(ctx context.Context, s *plan.Step, inherited []*inventory.Host
 	}
 	inner := l
 	if isBlock(s) {
-		inner = l.with(s.Params, s.Defaults, s.Vars)
-		if s.DelegateTo != "" {
-			inner.delegate = s.DelegateTo
-		}
+		inner = l.enter(s)
 		if s.When != "" {
 			// A block's when is decided per host before its first batch, so
 			// hosts that need nothing (a compiler already upgraded) take no

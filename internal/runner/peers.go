@@ -106,10 +106,7 @@ func (f *peerFinder) steps(steps []*plan.Step, inherited []*inventory.Host, l sc
 			}
 		}
 		if passThrough(s, inherited) {
-			inner := l.with(s.Params, s.Defaults, s.Vars)
-			if s.DelegateTo != "" {
-				inner.delegate = s.DelegateTo
-			}
+			inner := l.enter(s)
 			f.steps(s.Steps, nil, inner)
 			continue
 		}
@@ -117,10 +114,7 @@ func (f *peerFinder) steps(steps []*plan.Step, inherited []*inventory.Host, l sc
 			continue
 		}
 		if isBlock(s) {
-			inner := l.with(s.Params, s.Defaults, s.Vars)
-			if s.DelegateTo != "" {
-				inner.delegate = s.DelegateTo
-			}
+			inner := l.enter(s)
 			f.steps(s.Steps, targets, inner)
 			continue
 		}

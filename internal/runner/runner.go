@@ -269,7 +269,6 @@ func (r *run) allHosts() ([]*inventory.Host, error) {
 	return out, err
 }
 
-// selectHosts resolves a selector within --limit.
 // targets selects a step's targets. The selector may name params
 // (targets: "{{ .params.certname }}"): it is rendered with them alone,
 // since it is decided before any host is. A template that renders empty
@@ -287,6 +286,7 @@ func (r *run) targets(sel string, params map[string]any) ([]*inventory.Host, err
 	return r.selectHosts(sel)
 }
 
+// selectHosts resolves a selector within --limit.
 func (r *run) selectHosts(expr string) ([]*inventory.Host, error) {
 	hs, err := r.o.Inventory.Select(expr)
 	if err != nil || r.o.Limit == "" {

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/troupe/troupe/internal/inventory"
+	"github.com/troupe/troupe/internal/plan"
 	"github.com/troupe/troupe/internal/puppet"
 	"github.com/troupe/troupe/internal/render"
 )
@@ -30,6 +31,16 @@ func (l scopeLayer) with(params map[string]any, defaults, vars map[string]any) s
 	}
 	if len(vars) > 0 {
 		n.vars = append(append([]map[string]any{}, l.vars...), vars)
+	}
+	return n
+}
+
+// enter is the layer inside block s: its params, role defaults and vars on
+// top of l, and its delegate_to for the steps in it.
+func (l scopeLayer) enter(s *plan.Step) scopeLayer {
+	n := l.with(s.Params, s.Defaults, s.Vars)
+	if s.DelegateTo != "" {
+		n.delegate = s.DelegateTo
 	}
 	return n
 }
