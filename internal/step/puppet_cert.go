@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"path"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/troupe/troupe/internal/puppet"
@@ -122,6 +123,11 @@ type caSide struct {
 	dir  string // its cadir
 }
 
+// cadirs remembers each CA host's cadir for the life of the process (one
+// run): every host's certificate step reads it, and a `puppet config print`
+// on the CA per host would load the CA host with a Ruby start each.
+var cadirs sync.Map // CA host name → cadir
+
 func (c *caSide) open(ctx context.Context, x *Exec) error {
 	if c.x != nil {
 		return nil
@@ -130,10 +136,15 @@ func (c *caSide) open(ctx context.Context, x *Exec) error {
 	if err != nil {
 		return fmt.Errorf("ca %s: %w", c.name, err)
 	}
+	if dir, ok := cadirs.Load(c.name); ok {
+		c.x, c.dir = ca, dir.(string)
+		return nil
+	}
 	s, err := puppetSettings(ctx, ca, "server", "", "cadir")
 	if err != nil {
 		return fmt.Errorf("ca %s: %w", c.name, err)
 	}
+	cadirs.Store(c.name, s["cadir"])
 	c.x, c.dir = ca, s["cadir"]
 	return nil
 }
