@@ -52,11 +52,7 @@ func (p *PuppetCARenew) Validate() error {
 }
 
 func (p *PuppetCARenew) Run(ctx context.Context, x *Exec) (Result, error) {
-	ws, err := x.Render(dflt(p.Within, "730d"))
-	if err != nil {
-		return Result{}, err
-	}
-	within, err := puppet.ParseHorizon(ws)
+	ws, within, err := renderHorizon(x, p.Within, "730d")
 	if err != nil {
 		return Result{}, fmt.Errorf("within: %w", err)
 	}

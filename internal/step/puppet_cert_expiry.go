@@ -42,12 +42,7 @@ func (p *PuppetCertExpiry) Validate() error {
 }
 
 func (p *PuppetCertExpiry) Run(ctx context.Context, x *Exec) (Result, error) {
-	hs, err := x.Render(dflt(p.Horizon, "90d"))
-	if err != nil {
-		return Result{}, err
-	}
-	hs = strings.TrimSpace(hs)
-	horizon, err := puppet.ParseHorizon(hs)
+	hs, horizon, err := renderHorizon(x, p.Horizon, "90d")
 	if err != nil {
 		return Result{}, err
 	}
@@ -203,4 +198,15 @@ func checkHorizon(v string) error {
 	}
 	_, err := puppet.ParseHorizon(v)
 	return err
+}
+
+// renderHorizon renders a horizon field (def when empty) and reads it.
+func renderHorizon(x *Exec, field, def string) (string, time.Duration, error) {
+	v, err := x.Render(dflt(field, def))
+	if err != nil {
+		return "", 0, err
+	}
+	v = strings.TrimSpace(v)
+	d, err := puppet.ParseHorizon(v)
+	return v, d, err
 }
