@@ -100,4 +100,9 @@ func TestPuppetCARenewRefusesDaysInsideWithin(t *testing.T) {
 	if n := len(s.hosts["ca.lab.test"].ran); n != 0 {
 		t.Errorf("ran %d commands first", n)
 	}
+	// A check only reports: it takes no days (plan ca-renew's "due" step).
+	_, err = (&PuppetCARenew{Within: "730d", Days: "365", Check: true}).Run(context.Background(), s.exec(t, "ca.lab.test"))
+	if err != nil && strings.Contains(err.Error(), "not longer than within") {
+		t.Errorf("a check refused for its days: %v", err)
+	}
 }
