@@ -24,7 +24,7 @@ func resign(t *testing.T, c *x509.Certificate, issuer *x509.Certificate, issuerK
 }
 
 func TestCheckRenewedBundle(t *testing.T) {
-	ca := newCRLCA(t, "Puppet CA: ca")
+	ca := newNamedCA(t, "Puppet CA: ca")
 	later := ca.cert.NotAfter.Add(365 * 24 * time.Hour)
 	renewed := resign(t, ca.cert, ca.cert, ca.key, 1, later)
 	if err := CheckRenewedBundle(renewed, ca.pem); err != nil {
@@ -39,7 +39,7 @@ func TestCheckRenewedBundle(t *testing.T) {
 	if err := CheckRenewedBundle(resign(t, ca.cert, ca.cert, ca.key, 1, ca.cert.NotAfter.Add(-time.Hour)), ca.pem); err == nil || !strings.Contains(err.Error(), "before") {
 		t.Errorf("shorter: %v", err)
 	}
-	other := newCRLCA(t, "Puppet CA: ca")
+	other := newNamedCA(t, "Puppet CA: ca")
 	if err := CheckRenewedBundle(other.pem, ca.pem); err == nil || !strings.Contains(err.Error(), "another key") {
 		t.Errorf("another key: %v", err)
 	}

@@ -13,27 +13,7 @@ import (
 	"time"
 )
 
-type crlCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
-
-func newCRLCA(t *testing.T, cn string) crlCA {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, SubjectKeyId: []byte(cn)}
-	der, err := x509.CreateCertificate(rand.Reader, tpl, tpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _ := x509.ParseCertificate(der)
-	return crlCA{c, key, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-func (ca crlCA) crl(t *testing.T, number int64, serials ...int64) []byte {
+func (ca *testCA) crl(t *testing.T, number int64, serials ...int64) []byte {
 	t.Helper()
 	var entries []x509.RevocationListEntry
 	for _, s := range serials {
@@ -47,7 +27,7 @@ func (ca crlCA) crl(t *testing.T, number int64, serials ...int64) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der})
 }
 
-func (ca crlCA) issue(t *testing.T, serial int64) *x509.Certificate {
+func (ca *testCA) issueSerial(t *testing.T, serial int64) *x509.Certificate {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "agent"},
@@ -60,7 +40,7 @@ func (ca crlCA) issue(t *testing.T, serial int64) *x509.Certificate {
 }
 
 func TestCheckCRL(t *testing.T) {
-	ca, other := newCRLCA(t, "Puppet CA: ca"), newCRLCA(t, "Puppet CA: elsewhere")
+	ca, other := newNamedCA(t, "Puppet CA: ca"), newNamedCA(t, "Puppet CA: elsewhere")
 	two := ca.crl(t, 2, 5)
 	if err := CheckCRL(two, ca.pem, nil); err != nil {
 		t.Errorf("a CRL of the host's CA: %v", err)
@@ -85,18 +65,18 @@ func TestCheckCRL(t *testing.T) {
 }
 
 func TestRevoked(t *testing.T) {
-	ca, other := newCRLCA(t, "Puppet CA: ca"), newCRLCA(t, "Puppet CA: elsewhere")
+	ca, other := newNamedCA(t, "Puppet CA: ca"), newNamedCA(t, "Puppet CA: elsewhere")
 	crl := ca.crl(t, 3, 5, 7)
-	if _, revoked, err := Revoked(ca.issue(t, 7), crl); err != nil || !revoked {
+	if _, revoked, err := Revoked(ca.issueSerial(t, 7), crl); err != nil || !revoked {
 		t.Errorf("serial 7 on the CRL: revoked %v, %v", revoked, err)
 	}
-	if _, revoked, _ := Revoked(ca.issue(t, 6), crl); revoked {
+	if _, revoked, _ := Revoked(ca.issueSerial(t, 6), crl); revoked {
 		t.Error("serial 6 is not on the CRL")
 	}
-	if _, revoked, _ := Revoked(other.issue(t, 7), crl); revoked {
+	if _, revoked, _ := Revoked(other.issueSerial(t, 7), crl); revoked {
 		t.Error("serial 7 of another CA is not this CRL's business")
 	}
-	if _, _, err := Revoked(ca.issue(t, 7), []byte("junk")); err == nil {
+	if _, _, err := Revoked(ca.issueSerial(t, 7), []byte("junk")); err == nil {
 		t.Error("an unreadable CRL: no error")
 	}
 }
