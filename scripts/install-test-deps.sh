@@ -6,7 +6,7 @@
 set -eu
 
 # gcc and libc6-dev: the race detector (just unit) needs cgo
-PKGS="openssh-server openssh-client sudo socat debootstrap git dpkg-dev curl iproute2 procps passwd gcc libc6-dev"
+PKGS="openssh-server openssh-client sudo socat debootstrap git dpkg-dev curl iproute2 procps passwd gcc libc6-dev systemd-container"
 if [ "${1:-}" = "--bench" ]; then
 	PKGS="$PKGS ansible"
 fi

@@ -83,9 +83,14 @@ func (c LabStatusCmd) Run() error {
 		return err
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "HOST\tADDRESS\tGROUPS\tUP\tRSS MiB\tPSS MiB\tRUNNING")
+	fmt.Fprintln(w, "HOST\tADDRESS\tGROUPS\tUP\tSYSTEMD\tFAILED UNITS\tRSS MiB\tPSS MiB\tRUNNING")
 	for _, h := range st {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%v\t%.0f\t%.0f\t%s\n", h.Name, h.Address, strings.Join(h.Groups, ","), h.Running, h.RSSMiB, h.PSSMiB, strings.Join(h.Services, " "))
+		failed := strings.Join(h.Failed, ",")
+		if failed == "" {
+			failed = "-"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%v\t%s\t%s\t%.0f\t%.0f\t%s\n", h.Name, h.Address, strings.Join(h.Groups, ","), h.Running,
+			h.System, failed, h.RSSMiB, h.PSSMiB, strings.Join(h.Services, " "))
 	}
 	return w.Flush()
 }

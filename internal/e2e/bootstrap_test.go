@@ -281,7 +281,8 @@ var scenarios = []scenario{
 	{"ca-renew", caRenewScenario, true},
 	{"ca-backup-restore", caBackupRestoreScenario, true},
 	{"ca-rebuild", caRebuildScenario, true}, // every certificate new
-	{"kill-jvm", killJVMScenario, true},     // last: the JVM it kills stays dead
+	{"units", unitsScenario, true},          // systemd's reload and restart of puppetserver
+	{"kill-jvm", killJVMScenario, true},     // last: a killed JVM, and what its unit does
 }
 
 // TestScenarios runs the day-2 scenarios named in TROUPE_E2E_SCENARIOS on a

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -12,8 +13,10 @@ import (
 // connections to another compiler, and observe layer4 marks the dead one
 // DOWN on its first refused connection. What no load balancer can save is a
 // request already on the JVM when it died; those runs are reported, every
-// run that started after the kill must be clean. The scenario runs last:
-// the JVM stays dead.
+// run that started after the kill must be clean. Then the unit's restart
+// policy: Debian's puppetserver.service has Restart=on-abnormal, and a JVM
+// killed by a signal is abnormal, so systemd starts a new JVM and HAProxy's
+// health check puts the compiler back UP by itself.
 func killJVMScenario(ctx context.Context, t *testing.T, s *site) {
 	const victim = "compile2"
 	agents := startAgentLoop(t, s, "agent1", "agent2")
@@ -23,10 +26,11 @@ func killJVMScenario(ctx context.Context, t *testing.T, s *site) {
 		time.Sleep(time.Second)
 	}
 
-	pid := strings.TrimSpace(s.ssh(victim, "pgrep -f '[p]uppetserver.jar' | head -1"))
-	if pid == "" {
-		t.Fatalf("no puppetserver JVM on %s", victim)
+	pid := strings.TrimSpace(s.ssh(victim, "systemctl show -p MainPID --value puppetserver"))
+	if pid == "" || pid == "0" || !strings.Contains(s.ssh(victim, "cat /proc/"+pid+"/cmdline | tr '\\0' ' '"), "puppetserver.jar") {
+		t.Fatalf("no puppetserver JVM on %s (MainPID %q)", victim, pid)
 	}
+	restarts := strings.TrimSpace(s.ssh(victim, "systemctl show -p NRestarts --value puppetserver"))
 	// Kill it while it serves an agent, if one comes within a minute: that
 	// is the case no load balancer can save, and the figure says what it costs.
 	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
@@ -38,18 +42,30 @@ func killJVMScenario(ctx context.Context, t *testing.T, s *site) {
 	s.ssh(victim, "kill -9 "+pid)
 	t.Logf("kill -9 %s (puppetserver JVM on %s) at %s", pid, victim, killed.Format("15:04:05.0"))
 
-	// Keep the agents running against the site with one compiler dead for a
-	// while: every run in this stretch crosses HAProxy with compile2 refusing.
+	// Keep the agents running against the site while the compiler is dead
+	// and while systemd brings it back: every run in this stretch crosses
+	// HAProxy with compile2 refusing, then starting, then UP again.
 	statusWhileDead(ctx, t, s, victim)
-	for deadline := time.Now().Add(45 * time.Second); time.Now().Before(deadline) || len(runsAfter(agents.snapshot(), killed)) < 4; {
-		if time.Since(killed) > 5*time.Minute {
+	var newJVM time.Time
+	for time.Since(killed) < 5*time.Minute {
+		if newJVM.IsZero() {
+			if now := strings.TrimSpace(s.ssh(victim, "systemctl show -p MainPID --value puppetserver")); now != pid && now != "0" && now != "" {
+				newJVM = time.Now()
+				t.Logf("systemd started a new JVM (MainPID %s) %s after the kill", now, newJVM.Sub(killed).Round(100*time.Millisecond))
+			}
+		}
+		if !newJVM.IsZero() && strings.HasPrefix(s.haproxyStatus()[victim], "UP") && len(runsAfter(agents.snapshot(), killed)) >= 4 {
 			break
 		}
 		time.Sleep(time.Second)
 	}
+	if newJVM.IsZero() {
+		t.Errorf("systemd did not start a new JVM on %s within 5 minutes (Restart=on-abnormal)", victim)
+	}
+	if now := strings.TrimSpace(s.ssh(victim, "systemctl show -p NRestarts --value puppetserver")); now == restarts {
+		t.Errorf("NRestarts of puppetserver on %s still %s: the restart was not systemd's", victim, now)
+	}
 
-	// It stays dead: this scenario runs last and the lab is torn down after
-	// it (the lab's systemctl stand-in restarts nothing on its own).
 	samples := lb.stop()
 	runs := agents.stop()
 	lbReport(t, samples)
@@ -64,6 +80,18 @@ func killJVMScenario(ctx context.Context, t *testing.T, s *site) {
 	}
 	if down.IsZero() {
 		t.Errorf("HAProxy never marked %s down after its JVM was killed", victim)
+	}
+	up := time.Time{}
+	for _, smp := range samples {
+		if smp.at.After(down) && !down.IsZero() && strings.HasPrefix(smp.status[victim], "UP") {
+			up = smp.at
+			break
+		}
+	}
+	if up.IsZero() {
+		t.Errorf("HAProxy never marked %s UP again after systemd restarted it", victim)
+	} else {
+		t.Logf("UNIT: %s back UP in HAProxy %s after the kill (systemd's restart, no troupe)", victim, up.Sub(killed).Round(100*time.Millisecond))
 	}
 
 	var inFlight, inFlightFailed, after, afterFailed int
@@ -120,6 +148,70 @@ func statusWhileDead(ctx context.Context, t *testing.T, s *site, victim string) 
 			t.Errorf("status: %s level %q with its JVM dead\n%s", c, h.Level, st.problems())
 		case c != victim && h.Level == "bad":
 			t.Errorf("status: %s level bad while only %s is dead\n%s", c, victim, st.problems())
+		}
+	}
+}
+
+// unitsScenario: what Debian's puppetserver.service does on reload and on
+// restart, as the Puppet docs say
+// (https://www.puppet.com/docs/puppet/8/server/restarting.html): a reload
+// (HUP) rereads the configuration without a new JVM, a restart starts a new
+// JVM. On compile1, without agents running: a setting only a reload or a
+// restart reads (jruby-puppet.max-active-instances) is changed, the unit
+// reloaded, then the setting put back and the unit restarted.
+func unitsScenario(ctx context.Context, t *testing.T, s *site) {
+	const host, conf, mark = "compile1", "/etc/puppet/puppetserver/conf.d/puppetserver.conf", "# troupe-e2e"
+	mainPID := func() string { return strings.TrimSpace(s.ssh(host, "systemctl show -p MainPID --value puppetserver")) }
+	jrubies := func() string {
+		out := s.ssh(host, "curl -sk -m 10 'https://127.0.0.1:8140/status/v1/services/jruby-metrics?level=debug'")
+		if m := regexp.MustCompile(`"num-jrubies"\s*:\s*(\d+)`).FindStringSubmatch(out); m != nil {
+			return m[1]
+		}
+		return "?"
+	}
+	pid0, n0 := mainPID(), jrubies()
+	if pid0 == "" || pid0 == "0" || n0 == "?" {
+		t.Fatalf("%s: puppetserver MainPID %q, num-jrubies %q", host, pid0, n0)
+	}
+	want := "2"
+	if n0 == "2" {
+		want = "1"
+	}
+	s.ssh(host, `sed -i '/^jruby-puppet: {/a\    max-active-instances: `+want+` `+mark+`' `+conf)
+
+	t0 := time.Now()
+	if out := s.ssh(host, "systemctl reload puppetserver && echo RELOADED"); !strings.Contains(out, "RELOADED") {
+		t.Fatalf("systemctl reload puppetserver: %s", out)
+	}
+	reload := time.Since(t0)
+	pid1, n1 := mainPID(), jrubies()
+	if pid1 != pid0 {
+		t.Errorf("reload started a new JVM: MainPID %s → %s", pid0, pid1)
+	}
+	if n1 != want {
+		t.Errorf("after the reload num-jrubies is %s, want %s (the configuration was not reread)", n1, want)
+	}
+
+	s.ssh(host, "sed -i '/"+mark+"$/d' "+conf)
+	t1 := time.Now()
+	if out := s.ssh(host, "systemctl restart puppetserver && echo RESTARTED"); !strings.Contains(out, "RESTARTED") {
+		t.Fatalf("systemctl restart puppetserver: %s", out)
+	}
+	restart := time.Since(t1)
+	pid2, n2 := mainPID(), jrubies()
+	if pid2 == pid1 || pid2 == "0" {
+		t.Errorf("restart kept the JVM: MainPID %s → %s", pid1, pid2)
+	}
+	if n2 != n0 {
+		t.Errorf("after the restart num-jrubies is %s, want %s again", n2, n0)
+	}
+	t.Logf("UNITS: reload %s (MainPID %s kept, num-jrubies %s → %s); restart %s (MainPID %s → %s, num-jrubies %s)",
+		reload.Round(100*time.Millisecond), pid0, n0, n1, restart.Round(100*time.Millisecond), pid1, pid2, n2)
+	if st := s.haproxyStatus(); !strings.HasPrefix(st[host], "UP") {
+		// HAProxy's check may lag the restart by a few seconds.
+		time.Sleep(10 * time.Second)
+		if st := s.haproxyStatus(); !strings.HasPrefix(st[host], "UP") {
+			t.Errorf("%s not UP in HAProxy after the restart: %v", host, st)
 		}
 	}
 }

@@ -32,9 +32,21 @@ type suiteCache struct {
 	suite string
 }
 
-func (c suiteCache) rootfs() string       { return filepath.Join(c.dir, "rootfs") }
-func (c suiteCache) repo() string         { return filepath.Join(c.dir, "repo") }
-func (c suiteCache) rootfsDone() bool     { return exists(filepath.Join(c.dir, "rootfs.done")) }
+func (c suiteCache) rootfs() string { return filepath.Join(c.dir, "rootfs") }
+func (c suiteCache) repo() string   { return filepath.Join(c.dir, "repo") }
+
+// rootfsDone: the rootfs was built with the base packages in force now
+// (rootfs.done holds their digest; a rootfs from before systemd booted the
+// hosts is rebuilt).
+func (c suiteCache) rootfsDone() bool {
+	b, err := os.ReadFile(filepath.Join(c.dir, "rootfs.done"))
+	return err == nil && strings.Contains(string(b), "base "+rootfsKey()+"\n")
+}
+
+func rootfsKey() string {
+	sum := sha256.Sum256([]byte(fmt.Sprint(basePackages, "no policy-rc.d")))
+	return hex.EncodeToString(sum[:8])
+}
 func (c suiteCache) logf(n string) string { return filepath.Join(c.dir, n+".log") }
 
 // repoDone: the repository was built from the package lists in force now.
@@ -47,7 +59,8 @@ func (c suiteCache) repoDone() bool {
 
 // repoKey is a digest of what the repository must hold.
 func (c suiteCache) repoKey() string {
-	sum := sha256.Sum256([]byte(fmt.Sprint(rolePackages[c.suite], upgradePackages, upgradeSuffix)))
+	// The rootfs's key too: packages are resolved against the bare rootfs.
+	sum := sha256.Sum256([]byte(fmt.Sprint(rolePackages[c.suite], upgradePackages, upgradeSuffix, rootfsKey())))
 	return hex.EncodeToString(sum[:8])
 }
 
@@ -124,9 +137,10 @@ func (c suiteCache) buildRootfs(ctx context.Context) error {
 		// installed), and no date checks on the local repository.
 		"etc/apt/apt.conf.d/90lab": "Acquire::Check-Valid-Until \"false\";\nAcquire::Check-Date \"false\";\n" +
 			"Acquire::Languages \"none\";\nAPT::Install-Recommends \"false\";\n",
-		// Package scripts never start daemons (as in the probe): without
-		// systemd, invoke-rc.d would run init scripts, and puppetdb's is
-		// broken. Roles start services explicitly with systemctl.
+		// While the rootfs is built in a chroot, package scripts start no
+		// daemon (sshd would start in the chroot). Removed at the end: on a
+		// lab host, as on a site, systemd starts what a package's scripts
+		// start (haproxy, postgresql) and leaves what they leave.
 		"usr/sbin/policy-rc.d": "#!/bin/sh\nexit 101\n",
 	}
 	for p, content := range files {
@@ -148,6 +162,9 @@ func (c suiteCache) buildRootfs(ctx context.Context) error {
 	if err := writeFile(filepath.Join(tmp, "etc/apt/sources.list"), "# written per host by troupe lab\n", 0o644); err != nil {
 		return err
 	}
+	if err := os.Remove(filepath.Join(tmp, "usr/sbin/policy-rc.d")); err != nil {
+		return err
+	}
 	os.Remove(filepath.Join(tmp, "etc/resolv.conf"))
 	if err := writeFile(filepath.Join(tmp, "etc/resolv.conf"), "options timeout:1 attempts:1\n", 0o644); err != nil {
 		return err
@@ -158,7 +175,7 @@ func (c suiteCache) buildRootfs(ctx context.Context) error {
 	if err := os.Rename(tmp, c.rootfs()); err != nil {
 		return err
 	}
-	return writeFile(filepath.Join(c.dir, "rootfs.done"), time.Now().UTC().Format(time.RFC3339)+"\n", 0o644)
+	return writeFile(filepath.Join(c.dir, "rootfs.done"), time.Now().UTC().Format(time.RFC3339)+"\nbase "+rootfsKey()+"\n", 0o644)
 }
 
 // chroot runs argv chrooted into dir (see scripts/chroot.sh). With ovl =

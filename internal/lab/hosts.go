@@ -199,8 +199,6 @@ func (l *Lab) prepareHost(ctx context.Context, h LabHost, pub string) error {
 		{"etc/apt/sources.list", "# the lab's local repository (troupe lab); nothing else is reachable\ndeb [trusted=yes] " + l.RepoURL + " ./\n", 0o644},
 		{"root/.ssh/authorized_keys", pub, 0o600},
 		{"home/lab/.ssh/authorized_keys", pub, 0o600},
-		{"usr/sbin/lab-init", scriptLabInit, 0o755},
-		{"usr/local/bin/systemctl", scriptSystemctl, 0o755},
 	}
 	for _, x := range files {
 		if err := writeFile(filepath.Join(f, x.path), x.content, x.mode); err != nil {
@@ -212,7 +210,7 @@ func (l *Lab) prepareHost(ctx context.Context, h LabHost, pub string) error {
 	}
 	os.Chmod(filepath.Join(f, "root/.ssh"), 0o700)
 	os.Chmod(filepath.Join(f, "home/lab/.ssh"), 0o700)
-	return writeFile(filepath.Join(hd, "stage1"), scriptStage1, 0o755)
+	return nil
 }
 
 func (l *Lab) writeKnownHosts() error {
@@ -234,56 +232,108 @@ func (l *Lab) writeKnownHosts() error {
 	return os.WriteFile(l.KnownHosts, []byte(b.String()), 0o644)
 }
 
-// bootHost starts the host's namespaces with stage1 as their PID 1 and
-// plugs a veth into the bridge.
+// netns is the name of a host's network namespace (/run/netns/NAME) and
+// of its nspawn machine: unique per bridge, so two labs can run side by side.
+func netns(bridge string, h LabHost) string { return bridge + "-" + h.Short }
+
+// bootHost boots the host: its network namespace with a veth on the bridge,
+// its overlay root with the per-host files, then systemd-nspawn -b, which
+// runs the rootfs's systemd as the host's PID 1 in its own mount, PID, UTS
+// and IPC namespaces and joins the network namespace. --keep-unit and
+// --register=no: the runner's PID 1 need not be systemd (no scope, no
+// machined). --resolv-conf=off and --timezone=off keep the lab's files.
 func (l *Lab) bootHost(ctx context.Context, cache suiteCache, h LabHost) error {
 	hd := l.hostDir(h)
-	console, err := os.Create(filepath.Join(hd, "console.log"))
-	if err != nil {
-		return err
-	}
-	defer console.Close()
-	cmd := exec.Command("unshare", "--mount", "--uts", "--ipc", "--net", "--pid", "--fork",
-		"--propagation", "private", "--", "bash", filepath.Join(hd, "stage1"), h.Short, hd, cache.rootfs())
-	cmd.Stdout, cmd.Stderr = console, console
-	cmd.Dir = "/"
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	go cmd.Wait()
-	upid := cmd.Process.Pid
-	if err := os.WriteFile(filepath.Join(hd, "unshare.pid"), []byte(strconv.Itoa(upid)+"\n"), 0o644); err != nil {
-		return err
-	}
-	var ipid int
-	for i := 0; i < 100 && ipid == 0; i++ {
-		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", upid, upid))
-		if f := strings.Fields(string(b)); len(f) > 0 {
-			ipid, _ = strconv.Atoi(f[0])
-		} else {
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	if ipid == 0 {
-		return fmt.Errorf("%s: namespace init did not start: %s", h.Short, tail(console.Name(), 10))
-	}
-	if err := os.WriteFile(filepath.Join(hd, "init.pid"), []byte(strconv.Itoa(ipid)+"\n"), 0o644); err != nil {
-		return err
-	}
-	veth := vethName(l.Bridge, h)
-	p := strconv.Itoa(upid)
+	ns, veth := netns(l.Bridge, h), vethName(l.Bridge, h)
 	for _, args := range [][]string{
-		{"ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", p},
+		{"ip", "netns", "add", ns},
+		{"ip", "-n", ns, "link", "set", "lo", "up"},
+		{"ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns},
 		{"ip", "link", "set", veth, "master", l.Bridge, "up"},
-		{"nsenter", "-t", p, "-n", "ip", "addr", "add", h.Address + "/24", "dev", "eth0"},
-		{"nsenter", "-t", p, "-n", "ip", "link", "set", "eth0", "up"},
+		{"ip", "-n", ns, "addr", "add", h.Address + "/24", "dev", "eth0"},
+		{"ip", "-n", ns, "link", "set", "eth0", "up"},
 	} {
 		if err := run(ctx, nil, args[0], args[1:]...); err != nil {
 			return fmt.Errorf("%s: %w", h.Short, err)
 		}
 	}
-	return nil
+	m := filepath.Join(hd, "merged")
+	opts := "lowerdir=" + cache.rootfs() + ",upperdir=" + filepath.Join(hd, "upper") + ",workdir=" + filepath.Join(hd, "work")
+	if err := run(ctx, nil, "mount", "-t", "overlay", "overlay", "-o", opts, m); err != nil {
+		return fmt.Errorf("%s: %w", h.Short, err)
+	}
+	// The per-host files, written through the overlay (into the upper dir).
+	// cp -a gives /home/lab the runner's (root's) ownership: hand it back to
+	// its user, or nothing it runs can write there (~/.cache, ~/.ssh).
+	if err := run(ctx, nil, "cp", "-a", filepath.Join(hd, "files")+"/.", m+"/"); err != nil {
+		return fmt.Errorf("%s: %w", h.Short, err)
+	}
+	if err := run(ctx, nil, "chown", "-R", "1000:1000", filepath.Join(m, "home/lab")); err != nil {
+		return fmt.Errorf("%s: %w", h.Short, err)
+	}
+	lists, _ := filepath.Glob(filepath.Join(m, "etc/apt/sources.list.d/*"))
+	for _, f := range lists {
+		os.Remove(f)
+	}
+
+	console, err := os.Create(filepath.Join(hd, "console.log"))
+	if err != nil {
+		return err
+	}
+	defer console.Close()
+	cmd := exec.Command("systemd-nspawn", "--quiet", "--boot", "--directory", m,
+		"--machine", ns, "--hostname", h.Short, "--network-namespace-path", "/run/netns/"+ns,
+		"--register=no", "--keep-unit", "--resolv-conf=off", "--timezone=off", "--link-journal=no",
+		"--console=read-only")
+	cmd.Stdout, cmd.Stderr = console, console
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("%s: systemd-nspawn: %w", h.Short, err)
+	}
+	go cmd.Wait()
+	npid := cmd.Process.Pid
+	if err := os.WriteFile(filepath.Join(hd, "nspawn.pid"), []byte(strconv.Itoa(npid)+"\n"), 0o644); err != nil {
+		return err
+	}
+	var ipid int
+	for i := 0; i < 250 && ipid == 0; i++ {
+		for _, c := range children(npid) {
+			if strings.TrimSpace(readFileString(fmt.Sprintf("/proc/%d/comm", c))) == "systemd" {
+				ipid = c
+			}
+		}
+		if ipid == 0 {
+			if !procAlive(npid) {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if ipid == 0 {
+		return fmt.Errorf("%s: systemd did not start as the host's PID 1 (this machine cannot boot it in systemd-nspawn?): %s",
+			h.Short, tail(console.Name(), 10))
+	}
+	return os.WriteFile(filepath.Join(hd, "init.pid"), []byte(strconv.Itoa(ipid)+"\n"), 0o644)
+}
+
+// shutdownBound is how long down waits for the hosts' systemd to shut down
+// before it kills what is left.
+var shutdownBound = 30 * time.Second
+
+// sigHalt is SIGRTMIN+3, what systemd as PID 1 takes as "halt" (glibc's
+// SIGRTMIN is 34): the clean shutdown systemd-nspawn itself sends.
+const sigHalt = syscall.Signal(34 + 3)
+
+// children lists the child processes of pid.
+func children(pid int) []int {
+	var out []int
+	for _, f := range strings.Fields(readFileString(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))) {
+		if c, err := strconv.Atoi(f); err == nil {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 func vethName(bridge string, h LabHost) string {
@@ -316,17 +366,17 @@ func (l *Lab) waitSSH(ctx context.Context, h LabHost, d time.Duration) error {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	hd := l.hostDir(h)
-	return fmt.Errorf("%s: sshd did not answer on %s:22 within %s; console: %s; upper/var/log/sshd.log: %s",
-		h.Short, h.Address, d, tail(filepath.Join(hd, "console.log"), 10), tail(filepath.Join(hd, "upper/var/log/sshd.log"), 5))
+	return fmt.Errorf("%s: sshd did not answer on %s:22 within %s; console: %s",
+		h.Short, h.Address, d, tail(filepath.Join(l.hostDir(h), "console.log"), 15))
 }
 
-// initPID returns the PID of the host's PID 1 if it is still our lab-init.
+// initPID returns the PID (in the runner's namespace) of the host's PID 1,
+// its systemd, if it is still the one this lab booted.
 func (l *Lab) initPID(h LabHost) int {
 	hd := l.hostDir(h)
-	upid := readPID(filepath.Join(hd, "unshare.pid"))
+	npid := readPID(filepath.Join(hd, "nspawn.pid"))
 	ipid := readPID(filepath.Join(hd, "init.pid"))
-	if ipid == 0 || !procAlive(ipid) || !procAlive(upid) || !strings.Contains(procCmdline(upid), hd) {
+	if ipid == 0 || !procAlive(ipid) || !procAlive(npid) || !strings.Contains(procCmdline(npid), hd+"/") {
 		return 0
 	}
 	return ipid
@@ -345,41 +395,45 @@ func (l *Lab) healthy() error {
 	return nil
 }
 
-// down: hosts (SIGTERM to each PID 1, SIGKILL after 30 s), server, veths,
-// bridge, stray mounts, then everything in workDir but the lock.
+// down: hosts (systemd's clean shutdown, SIGRTMIN+3 to each PID 1; SIGKILL
+// to the PID 1 of a host still up after shutdownBound, which ends its whole PID
+// namespace), server, network namespaces, veths, bridge, mounts, then
+// everything in workDir but the lock.
 func down(ctx context.Context, workDir string, log io.Writer) error {
 	t0 := time.Now()
 	l, _ := loadState(workDir)
 	hd := hostsDir(workDir)
-	// Every unshare process started for a host of this WorkDir, by command line
-	// (also covers hosts whose pid files were never written).
-	var unshares []int
+	// Every systemd-nspawn started for a host of this WorkDir, by command
+	// line (also covers hosts whose pid files were never written).
+	var launchers []int
 	for _, p := range allPIDs() {
 		cl := procCmdline(p)
-		if strings.HasPrefix(cl, "unshare ") && strings.Contains(cl, hd+"/") {
-			unshares = append(unshares, p)
+		// unshare: a host of a lab booted before systemd did (its PID 1
+		// dies of sigHalt's default action, and its namespace with it).
+		if (strings.HasPrefix(cl, "systemd-nspawn ") || strings.HasPrefix(cl, "unshare ")) && strings.Contains(cl, hd+"/") {
+			launchers = append(launchers, p)
 		}
 	}
-	inits := map[int]int{} // unshare -> its child (the host's PID 1)
-	for _, u := range unshares {
-		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", u, u))
-		if f := strings.Fields(string(b)); len(f) > 0 {
-			c, _ := strconv.Atoi(f[0])
-			inits[u] = c
-			syscall.Kill(c, syscall.SIGTERM)
+	inits := map[int]int{} // launcher -> its child (the host's PID 1)
+	for _, n := range launchers {
+		if c := children(n); len(c) > 0 {
+			inits[n] = c[0]
+			syscall.Kill(c[0], sigHalt)
 		} else {
-			syscall.Kill(u, syscall.SIGKILL)
+			syscall.Kill(n, syscall.SIGKILL)
 		}
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for _, u := range unshares {
-		if !waitGone(u, time.Until(deadline)) {
-			logf(log, "host process %d did not stop in 30s; killing its namespace", u)
-			if c := inits[u]; c > 0 {
+	deadline := time.Now().Add(shutdownBound)
+	for _, n := range launchers {
+		if !waitGone(n, time.Until(deadline)) {
+			logf(log, "host process %d did not shut down in %s; killing its PID 1", n, shutdownBound)
+			if c := inits[n]; c > 0 {
 				syscall.Kill(c, syscall.SIGKILL)
 			}
-			syscall.Kill(u, syscall.SIGKILL)
-			waitGone(u, 5*time.Second)
+			if !waitGone(n, 5*time.Second) {
+				syscall.Kill(n, syscall.SIGKILL)
+				waitGone(n, 5*time.Second)
+			}
 		}
 	}
 	stopServer(workDir)
@@ -393,6 +447,13 @@ func down(ctx context.Context, workDir string, log io.Writer) error {
 			if v := vethName(br, h); exists("/sys/class/net/" + v) {
 				run(ctx, nil, "ip", "link", "del", v)
 			}
+			if ns := netns(br, h); exists("/run/netns/" + ns) {
+				if err := run(ctx, nil, "ip", "netns", "del", ns); err != nil {
+					return err
+				}
+			}
+			// nspawn's propagation directory outlives the container.
+			os.RemoveAll("/run/systemd/nspawn/propagate/" + netns(br, h))
 		}
 		if exists("/sys/class/net/" + br) {
 			if err := run(ctx, nil, "ip", "link", "del", br); err != nil {
@@ -413,8 +474,8 @@ func down(ctx context.Context, workDir string, log io.Writer) error {
 			return fmt.Errorf("lab down: %w", err)
 		}
 	}
-	if len(unshares) > 0 || l != nil {
-		logf(log, "lab down (%d hosts stopped) in %.1fs", len(unshares), time.Since(t0).Seconds())
+	if len(launchers) > 0 || l != nil {
+		logf(log, "lab down (%d hosts stopped) in %.1fs", len(launchers), time.Since(t0).Seconds())
 	}
 	return nil
 }
@@ -457,6 +518,7 @@ func (l *Lab) Status() ([]HostStatus, error) {
 			continue
 		}
 		st.Running, st.InitPID = true, ipid
+		st.System, st.Failed = systemState(ipid)
 		counts := map[string]int{}
 		for _, p := range byNS[ns] {
 			st.Procs++
@@ -481,6 +543,25 @@ func (l *Lab) Status() ([]HostStatus, error) {
 		out = append(out, st)
 	}
 	return out, nil
+}
+
+// systemState asks the host's systemd, from inside its namespaces, how the
+// system is (is-system-running) and which units failed.
+func systemState(ipid int) (string, []string) {
+	in := func(args ...string) string {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		out, _ := exec.CommandContext(ctx, "nsenter", append([]string{"-t", strconv.Itoa(ipid), "-m", "-p", "-u", "-i", "-n", "--", "systemctl"}, args...)...).Output()
+		return strings.TrimSpace(string(out))
+	}
+	state := in("is-system-running")
+	var failed []string
+	for _, line := range strings.Split(in("list-units", "--state=failed", "--plain", "--no-legend", "--no-pager"), "\n") {
+		if f := strings.Fields(line); len(f) > 0 {
+			failed = append(failed, f[0])
+		}
+	}
+	return state, failed
 }
 
 // serviceName classifies a process as one of the lab's main services.

@@ -1,13 +1,14 @@
 // Package lab runs a multi-host Puppet site test bed on one Linux machine.
 //
-// Each lab host is a set of namespaces (mount, uts, ipc, net, pid) created
-// with unshare(1): its own IP on the bridge labbr0, its own hostname, an
-// overlayfs root (one cached debootstrap rootfs per suite as the lower dir, a
-// per-host upper dir), a bash PID 1 (lab-init) that runs a real OpenSSH
-// sshd, and a systemctl stand-in. Hosts start bare; everything else is
-// installed by troupe from a local package repository that the lab serves
-// over HTTP from the bridge address, together with a control repository (git
-// dumb HTTP). No host has a route or a nameserver beyond the lab subnet.
+// Each lab host boots Debian's systemd as its PID 1 with systemd-nspawn: its
+// own mount, PID, UTS and IPC namespaces, a network namespace with its own IP
+// on the bridge labbr0, its own hostname, and an overlayfs root (one cached
+// debootstrap rootfs per suite as the lower dir, a per-host upper dir).
+// systemd starts sshd and every service the roles install, through the
+// packages' own units. Hosts start bare; everything else is installed by
+// troupe from a local package repository that the lab serves over HTTP from
+// the bridge address, together with a control repository (git dumb HTTP).
+// No host has a route or a nameserver beyond the lab subnet.
 //
 // The design was first proven by a shell prototype; docs/lab.md has the
 // figures and what the lab found in Debian's packages.
@@ -133,6 +134,8 @@ type HostStatus struct {
 	Services []string // main processes, e.g. "sshd", "puppetserver(java)", "postgres x12"
 	RSSMiB   float64  // summed over the pid namespace
 	PSSMiB   float64
+	System   string   // systemctl is-system-running: running, degraded, starting, …
+	Failed   []string // failed units
 }
 
 const (
@@ -161,6 +164,7 @@ func CheckHost() error {
 	}
 	tools := []struct{ bin, pkg string }{
 		{"unshare", "util-linux"}, {"nsenter", "util-linux"}, {"mount", "mount"},
+		{"systemd-nspawn", "systemd-container"},
 		{"ip", "iproute2"}, {"debootstrap", "debootstrap"}, {"dpkg-deb", "dpkg"},
 		{"dpkg-scanpackages", "dpkg-dev"}, {"git", "git"}, {"ssh", "openssh-client"},
 		{"ssh-keygen", "openssh-client"}, {"bash", "bash"}, {"du", "coreutils"},

@@ -105,8 +105,12 @@ func TestLabUpSSHRepoDown(t *testing.T) {
 			t.Errorf("%s: has a default route or a nameserver:\n%s", h.Short, out)
 		}
 		if out := sshOut(t, l, "lab", h.Name, "id -un; sudo -n true && echo SUDO-OK; sudo -n sh -c 'echo $PATH'; command -v systemctl"); !strings.Contains(out, "lab\nSUDO-OK\n/usr/local/sbin:/usr/local/bin") ||
-			!strings.Contains(out, "/usr/local/bin/systemctl") {
+			!strings.Contains(out, "\n/usr/bin/systemctl\n") {
 			t.Errorf("%s: lab/sudo: %q", h.Short, out)
+		}
+		// systemd is the host's PID 1 and has finished booting, nothing failed.
+		if out := sshOut(t, l, "root", h.Address, "cat /proc/1/comm; systemctl is-system-running --wait; systemctl --failed --plain --no-legend"); out != "systemd\nrunning\n" {
+			t.Errorf("%s: PID 1 / is-system-running / failed units: %q", h.Short, out)
 		}
 		// troupe stages sudo uploads under ~/.cache: the home must be the user's
 		if out := sshOut(t, l, "lab", h.Name, "stat -c %U /home/lab && mkdir -p ~/.cache && echo HOME-OK"); out != "lab\nHOME-OK\n" {
@@ -142,8 +146,8 @@ func TestLabUpSSHRepoDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, h := range st {
-		t.Logf("status %-10s %-12s pid1=%d procs=%d rss=%.1fMiB pss=%.1fMiB %v", h.Short, h.Address, h.InitPID, h.Procs, h.RSSMiB, h.PSSMiB, h.Services)
-		if !h.Running || h.Procs < 2 || h.RSSMiB <= 0 || !contains(h.Services, "sshd") {
+		t.Logf("status %-10s %-12s pid1=%d %s procs=%d rss=%.1fMiB pss=%.1fMiB %v", h.Short, h.Address, h.InitPID, h.System, h.Procs, h.RSSMiB, h.PSSMiB, h.Services)
+		if !h.Running || h.Procs < 2 || h.RSSMiB <= 0 || !contains(h.Services, "sshd") || h.System != "running" || len(h.Failed) > 0 {
 			t.Errorf("status %s: %+v", h.Short, h)
 		}
 	}
@@ -152,6 +156,14 @@ func TestLabUpSSHRepoDown(t *testing.T) {
 	if out, err := l.SSHCommand("puppet", "hostname").Output(); err != nil || strings.TrimSpace(string(out)) != "lb" {
 		t.Errorf("SSHCommand(puppet): %v %q", err, out)
 	}
+
+	// A host that hangs in its shutdown (a unit that ignores SIGTERM and
+	// that systemd waits for without end) is killed after the bound.
+	if out, err := sshRun(l, "root", "agent1", `printf '[Service]\nExecStart=/bin/sh -c "trap \\"\\" TERM; while :; do sleep 1; done"\nTimeoutStopSec=infinity\n' >/etc/systemd/system/hang.service && systemctl daemon-reload && systemctl start hang && systemctl is-active hang`); err != nil || strings.TrimSpace(out) != "active" {
+		t.Fatalf("hang.service on agent1: %v %q", err, out)
+	}
+	defer func(b time.Duration) { shutdownBound = b }(shutdownBound)
+	shutdownBound = 5 * time.Second
 
 	// Remember what must be gone after Down.
 	var nss []string
@@ -166,7 +178,10 @@ func TestLabUpSSHRepoDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	downDone = true
-	t.Logf("down took %s", time.Since(t1))
+	t.Logf("down took %s (agent1 killed after the %s bound)", time.Since(t1), shutdownBound)
+	if time.Since(t1) < shutdownBound {
+		t.Errorf("down took %s: agent1's hanging shutdown was not waited for", time.Since(t1))
+	}
 	assertNothingLeft(t, l.Spec.Bridge, l.WorkDir, nss, serverPID)
 	if err := Down(ctx, l.WorkDir, logw); err != nil {
 		t.Fatalf("second down: %v", err)
@@ -194,6 +209,14 @@ func assertNothingLeft(t *testing.T, bridge, workDir string, nss []string, serve
 	for _, e := range links {
 		if e.Name() == bridge || strings.HasPrefix(e.Name(), bridge+"-") {
 			t.Errorf("link %s left behind", e.Name())
+		}
+	}
+	for _, d := range []string{"/run/netns", "/run/systemd/nspawn/propagate"} {
+		ents, _ := os.ReadDir(d)
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), bridge+"-") {
+				t.Errorf("%s/%s left behind", d, e.Name())
+			}
 		}
 	}
 	if m := mountsUnder(workDir); len(m) > 0 {

@@ -1,9 +1,12 @@
 package lab
 
 // basePackages are installed into the cached rootfs on top of debootstrap's
-// minbase: what a bare lab host has before troupe touches it.
+// minbase: what a bare lab host has before troupe touches it. systemd is its
+// init (systemd-nspawn boots it as the host's PID 1); dbus is what systemctl
+// and logind talk over.
 var basePackages = []string{
 	"openssh-server", "sudo", "curl", "ca-certificates", "procps", "iproute2", "less",
+	"systemd", "systemd-sysv", "dbus",
 }
 
 // rolePackages is what the local package repository must hold, per suite:

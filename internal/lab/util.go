@@ -24,12 +24,6 @@ var (
 	scriptRootfsSetup string
 	//go:embed scripts/repo-download.sh
 	scriptRepoDownload string
-	//go:embed scripts/stage1.sh
-	scriptStage1 string
-	//go:embed scripts/lab-init.sh
-	scriptLabInit string
-	//go:embed scripts/systemctl.sh
-	scriptSystemctl string
 )
 
 func exists(p string) bool { _, err := os.Lstat(p); return err == nil }
