@@ -136,7 +136,7 @@ func (l *Lab) start(ctx context.Context, cache suiteCache, log io.Writer) error 
 	return nil
 }
 
-// prepareHost writes WorkDir/hosts/<short>/files: the tree stage1 copies
+// prepareHost writes WorkDir/hosts/<short>/files: the tree bootHost copies
 // over the host's root, with its SSH host keys.
 func (l *Lab) prepareHost(ctx context.Context, h LabHost, pub string) error {
 	hd := l.hostDir(h)
