@@ -105,7 +105,7 @@ func upgradeScenario(ctx context.Context, t *testing.T, s *site) {
 	// Soft writes were for PuppetDB's restart only: the site's setting is
 	// back on every compiler, and PuppetDB stores the agents' data again
 	// (facts of a run that started after the restart).
-	for _, c := range []string{"compile1", "compile2"} {
+	for _, c := range s.compilers() {
 		if got := s.ssh(c, "grep -E '^ *soft_write_failure' /etc/puppet/puppetdb.conf"); !strings.Contains(got, "false") {
 			t.Errorf("%s: puppetdb.conf after the upgrade: %q, want soft_write_failure = false", c, got)
 		}
@@ -129,7 +129,7 @@ func upgradeScenario(ctx context.Context, t *testing.T, s *site) {
 // with soft_write_failure on, what a run lost instead of failing.
 func softWrites(s *site) int {
 	n := 0
-	for _, c := range []string{"compile1", "compile2"} {
+	for _, c := range s.compilers() {
 		k, _ := strconv.Atoi(strings.TrimSpace(s.ssh(c, "grep -c \"Failed to execute '/pdb/cmd/v1\" /var/log/puppetserver/puppetserver.log || true")))
 		n += k
 	}
