@@ -5,8 +5,10 @@
 #   --bench  also Ansible, which only the benchmark (just bench) compares with
 set -eu
 
-# gcc and libc6-dev: the race detector (just unit) needs cgo
-PKGS="openssh-server openssh-client sudo socat debootstrap git dpkg-dev curl iproute2 procps passwd gcc libc6-dev systemd-container"
+# gcc and libc6-dev: the race detector (just unit) needs cgo; strace: the
+# proof that `troupe status` writes nothing on a host; zsh and fish: the
+# completion tests run the scripts in the shells themselves
+PKGS="openssh-server openssh-client sudo socat debootstrap git dpkg-dev curl iproute2 procps passwd gcc libc6-dev systemd-container strace zsh fish"
 if [ "${1:-}" = "--bench" ]; then
 	PKGS="$PKGS ansible"
 fi

@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"testing"
 	"time"
+
+	"github.com/troupe/troupe/internal/testenv"
 )
 
 func TestParseStat(t *testing.T) {
@@ -25,12 +27,12 @@ func TestParseStat(t *testing.T) {
 // which outlives it (reparented to us as subreaper), each ~20 MiB resident.
 func TestMeasureTree(t *testing.T) {
 	if err := becomeSubreaper(); err != nil {
-		t.Skip(err)
+		testenv.Skip(t, err)
 	}
 	const alloc = `python3 -c 'import time; b = bytearray(20 << 20); b[::4096] = b"x" * len(b[::4096]); time.sleep(0.5)'`
 	cmd := exec.Command("sh", "-c", "("+alloc+" &) ; "+alloc+" & wait")
 	if _, err := exec.LookPath("python3"); err != nil {
-		t.Skip("no python3")
+		testenv.Skip(t, "no python3")
 	}
 	m := measure(context.Background(), cmd, 20*time.Millisecond, time.Minute)
 	if m.Err != nil {

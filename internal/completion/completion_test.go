@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/alecthomas/kong"
+	"github.com/troupe/troupe/internal/testenv"
 )
 
 // testCLI is a small tree with what the generators must handle: nesting,
@@ -91,7 +92,7 @@ COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); _prog; echo "${COMPREPLY[*]}"`, "bash", f
 // stubbed to print what they were given (filtered by $PREFIX, as they do).
 func TestZsh(t *testing.T) {
 	if _, err := exec.LookPath("zsh"); err != nil {
-		t.Skip("zsh is not installed")
+		testenv.Skip(t, "zsh is not installed (scripts/install-test-deps.sh installs it)")
 	}
 	file := script(t, "zsh")
 	if out, err := exec.Command("zsh", "-n", file).CombinedOutput(); err != nil {
@@ -116,7 +117,7 @@ _prog`, "zsh", file, tc.line)
 // TestFish asks fish itself (complete -C) what it would offer.
 func TestFish(t *testing.T) {
 	if _, err := exec.LookPath("fish"); err != nil {
-		t.Skip("fish is not installed")
+		testenv.Skip(t, "fish is not installed (scripts/install-test-deps.sh installs it)")
 	}
 	file := script(t, "fish")
 	for _, tc := range cases {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/troupe/troupe/internal/lab"
+	"github.com/troupe/troupe/internal/testenv"
 )
 
 // TestMain: the lab's HTTP server is this test binary re-executed (lab.MaybeServe).
@@ -32,16 +33,16 @@ func TestMain(m *testing.M) {
 // TROUPE_E2E_KEEP=1 leaves the lab up after a failure for a look.
 func TestBootstrap(t *testing.T) {
 	if runtime.GOOS != "linux" {
-		t.Skip("the lab needs Linux (namespaces, overlayfs)")
+		testenv.Skip(t, "the lab needs Linux (namespaces, overlayfs)")
 	}
 	if os.Geteuid() != 0 {
-		t.Skip("the lab needs root (namespaces, mounts, a bridge); run go test as root")
+		testenv.Skip(t, "the lab needs root (namespaces, mounts, a bridge); run go test as root")
 	}
 	if testing.Short() {
-		t.Skip("end-to-end: bootstrap and day-2 scenarios, about 25 minutes per suite; skipped with -short")
+		testenv.Skip(t, "end-to-end: bootstrap and day-2 scenarios, about 25 minutes per suite; skipped with -short")
 	}
 	if err := lab.CheckHost(); err != nil {
-		t.Skip(err)
+		testenv.Skip(t, err)
 	}
 	bin := buildTroupe(t)
 	suites := []string{"bookworm", "trixie"}
@@ -283,31 +284,6 @@ var scenarios = []scenario{
 	{"ca-rebuild", caRebuildScenario, true}, // every certificate new
 	{"units", unitsScenario, true},          // systemd's reload and restart of puppetserver
 	{"kill-jvm", killJVMScenario, true},     // last: a killed JVM, and what its unit does
-}
-
-// TestScenarios runs the day-2 scenarios named in TROUPE_E2E_SCENARIOS on a
-// lab that is already up and bootstrapped (TROUPE_E2E_LAB, its work dir), so
-// that one scenario can be worked on without a new site each time. The
-// inventory is the lab's, or TROUPE_E2E_INV.
-func TestScenarios(t *testing.T) {
-	dir, names := os.Getenv("TROUPE_E2E_LAB"), os.Getenv("TROUPE_E2E_SCENARIOS")
-	if dir == "" || names == "" {
-		t.Skip("runs scenarios on an existing lab: set TROUPE_E2E_LAB=/var/lib/troupe-lab and TROUPE_E2E_SCENARIOS=name,…")
-	}
-	l, err := lab.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &site{t: t, l: l, bin: buildTroupe(t), dir: t.TempDir(), inv: envOr("TROUPE_E2E_INV", l.Inventory)}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
-	defer cancel()
-	for _, name := range strings.Split(names, ",") {
-		i := slices.IndexFunc(scenarios, func(sc scenario) bool { return sc.name == name })
-		if i < 0 {
-			t.Fatalf("no scenario %q", name)
-		}
-		day2(t, s, name, func(t *testing.T, s *site) { scenarios[i].run(ctx, t, s) })
-	}
 }
 
 func envOr(name, def string) string {

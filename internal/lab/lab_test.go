@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/troupe/troupe/internal/testenv"
 )
 
 // TestMain: the lab's HTTP server is this test binary re-executed (see
@@ -26,16 +28,16 @@ func TestMain(m *testing.M) {
 func needLab(t *testing.T) Spec {
 	t.Helper()
 	if runtime.GOOS != "linux" {
-		t.Skip("lab tests need Linux (namespaces, overlayfs)")
+		testenv.Skip(t, "lab tests need Linux (namespaces, overlayfs)")
 	}
 	if os.Geteuid() != 0 {
-		t.Skip("lab tests need root (namespaces, mounts, bridge); run `go test` as root")
+		testenv.Skip(t, "lab tests need root (namespaces, mounts, bridge); run `go test` as root")
 	}
 	if testing.Short() {
-		t.Skip("lab tests are long; skipped with -short")
+		testenv.Skip(t, "lab tests are long; skipped with -short")
 	}
 	if err := CheckHost(); err != nil {
-		t.Skip(err)
+		testenv.Skip(t, err)
 	}
 	// Own subnet and bridge, so the tests run beside a developer's lab.
 	return Spec{Suite: os.Getenv("TROUPE_LAB_TEST_SUITE"), WorkDir: filepath.Join(t.TempDir(), "work"),

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/troupe/troupe/internal/render"
+	"github.com/troupe/troupe/internal/testenv"
 )
 
 // TestMatrix pins the facts of every column (their sources are in the
@@ -67,7 +68,7 @@ func TestMatrix(t *testing.T) {
 // TestReleaseURLs expands the release package URLs the way the role does.
 func TestReleaseURLs(t *testing.T) {
 	if _, err := exec.LookPath("sh"); err != nil {
-		t.Skip("no sh")
+		testenv.Skip(t, "no sh")
 	}
 	cases := map[string]string{
 		"openvox8": "https://apt.voxpupuli.org/openvox8-release-debian12.deb",
