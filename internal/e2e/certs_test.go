@@ -69,7 +69,11 @@ func regenCertScenario(ctx context.Context, t *testing.T, s *site) {
 	lb := startLBSampler(s)
 	r := s.troupeRun(ctx, "run", "regen-cert")
 	lbReport(t, lb.stop())
-	agentReport(t, agents.stop(), [2]time.Time{})
+	var risks []riskWindow // each compiler out of the pool, reissued and reloaded
+	for _, c := range compilers {
+		risks = append(risks, riskWindow{c + " reissued", hostWindow(r, "compilers/", c+".lab.test")})
+	}
+	agentReport(t, agents.stop(), risks...)
 	if r.code != 0 {
 		t.Fatalf("regen-cert: exit %d\n%s\n%s", r.code, strings.Join(r.with("failed"), "\n"), r.stderr)
 	}
@@ -168,20 +172,40 @@ func certExpiryScenario(ctx context.Context, t *testing.T, s *site) {
 // nothing.
 func revokeScenario(ctx context.Context, t *testing.T, s *site) {
 	const victim = "agent2.lab.test"
-	s.ssh("agent2", "install -d -m 0700 /root/old && cp $(puppet config print hostcert) /root/old/cert.pem && cp $(puppet config print hostprivkey) /root/old/key.pem")
-	// What a holder of the stolen key and certificate sees at each server.
+	// The refusals of the certificate the CA revokes are refusals by TLS
+	// (tlsAnswer.refusedTLS), each beside agent1's certificate served by
+	// the same server in the same sweep.
+	key := s.ssh("agent2", "cat $(puppet config print hostprivkey)")
+	cert := s.ssh("agent2", "cat $(puppet config print hostcert)")
+	s.put("agent1", "/root/stolen/cert.pem", cert)
+	s.put("agent1", "/root/stolen/key.pem", key)
+	stolen := clientCert{"/root/stolen/cert.pem", "/root/stolen/key.pem"}
+	control := clientCert{"$(puppet config print hostcert)", "$(puppet config print hostprivkey)"}
 	endpoints := append(s.compilers(), "puppet") // puppet.lab.test: the load balancer
-	stolen := func(host string) string {
-		return strings.TrimSpace(s.ssh("agent2", "curl -s -o /dev/null -w '%{http_code}' --max-time 10 --cert /root/old/cert.pem --key /root/old/key.pem"+
-			" --cacert $(puppet config print localcacert) 'https://"+host+".lab.test:8140/puppet/v3/node/"+victim+"?environment=production'"))
-	}
-	for _, h := range endpoints {
-		if got := stolen(h); got != "200" {
-			t.Fatalf("before the revocation, %s answers agent2's certificate with %q, want 200", h, got)
+	path := "/puppet/v3/node/" + victim + "?environment=production"
+	for h, p := range s.tlsSweep("agent1", endpoints, path, stolen, control) {
+		if !p.probe.accepted() || !p.control.accepted() {
+			t.Fatalf("before the revocation, %s answers agent2's certificate with %s and agent1's with %s; want both served", h, p.probe, p.control)
 		}
 	}
+	// A bound the revocation must meet on every server: puppetserver reads
+	// the CRL file troupe puts on each compiler when it changes.
+	const refusalBound = 30 * time.Second
 
-	oldSerial := strings.TrimPrefix(strings.TrimSpace(s.ssh("agent2", "openssl x509 -noout -serial -in /root/old/cert.pem")), "serial=")
+	oldSerial := strings.TrimPrefix(strings.TrimSpace(s.ssh("agent1", "openssl x509 -noout -serial -in /root/stolen/cert.pem")), "serial=")
+
+	// The CA host's and the PuppetDB host's certificates are refused before
+	// anything changes: the CA's CRL keeps its entries.
+	crlBefore := s.ssh("ca", "openssl crl -noout -text -in $(puppet config print cadir --section server)/ca_crl.pem | grep -c 'Serial Number' || true")
+	for _, name := range []string{"ca.lab.test", "puppetdb.lab.test"} {
+		no := s.troupeRun(ctx, "run", "revoke", "-p", "certname="+name)
+		if failed := strings.Join(no.with("failed"), ""); no.code != 1 || len(no.with("changed")) != 0 || !strings.Contains(failed, "troupe does not revoke") {
+			t.Errorf("revoke certname=%s: exit %d, changed %v, failed %q (want exit 1, nothing changed, the refusal)", name, no.code, no.with("changed"), failed)
+		}
+	}
+	if now := s.ssh("ca", "openssl crl -noout -text -in $(puppet config print cadir --section server)/ca_crl.pem | grep -c 'Serial Number' || true"); now != crlBefore {
+		t.Errorf("the CA's CRL changed after refused revokes: %s entries, was %s", strings.TrimSpace(now), strings.TrimSpace(crlBefore))
+	}
 
 	agents := startAgentLoop(t, s, "agent1")
 	r := s.troupeRun(ctx, "run", "revoke", "-p", "certname="+victim)
@@ -193,27 +217,6 @@ func revokeScenario(ctx context.Context, t *testing.T, s *site) {
 	if msg := output(r, "ca/find"); !strings.Contains(msg, "REVOKE serial 0x"+strings.TrimLeft(oldSerial, "0")) {
 		t.Errorf("revoke found %q, want serial %s", msg, oldSerial)
 	}
-	// One session a sweep (an SSH login costs more than the TLS handshakes),
-	// each answer stamped on the host (the lab's hosts share this clock).
-	sweep := "ca=$(puppet config print localcacert);"
-	for _, h := range endpoints {
-		sweep += fmt.Sprintf(" echo %s $(date +%%s.%%N) $(curl -s -o /dev/null -w '%%{http_code}' --max-time 10 --cert /root/old/cert.pem --key /root/old/key.pem"+
-			" --cacert \"$ca\" 'https://%s.lab.test:8140/puppet/v3/node/%s?environment=production');", h, h, victim)
-	}
-	refused := map[string]time.Time{}
-	for deadline := end.Add(60 * time.Second); len(refused) < len(endpoints) && time.Now().Before(deadline); {
-		for _, l := range strings.Split(s.ssh("agent2", sweep), "\n") {
-			f := strings.Fields(l)
-			if len(f) != 3 || f[2] != "000" {
-				continue
-			}
-			if _, done := refused[f[0]]; !done {
-				sec, _ := strconv.ParseFloat(f[1], 64)
-				refused[f[0]] = time.Unix(0, int64(sec*1e9))
-			}
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 	var revokedAt time.Time // when the CA's clean ended
 	for _, e := range r.events {
 		if e.Kind == "host_result" && e.Step == "ca/clean" && e.Status == "changed" {
@@ -223,24 +226,25 @@ func revokeScenario(ctx context.Context, t *testing.T, s *site) {
 	if revokedAt.IsZero() {
 		t.Fatalf("no ca/clean that changed in the revoke run")
 	}
+	refused := s.refusedBy("agent1", endpoints, path, stolen, control, revokedAt.Add(refusalBound))
 	var last time.Duration
 	for _, h := range endpoints {
-		at, ok := refused[h]
-		if !ok {
-			t.Errorf("%s still accepts agent2's revoked certificate 60 s after troupe run revoke ended", h)
-			continue
+		if at, ok := refused[h]; ok {
+			last = max(last, at.Sub(revokedAt))
+			t.Logf("REVOKE: %s refuses the revoked certificate by TLS %s after the CA revoked it (%s after the run ended)", h,
+				at.Sub(revokedAt).Round(100*time.Millisecond), at.Sub(end).Round(100*time.Millisecond))
 		}
-		last = max(last, at.Sub(revokedAt))
-		t.Logf("REVOKE: %s refuses the revoked certificate %s after the CA revoked it (%s after the run ended)", h,
-			at.Sub(revokedAt).Round(100*time.Millisecond), at.Sub(end).Round(100*time.Millisecond))
 	}
-	t.Logf("REVOKE: from the CA's revocation to refusal on the last of %v: %s", endpoints, last.Round(100*time.Millisecond))
+	if len(refused) == len(endpoints) {
+		t.Logf("REVOKE: from the CA's revocation to a TLS refusal on the last of %v: %s (bound %s)", endpoints, last.Round(100*time.Millisecond), refusalBound)
+	}
 	if out, rc := s.agentRun("agent2"); rc != 1 && !strings.Contains(out, "Error") {
 		t.Errorf("agent2's run through the load balancer with its revoked certificate: rc %d\n%s", rc, out)
 	}
 
 	re := s.troupeRun(ctx, "run", "revoke", "-p", "certname="+victim, "-p", "reissue=true")
-	agentReport(t, agents.stop(), [2]time.Time{})
+	// agent1 keeps running while the servers take the new CRL
+	agentReport(t, agents.stop(), riskWindow{"revoke", span(r)}, riskWindow{"revoke reissue=true", span(re)})
 	if re.code != 0 {
 		t.Fatalf("revoke reissue=true: exit %d\n%s\n%s", re.code, strings.Join(re.with("failed"), "\n"), re.stderr)
 	}
@@ -248,9 +252,9 @@ func revokeScenario(ctx context.Context, t *testing.T, s *site) {
 	if out, rc := s.agentRun("agent2"); rc != 0 && rc != 2 {
 		t.Errorf("agent2 with its new certificate: rc %d\n%s", rc, out)
 	}
-	for _, h := range endpoints {
-		if got := stolen(h); got != "000" {
-			t.Errorf("after the reissue, %s answers agent2's old certificate with %q", h, got)
+	for h, p := range s.tlsSweep("agent1", endpoints, path, stolen, control) {
+		if !p.refused() {
+			t.Errorf("after the reissue, %s answers agent2's old certificate with %s (agent1's: %s); want a TLS refusal beside a served control", h, p.probe, p.control)
 		}
 	}
 	// Run again for the serial it revoked: the new certificate is left alone.
@@ -298,7 +302,11 @@ func caRenewScenario(ctx context.Context, t *testing.T, s *site) {
 	// it due, 5600 days of validity puts the renewed one beyond it.
 	r := s.troupeRun(ctx, "run", "ca-renew", "-p", "within=5480d", "-p", "days=5600")
 	lbReport(t, lb.stop())
-	agentReport(t, agents.stop(), [2]time.Time{})
+	risks := []riskWindow{{"CA renewed and reloaded", hostWindow(r, "ca/", "ca.lab.test")}}
+	for _, c := range s.compilers() {
+		risks = append(risks, riskWindow{c + " on the new bundle", hostWindow(r, "compilers/", c+".lab.test")})
+	}
+	agentReport(t, agents.stop(), risks...)
 	if r.code != 0 {
 		t.Fatalf("ca-renew: exit %d\n%s\n%s", r.code, strings.Join(r.with("failed"), "\n"), r.stderr)
 	}
@@ -307,8 +315,15 @@ func caRenewScenario(ctx context.Context, t *testing.T, s *site) {
 
 	datesAfter, keysAfter := caState()
 	t.Logf("CA before:\n%s\nCA after:\n%s", datesBefore, datesAfter)
-	if datesAfter == datesBefore || !strings.Contains(datesAfter, "notAfter=") {
-		t.Errorf("the CA's not-after did not move")
+	// Every CA certificate of the bundle ends later than it did.
+	was, now := notAfters(t, datesBefore), notAfters(t, datesAfter)
+	if len(now) == 0 || len(now) != len(was) {
+		t.Errorf("the CA bundle had %d certificates, now %d", len(was), len(now))
+	}
+	for subj, end := range now {
+		if !end.After(was[subj]) {
+			t.Errorf("%s: not-after %s, was %s: not later", subj, end.Format(time.DateOnly), was[subj].Format(time.DateOnly))
+		}
 	}
 	if keysAfter != keysBefore || strings.Count(keysAfter, "-") != 2 {
 		t.Errorf("the CA keys changed:\n%s\nthen\n%s", keysBefore, keysAfter)
@@ -337,6 +352,27 @@ func caRenewScenario(ctx context.Context, t *testing.T, s *site) {
 	if again.code != 0 || len(again.with("changed")) != 0 || len(drained(again, "")) != 0 {
 		t.Errorf("second ca-renew: exit %d, changed %v, drained %v", again.code, again.with("changed"), drained(again, ""))
 	}
+}
+
+// notAfters reads `openssl x509 -subject -enddate` output: each subject's
+// not-after.
+func notAfters(t *testing.T, out string) map[string]time.Time {
+	t.Helper()
+	got := map[string]time.Time{}
+	var subj string
+	for _, l := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(l, "subject="); ok {
+			subj = strings.TrimSpace(v)
+		} else if v, ok := strings.CutPrefix(l, "notAfter="); ok {
+			at, err := time.Parse("Jan _2 15:04:05 2006 MST", strings.TrimSpace(v))
+			if err != nil || subj == "" {
+				t.Errorf("unreadable not-after %q of %q: %v", v, subj, err)
+				continue
+			}
+			got[subj] = at
+		}
+	}
+	return got
 }
 
 // caBackupRestoreScenario: a backup of the CA, downloaded (0600, checksum
@@ -376,13 +412,14 @@ func caBackupRestoreScenario(ctx context.Context, t *testing.T, s *site) {
 
 	agents := startAgentLoop(t, s, "agent1", "agent2")
 	// The loss: the CA's directory and the CA host's ssldir are gone.
+	lost := time.Now()
 	s.ssh("ca", "systemctl stop puppetserver; rm -rf "+cadir+" $(puppet config print ssldir)")
 	r := s.troupeRun(ctx, "run", "ca-restore", "-p", "archive="+archive)
 	if r.code != 0 {
 		t.Fatalf("ca-restore: exit %d\n%s\n%s", r.code, strings.Join(r.with("failed"), "\n"), r.stderr)
 	}
 	t.Logf("ca-restore: %s, %d changed; %s", r.wall.Round(time.Second), len(r.with("changed")), output(r, "check"))
-	agentReport(t, agents.stop(), [2]time.Time{})
+	agentReport(t, agents.stop(), riskWindow{"CA lost and restored", [2]time.Time{lost, span(r)[1]}})
 	if after := caState(); after != before {
 		t.Errorf("CA before the loss:\n%s\nafter the restore:\n%s", before, after)
 	}
@@ -443,7 +480,7 @@ func caCertScenario(ctx context.Context, t *testing.T, s *site) {
 	}
 	agents := startAgentLoop(t, s, "agent1", "agent2")
 	r := s.troupeRun(ctx, "run", "ca-cert")
-	agentReport(t, agents.stop(), [2]time.Time{})
+	agentReport(t, agents.stop(), riskWindow{"CA stopped", stepWindow(r, "reissue/stop", "reissue/healthy")})
 	if r.code != 0 {
 		t.Fatalf("ca-cert: exit %d\n%s\n%s", r.code, strings.Join(r.with("failed"), "\n"), r.stderr)
 	}
@@ -473,6 +510,13 @@ func caCertScenario(ctx context.Context, t *testing.T, s *site) {
 
 // stepSpan is the time from the start of step from to the end of step to.
 func stepSpan(r run, from, to string) time.Duration {
+	w := stepWindow(r, from, to)
+	return w[1].Sub(w[0])
+}
+
+// stepWindow is from the start of step from to the end of step to (zero
+// when either is missing).
+func stepWindow(r run, from, to string) [2]time.Time {
 	var a, b time.Time
 	for _, e := range r.events {
 		if e.Kind != "host_result" {
@@ -486,9 +530,9 @@ func stepSpan(r run, from, to string) time.Duration {
 		}
 	}
 	if a.IsZero() || b.IsZero() {
-		return 0
+		return [2]time.Time{}
 	}
-	return b.Sub(a)
+	return [2]time.Time{a, b}
 }
 
 // caRebuildScenario (destructive: after it every certificate is new): a
@@ -528,15 +572,15 @@ func caRebuildScenario(ctx context.Context, t *testing.T, s *site) {
 	}
 	// The old CA's certificate, presented to the servers that now trust only
 	// the new CA (verified against the new CA's bundle on agent1).
-	for _, h := range append(s.compilers(), "puppet") {
-		got := strings.TrimSpace(s.ssh("agent1", "curl -s -o /dev/null -w '%{http_code}' --max-time 10 --cert /root/old-ca/cert.pem --key /root/old-ca/key.pem"+
-			" --cacert $(puppet config print localcacert) 'https://"+h+".lab.test:8140/puppet/v3/node/agent1.lab.test?environment=production'"))
-		if got != "000" {
-			t.Errorf("%s answers a certificate of the old CA with %q", h, got)
-		}
-	}
+	// Each server refuses it by TLS while it serves agent1's new certificate.
+	s.refusedBy("agent1", append(s.compilers(), "puppet"), "/puppet/v3/node/agent1.lab.test?environment=production",
+		clientCert{"/root/old-ca/cert.pem", "/root/old-ca/key.pem"},
+		clientCert{"$(puppet config print hostcert)", "$(puppet config print hostprivkey)"}, time.Now().Add(30*time.Second))
+	// Refused for the reason it must be: the confirmation names a CA that
+	// is no longer the site's (the refusal prints the current one).
 	again := s.troupeRun(ctx, "run", "ca-rebuild", "-p", "confirm="+old)
-	if again.code != 1 || len(again.with("changed")) != 0 || fp() != now {
-		t.Errorf("ca-rebuild again with the old confirmation: exit %d, changed %v", again.code, again.with("changed"))
+	if again.code != 1 || len(again.with("changed")) != 0 || fp() != now || !strings.Contains(strings.Join(again.with("failed"), ""), now) {
+		t.Errorf("ca-rebuild again with the old confirmation: exit %d, changed %v, failed %v (want exit 1, nothing changed, the current fingerprint %s named)",
+			again.code, again.with("changed"), again.with("failed"), now)
 	}
 }

@@ -157,8 +157,10 @@ func (s *site) pushControlCommit(msg string) string {
 	return git("rev-parse", "HEAD")
 }
 
-// compilers is the short names of the lab's compilers in s.inv.
+// compilers is the short names of the lab's compilers in s.inv; a site
+// without one fails the test (every loop over them would pass empty).
 func (s *site) compilers() []string {
+	s.t.Helper()
 	b, err := os.ReadFile(s.inv)
 	if err != nil {
 		s.t.Fatal(err)
@@ -169,6 +171,9 @@ func (s *site) compilers() []string {
 			!bytes.Contains(b, []byte("spare:        {targets: [{name: "+h.Name)) {
 			out = append(out, h.Short)
 		}
+	}
+	if len(out) == 0 {
+		s.t.Fatalf("no compiler of the lab is a compiler in %s", s.inv)
 	}
 	return out
 }

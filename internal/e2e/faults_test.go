@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -78,8 +80,13 @@ func killJVMScenario(ctx context.Context, t *testing.T, s *site) {
 			break
 		}
 	}
+	// observe layer4 + on-error mark-down: the first refused connection
+	// takes the server out; without them it would take fall × inter (15 s).
+	const downBound = 10 * time.Second
 	if down.IsZero() {
 		t.Errorf("HAProxy never marked %s down after its JVM was killed", victim)
+	} else if d := down.Sub(killed); d > downBound {
+		t.Errorf("HAProxy marked %s down %s after the kill, over the bound of %s", victim, d.Round(100*time.Millisecond), downBound)
 	}
 	up := time.Time{}
 	for _, smp := range samples {
@@ -207,11 +214,93 @@ func unitsScenario(ctx context.Context, t *testing.T, s *site) {
 	}
 	t.Logf("UNITS: reload %s (MainPID %s kept, num-jrubies %s → %s); restart %s (MainPID %s → %s, num-jrubies %s)",
 		reload.Round(100*time.Millisecond), pid0, n0, n1, restart.Round(100*time.Millisecond), pid1, pid2, n2)
-	if st := s.haproxyStatus(); !strings.HasPrefix(st[host], "UP") {
-		// HAProxy's check may lag the restart by a few seconds.
-		time.Sleep(10 * time.Second)
-		if st := s.haproxyStatus(); !strings.HasPrefix(st[host], "UP") {
-			t.Errorf("%s not UP in HAProxy after the restart: %v", host, st)
+	// HAProxy's check lags the restart by up to rise × inter (10 s).
+	st := s.haproxyStatus()
+	for deadline := time.Now().Add(time.Minute); !strings.HasPrefix(st[host], "UP") && time.Now().Before(deadline); st = s.haproxyStatus() {
+		time.Sleep(500 * time.Millisecond)
+	}
+	if !strings.HasPrefix(st[host], "UP") {
+		t.Errorf("%s not UP in HAProxy a minute after the restart: %v", host, st)
+	}
+}
+
+// drainCutScenario: pool-leave's deadline, both ways, on a compiler that
+// holds a session open (a TLS connection through the load balancer asking
+// for /status every 2 s, so that Jetty never closes it as idle). With
+// drain_on_timeout fail the run stops at the deadline with the compiler
+// drained and the session alive (the control: the session really held the
+// drain); with cut, HAProxy ends the session and the compiler goes to
+// maintenance. The compiler is put back UP afterwards.
+func drainCutScenario(ctx context.Context, t *testing.T, s *site) {
+	content := filepath.Join(s.dir, "drain-cut-content")
+	if err := os.MkdirAll(filepath.Join(content, "plans"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(content, "plans", "drain-cut.yaml"), []byte(`name: drain-cut
+description: e2e - pool-leave with a short deadline
+params:
+  on_timeout: {type: string, required: true}
+steps:
+  - id: leave
+    name: Leave the pool
+    targets: compilers
+    role: pool-leave
+    vars: {drain_timeout: 4s, drain_on_timeout: "{{ .params.on_timeout }}"}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The held session, and the compiler HAProxy gave it to.
+	hold := s.l.SSHCommand("agent1", `while sleep 2; do printf 'GET /status/v1/simple HTTP/1.1\r\nHost: puppet.lab.test\r\n\r\n'; done | openssl s_client -connect puppet.lab.test:8140 -quiet >/dev/null 2>&1`)
+	if err := hold.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ended := make(chan struct{})
+	go func() { hold.Wait(); close(ended) }()
+	defer func() { hold.Process.Kill(); <-ended }()
+	var victim string
+	for deadline := time.Now().Add(30 * time.Second); victim == "" && time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		for srv, n := range s.lbSample().scur {
+			if n > 0 {
+				victim = srv
+			}
 		}
+	}
+	if victim == "" {
+		t.Fatalf("no compiler holds the session in HAProxy: %+v", s.lbSample())
+	}
+	run := func(onTimeout string) run {
+		return s.troupeRun(ctx, "run", "drain-cut", "--content", content, "-p", "on_timeout="+onTimeout, "--limit", victim+".lab.test")
+	}
+
+	failed := run("fail")
+	smp := s.lbSample()
+	if failed.code != 1 || !strings.HasPrefix(smp.status[victim], "DRAIN") || smp.scur[victim] == 0 {
+		t.Errorf("pool-leave with drain_on_timeout fail: exit %d, %s %s with %d sessions (want exit 1, DRAIN, the session alive)\n%s",
+			failed.code, victim, smp.status[victim], smp.scur[victim], strings.Join(failed.with("failed"), "\n"))
+	}
+	select {
+	case <-ended:
+		t.Fatalf("the held session ended during the drain that should have waited for it")
+	default:
+	}
+
+	cut := run("cut")
+	if cut.code != 0 {
+		t.Errorf("pool-leave with drain_on_timeout cut: exit %d\n%s", cut.code, strings.Join(cut.with("failed"), "\n"))
+	}
+	select {
+	case <-ended:
+	case <-time.After(15 * time.Second):
+		t.Errorf("the session through %s still runs 15 s after the cut", victim)
+	}
+	if smp := s.lbSample(); !strings.HasPrefix(smp.status[victim], "MAINT") || smp.scur[victim] != 0 {
+		t.Errorf("after the cut: %s %s with %d sessions, want MAINT with 0", victim, smp.status[victim], smp.scur[victim])
+	}
+	t.Logf("DRAIN-CUT: %s held a session; fail stopped at the deadline in %s, cut ended it in %s", victim,
+		failed.wall.Round(100*time.Millisecond), cut.wall.Round(100*time.Millisecond))
+
+	s.troupe(ctx, "run", "lb-server", "--param", "state=ready", "--limit", victim+".lab.test")
+	if st := s.haproxyStatus(); !strings.HasPrefix(st[victim], "UP") {
+		t.Errorf("%s after lb-server state=ready: %v", victim, st)
 	}
 }

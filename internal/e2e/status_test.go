@@ -92,8 +92,8 @@ func (st siteStatus) problems() string {
 
 // statusScenario: `troupe status` on the healthy site (exit 0, every row
 // filled), with a compiler drained (DRAIN, a warning) and with compilers on
-// different commits (drift, exit 1). The webhook scenario after it puts
-// every compiler back on one commit.
+// different commits (drift, exit 1); it leaves every compiler on the
+// branch's commit again.
 func statusScenario(ctx context.Context, t *testing.T, s *site) {
 	st, code := s.status(ctx)
 	if code != 0 || !st.Healthy {
@@ -157,6 +157,12 @@ func statusScenario(ctx context.Context, t *testing.T, s *site) {
 		if c == "compile2" && drift == "behind" || c != "compile2" && drift != "behind" {
 			t.Errorf("%s: production drift %q (compile2 alone is on the branch's commit)", c, drift)
 		}
+	}
+
+	// As it found the site: every compiler on the branch's commit.
+	s.troupe(ctx, "run", "deploy-code", "--param", "environment=production")
+	if st, code = s.status(ctx); code != 0 || strings.Contains(st.problems(), "drift") {
+		t.Errorf("status after deploy-code on every compiler: exit %d\n%s", code, st.problems())
 	}
 }
 

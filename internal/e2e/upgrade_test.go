@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"os/exec"
@@ -22,10 +23,13 @@ func upgradeScenario(ctx context.Context, t *testing.T, s *site) {
 	// The lab's upgrade repository (puppetserver, puppet-agent, puppetdb and
 	// the termini rebuilt as <version>+troupe1) becomes a package source.
 	before := map[string]string{}
-	for _, h := range []string{"ca", "puppetdb", "compile1", "compile2"} {
+	for h := range serverPackages {
 		s.ssh(h, "echo 'deb [trusted=yes] "+s.l.UpgradeRepoURL+" ./' > /etc/apt/sources.list.d/troupe-upgrade.list")
-		before[h] = s.ssh(h, "dpkg-query -W puppetserver puppet-agent puppetdb puppet-terminus-puppetdb 2>/dev/null")
+		before[h] = s.ssh(h, "dpkg-query -W "+serverPackages[h])
 	}
+
+	// The preflight refuses, before anything changes, what it says it does.
+	preflightRefuses(ctx, t, s)
 
 	// The fault: compile2's next JVM cannot start (an unknown JVM option in
 	// JAVA_ARGS, read only when a JVM starts: the reload that turns soft
@@ -34,11 +38,10 @@ func upgradeScenario(ctx context.Context, t *testing.T, s *site) {
 	const envFile, bad = "/etc/default/puppetserver", "-XX:+TroupeE2EBroken "
 	s.ssh("compile2", `sed -i 's|^JAVA_ARGS="|&`+bad+`|' `+envFile+` && grep -qF -- '`+bad+`' `+envFile)
 
-	dropped := softWrites(s)
-	agents := startAgentLoop(t, s, "agent1", "agent2")
-	lb := startLBSampler(s)
-
-	// --noop first: the whole upgrade, nothing changed.
+	// --noop first: the whole upgrade shown, nothing changed on any host
+	// (its configuration, its packages, HAProxy's pool).
+	hosts := []string{"ca", "puppetdb", "compile1", "compile2", "lb"}
+	was := s.fingerprints(hosts)
 	noop := s.troupeRun(ctx, "run", "upgrade", "--noop")
 	if noop.code != 0 || len(noop.with("failed")) > 0 {
 		t.Fatalf("upgrade --noop: exit %d\n%s\n%s", noop.code, strings.Join(noop.with("failed"), "\n"), noop.stderr)
@@ -46,6 +49,18 @@ func upgradeScenario(ctx context.Context, t *testing.T, s *site) {
 	if plan := messages(noop, "versions"); !strings.Contains(plan, "+troupe1") {
 		t.Errorf("upgrade --noop does not show versions from → to: %q", plan)
 	}
+	if len(noop.with("changed")) == 0 {
+		t.Errorf("upgrade --noop reports nothing it would change")
+	}
+	for h, fp := range s.fingerprints(hosts) {
+		if fp != was[h] {
+			t.Errorf("upgrade --noop changed %s:\nbefore %s\nafter  %s", h, was[h], fp)
+		}
+	}
+
+	dropped := softWrites(s)
+	agents := startAgentLoop(t, s, "agent1", "agent2")
+	lb := startLBSampler(s)
 
 	first := s.troupeRun(ctx, "run", "upgrade")
 	t.Logf("upgrade with compile2 broken: exit %d in %s", first.code, first.wall.Round(time.Second))
@@ -86,10 +101,13 @@ func upgradeScenario(ctx context.Context, t *testing.T, s *site) {
 
 	// Every server has the new versions, every package that moved.
 	for h, was := range before {
-		now := s.ssh(h, "dpkg-query -W puppetserver puppet-agent puppetdb puppet-terminus-puppetdb 2>/dev/null")
-		for _, l := range strings.Split(strings.TrimSpace(now), "\n") {
-			if f := strings.Fields(l); len(f) == 2 && !strings.HasSuffix(f[1], "+troupe1") {
-				t.Errorf("%s: %s still at %s (was: %q)", h, f[0], f[1], was)
+		now := strings.Split(strings.TrimSpace(s.ssh(h, "dpkg-query -W "+serverPackages[h])), "\n")
+		if len(now) != len(strings.Fields(serverPackages[h])) {
+			t.Errorf("%s: %d of %s installed: %q", h, len(now), serverPackages[h], now)
+		}
+		for _, l := range now {
+			if f := strings.Fields(l); len(f) != 2 || !strings.HasSuffix(f[1], "+troupe1") {
+				t.Errorf("%s: %q after the upgrade (was: %q)", h, l, was)
 			}
 		}
 	}
@@ -100,7 +118,10 @@ func upgradeScenario(ctx context.Context, t *testing.T, s *site) {
 	// What the load balancer and the agents saw.
 	lbReport(t, lbSamples)
 	pdb := window("puppetdb", first, resumed)
-	agentReport(t, runs, pdb)
+	agentReport(t, runs, riskWindow{"PuppetDB restart", pdb},
+		riskWindow{"compile1 upgraded", hostWindow(first, "compilers/", "compile1.lab.test")},
+		riskWindow{"compile2 upgraded, failed, fixed, resumed", [2]time.Time{
+			hostWindow(first, "compilers/", "compile2.lab.test")[0], hostWindow(resumed, "compilers/", "compile2.lab.test")[1]}})
 
 	// Soft writes were for PuppetDB's restart only: the site's setting is
 	// back on every compiler, and PuppetDB stores the agents' data again
@@ -123,6 +144,67 @@ func upgradeScenario(ctx context.Context, t *testing.T, s *site) {
 		t.Errorf("second upgrade: exit %d, changed %v, drained %v", again.code, again.with("changed"), drained(again, ""))
 	}
 	t.Logf("second upgrade: %s, %d changed, nothing drained", again.wall.Round(time.Second), len(again.with("changed")))
+
+	// Going back is refused: bookworm's own version is offered still.
+	orig := strings.Fields(strings.Split(before["compile1"], "\n")[0])
+	down := s.troupeRun(ctx, "run", "upgrade", "-p", "server_version="+orig[1])
+	if down.code != 1 || len(down.with("changed")) != 0 || !strings.Contains(strings.Join(down.with("failed"), ""), "would be a downgrade") {
+		t.Errorf("upgrade to %s %s: exit %d, changed %v, failed %v (want exit 1 at the preflight: a downgrade)",
+			orig[0], orig[1], down.code, down.with("changed"), down.with("failed"))
+	}
+}
+
+// serverPackages is what the upgrade moves on each server of the lab.
+var serverPackages = map[string]string{
+	"ca":       "puppetserver puppet-agent",
+	"puppetdb": "puppetdb puppet-agent",
+	"compile1": "puppetserver puppet-agent puppet-terminus-puppetdb",
+	"compile2": "puppetserver puppet-agent puppet-terminus-puppetdb",
+}
+
+// fingerprints is, per host, a digest of what a run that changes nothing
+// must leave alone: every file under /etc (path, mode, owner, content),
+// the installed packages and their state, and on the LB HAProxy's view of
+// the compilers (state and admin state).
+func (s *site) fingerprints(hosts []string) map[string]string {
+	s.t.Helper()
+	const etc = "find /etc -xdev -printf '%p %m %U %G %l\\n' | sort | sha256sum | cut -c1-16;" +
+		" find /etc -xdev -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16;" +
+		" dpkg-query -W -f '${Package} ${Version} ${db:Status-Abbrev}\\n' | sha256sum | cut -c1-16"
+	out := map[string]string{}
+	for _, h := range hosts {
+		fp := strings.Join(strings.Fields(s.ssh(h, etc)), " ")
+		if h == "lb" {
+			st := s.lbSample().status
+			fp += fmt.Sprintf(" pool %v", st)
+		}
+		out[h] = fp
+	}
+	return out
+}
+
+// preflightRefuses: the upgrade's read-only preflight stops the run, with
+// nothing changed and nothing drained, for a batch that would leave fewer
+// than min_ready compilers UP, a held package and a version the package
+// source does not offer; each refusal names its cause.
+func preflightRefuses(ctx context.Context, t *testing.T, s *site) {
+	t.Helper()
+	refused := func(what, cause string, args ...string) {
+		t.Helper()
+		r := s.troupeRun(ctx, append([]string{"run", "upgrade"}, args...)...)
+		failed := strings.Join(r.with("failed"), "\n")
+		if r.code != 1 || len(r.with("changed")) != 0 || len(drained(r, "")) != 0 || !strings.Contains(failed, cause) {
+			t.Errorf("upgrade with %s: exit %d, changed %v, drained %v, failed:\n%s\nwant exit 1 at the preflight naming %q",
+				what, r.code, r.with("changed"), drained(r, ""), failed, cause)
+		} else {
+			t.Logf("PREFLIGHT refuses %s in %s: %s", what, r.wall.Round(100*time.Millisecond), oneLine(failed))
+		}
+	}
+	refused("min_ready 2 of 2 compilers, batch 1", "fewer than min_ready 2", "-p", "min_ready=2")
+	refused("a version not offered", "is not offered by the package source", "-p", "server_version=99.0.0-1")
+	s.ssh("compile1", "apt-mark hold puppetserver")
+	refused("puppetserver held on compile1", "puppetserver is held")
+	s.ssh("compile1", "apt-mark unhold puppetserver")
 }
 
 // softWrites counts the PuppetDB commands the compilers' logs say failed:
@@ -307,20 +389,17 @@ func (l *agentLoop) stop() []agentRun {
 	return l.runs
 }
 
-// agentReport logs what the agents saw and fails on any failed run. pdb is
-// PuppetDB's restart, when there was one: the runs that overlapped it are
-// counted, and at least one must have (else the window proved nothing).
-// They pass because the upgrade turns the compilers' soft_write_failure on
-// for it and the agents' catalogs do not read PuppetDB (the lab's control
-// repository collects exported resources on the PuppetDB host only).
-func agentReport(t *testing.T, runs []agentRun, pdb [2]time.Time) {
+// agentReport logs what the agents saw and fails on any failed run, and
+// unless runs crossed each of the windows in which one could have failed
+// (mustCross). The upgrade's PuppetDB window passes because the upgrade
+// turns the compilers' soft_write_failure on for PuppetDB's restart and the
+// agents' catalogs do not read PuppetDB (the lab's control repository
+// collects exported resources on the PuppetDB host only).
+func agentReport(t *testing.T, runs []agentRun, windows ...riskWindow) {
 	t.Helper()
-	var failed, duringPDB int
+	var failed int
 	by := map[string]int{}
 	for _, r := range runs {
-		if !pdb[0].IsZero() && r.end.After(pdb[0]) && r.start.Before(pdb[1].Add(time.Second)) {
-			duringPDB++
-		}
 		if r.failed() {
 			failed++
 			t.Errorf("failed agent run on %s (%s → %s, rc %d, compiled by %q):\n%s", r.agent,
@@ -329,18 +408,8 @@ func agentReport(t *testing.T, runs []agentRun, pdb [2]time.Time) {
 		}
 		by[r.by]++
 	}
-	window := "no PuppetDB restart"
-	if !pdb[0].IsZero() {
-		window = fmt.Sprintf("PuppetDB restart %s → %s (%s): %d runs overlapped it",
-			pdb[0].Format("15:04:05"), pdb[1].Format("15:04:05"), pdb[1].Sub(pdb[0]).Round(time.Second), duringPDB)
-		if duringPDB == 0 {
-			t.Errorf("no agent run overlapped PuppetDB's restart: the window was not tested")
-		}
-	}
-	t.Logf("AGENTS: %d runs, %d failed; %s; compiled by %v", len(runs), failed, window, by)
-	if len(runs) < 2 {
-		t.Errorf("only %d agent runs while troupe worked: the loop did not run", len(runs))
-	}
+	t.Logf("AGENTS: %d runs, %d failed; compiled by %v", len(runs), failed, by)
+	mustCross(t, runs, windows...)
 }
 
 // lbSample is HAProxy's view of the compilers at one moment.
@@ -399,6 +468,10 @@ func parseLBStat(out string) (lbSample, bool) {
 	return smp, len(smp.status) > 0
 }
 
+// maxSampleGap bounds the time between two HAProxy samples (one every half
+// second, each an SSH round trip to the LB).
+const maxSampleGap = 5 * time.Second
+
 // lbReport fails when HAProxy ever had no compiler UP, or handed a new
 // session to a compiler that was drained or in maintenance (its session
 // total grew between two samples that both saw it out of the pool).
@@ -433,6 +506,12 @@ func lbReport(t *testing.T, samples []lbSample) {
 		}
 		if d := smp.at.Sub(prev.at); d > 2*time.Second {
 			gaps = append(gaps, fmt.Sprintf("%s at %s", d.Round(100*time.Millisecond), smp.at.Format("15:04:05")))
+			// Between two samples the pool was not seen: a gap longer than a
+			// compiler's drain-to-maint takes would let "never fewer than 1
+			// UP" pass unobserved.
+			if d > maxSampleGap {
+				t.Errorf("HAProxy not sampled for %s before %s (bound %s): the pool was not watched", d.Round(100*time.Millisecond), smp.at.Format("15:04:05.0"), maxSampleGap)
+			}
 		}
 	}
 	t.Logf("HAPROXY: %d samples, fewest compilers UP at once: %d; gaps over 2 s: %v", len(samples), minUp, gaps)
@@ -472,7 +551,7 @@ func addCompilerScenario(ctx context.Context, t *testing.T, s *site) {
 	}
 	lbReport(t, lb.stop())
 	runs := agents.stop()
-	agentReport(t, runs, [2]time.Time{})
+	agentReport(t, runs, riskWindow{"compile3 joins (HAProxy reloaded)", span(r)})
 	if !compiledByHost(agents, "compile3.lab.test") {
 		t.Errorf("no agent run was compiled by compile3 within 3 minutes of add-compiler")
 	}
@@ -501,7 +580,9 @@ func removeCompilerScenario(ctx context.Context, t *testing.T, s *site) {
 	const old = "compile3"
 	fq := old + ".lab.test"
 	serial := strings.TrimSpace(s.ssh("ca", "openssl x509 -noout -serial -in $(puppet config print cadir --section server)/signed/"+fq+".pem"))
-	s.inv = spareInventory(t, s.dir, s.l.Inventory, old) // s.dir lives as long as the suite
+	// from the site's inventory as the scenarios before left it (names they
+	// added stay); s.dir lives as long as the suite
+	s.inv = spareInventory(t, s.dir, s.inv, old)
 
 	if r := s.troupeRun(ctx, "run", "remove-compiler"); r.code != 1 || len(r.with("changed")) != 0 {
 		t.Fatalf("remove-compiler without --limit: exit %d, changed %v (want exit 1, refused by the preflight)", r.code, r.with("changed"))
@@ -515,7 +596,7 @@ func removeCompilerScenario(ctx context.Context, t *testing.T, s *site) {
 		time.Sleep(time.Second)
 	}
 	lbReport(t, lb.stop())
-	agentReport(t, agents.stop(), [2]time.Time{})
+	agentReport(t, agents.stop(), riskWindow{"compile3 drained and removed", span(r)})
 	if r.code != 0 {
 		t.Fatalf("remove-compiler: exit %d\n%s\n%s", r.code, strings.Join(r.with("failed"), "\n"), r.stderr)
 	}
@@ -527,16 +608,42 @@ func removeCompilerScenario(ctx context.Context, t *testing.T, s *site) {
 	if got := s.ssh(old, "pgrep -f '[p]uppetserver.jar' || echo none"); strings.TrimSpace(got) != "none" {
 		t.Errorf("puppetserver still runs on %s: %s", old, got)
 	}
-	if got := s.ssh("ca", "ls $(puppet config print cadir --section server)/signed/"+fq+".pem 2>&1"); !strings.Contains(got, "No such file") {
-		t.Errorf("%s's certificate is still signed on the CA: %s", old, got)
+	signed := func(name string) string {
+		return strings.TrimSpace(s.ssh("ca", "test -e $(puppet config print cadir --section server)/signed/"+name+".pem && echo signed || echo absent"))
+	}
+	if got := signed(fq); got != "absent" {
+		t.Errorf("%s's certificate on the CA: %s, want absent", old, got)
+	}
+	if got := signed("compile1.lab.test"); got != "signed" {
+		t.Errorf("compile1's certificate on the CA: %s (the check of %s's absence reads the wrong place)", got, old)
 	}
 	// serial=0A → the CRL lists 0A as revoked
 	if _, hex, ok := strings.Cut(serial, "="); !ok || !strings.Contains(
 		s.ssh("ca", "openssl crl -noout -text -in $(puppet config print cadir --section server)/ca_crl.pem"), "Serial Number: "+hex) {
 		t.Errorf("the CA's CRL does not revoke %s (%s)", old, serial)
 	}
-	if got := s.ssh("puppetdb", "curl -sf http://127.0.0.1:8080/pdb/query/v4/nodes/"+fq); strings.Contains(got, `"deactivated" : null`) || strings.Contains(got, `"deactivated":null`) {
-		t.Errorf("%s still active in PuppetDB: %s", old, got)
+	// Deactivated: PuppetDB still knows the node (node_state any) and gives
+	// it a deactivation time; compile1, the control, has none.
+	deactivated := func(certname string) string {
+		var nodes []struct {
+			Certname    string  `json:"certname"`
+			Deactivated *string `json:"deactivated"`
+		}
+		out := s.ssh("puppetdb", `curl -sfG http://127.0.0.1:8080/pdb/query/v4/nodes --data-urlencode 'query=["and",["=","certname","`+certname+`"],["=","node_state","any"]]'`)
+		if err := json.Unmarshal([]byte(out), &nodes); err != nil || len(nodes) != 1 {
+			t.Errorf("PuppetDB's node %s: %v, %d nodes in %q", certname, err, len(nodes), out)
+			return "?"
+		}
+		if nodes[0].Deactivated == nil {
+			return "active"
+		}
+		return "deactivated"
+	}
+	if got := deactivated(fq); got != "deactivated" {
+		t.Errorf("%s in PuppetDB: %s, want deactivated", old, got)
+	}
+	if got := deactivated("compile1.lab.test"); got != "active" {
+		t.Errorf("compile1 in PuppetDB: %s, want active", got)
 	}
 	again := s.troupeRun(ctx, "run", "remove-compiler", "--limit", fq)
 	if again.code != 0 || len(again.with("changed")) != 0 {
@@ -576,5 +683,54 @@ func upgradeAgentsScenario(ctx context.Context, t *testing.T, s *site) {
 	again := s.troupeRun(ctx, "run", "upgrade-agents", "--param", "batch=50%")
 	if again.code != 0 || len(again.with("changed")) != 0 {
 		t.Errorf("second upgrade-agents: exit %d, changed %v", again.code, again.with("changed"))
+	}
+}
+
+// rollbackScenario: after the upgrade, compile2 is rolled back to the
+// versions the upgrade recorded on it, through the pool, under agent load:
+// 0 failed runs across its time out of the pool, every recorded package at
+// its recorded version, the record used once (a second run changes
+// nothing). It hands the site on as it found it: compile2 is upgraded
+// again (upgrade --limit).
+func rollbackScenario(ctx context.Context, t *testing.T, s *site) {
+	const victim = "compile2"
+	var record map[string]string
+	if err := json.Unmarshal([]byte(s.ssh(victim, "cat /var/lib/troupe/rollback.json")), &record); err != nil || len(record) == 0 {
+		t.Fatalf("%s: the upgrade's record: %v %v", victim, record, err)
+	}
+	agents := startAgentLoop(t, s, "agent1", "agent2")
+	lb := startLBSampler(s)
+	r := s.troupeRun(ctx, "run", "rollback-compiler", "--limit", victim+".lab.test")
+	lbReport(t, lb.stop())
+	agentReport(t, agents.stop(), riskWindow{victim + " rolled back", hostWindow(r, "rollback/", victim+".lab.test")})
+	if r.code != 0 {
+		t.Fatalf("rollback-compiler: exit %d\n%s\n%s", r.code, strings.Join(r.with("failed"), "\n"), r.stderr)
+	}
+	t.Logf("rollback-compiler: %s, %d changed", r.wall.Round(time.Second), len(r.with("changed")))
+	for pkg, want := range record {
+		if got := strings.TrimSpace(s.ssh(victim, "dpkg-query -W -f '${Version}' "+pkg)); got != want {
+			t.Errorf("%s: %s %s after the rollback, want %s", victim, pkg, got, want)
+		}
+	}
+	if got := s.ssh(victim, "test -e /var/lib/troupe/rollback.json.used && ! test -e /var/lib/troupe/rollback.json && echo used"); !strings.Contains(got, "used") {
+		t.Errorf("%s: the record is not marked used", victim)
+	}
+	if st := s.haproxyStatus(); !strings.HasPrefix(st[victim], "UP") || !strings.HasPrefix(st["compile1"], "UP") {
+		t.Errorf("after the rollback: haproxy %v", st)
+	}
+	again := s.troupeRun(ctx, "run", "rollback-compiler", "--limit", victim+".lab.test")
+	if again.code != 0 || len(again.with("changed")) != 0 || len(drained(again, "")) != 0 {
+		t.Errorf("second rollback-compiler: exit %d, changed %v, drained %v", again.code, again.with("changed"), drained(again, ""))
+	}
+
+	// Hand on: compile2 upgraded again.
+	up := s.troupeRun(ctx, "run", "upgrade", "--limit", victim+".lab.test")
+	if up.code != 0 {
+		t.Fatalf("upgrade --limit %s after the rollback: exit %d\n%s", victim, up.code, strings.Join(up.with("failed"), "\n"))
+	}
+	for _, l := range strings.Split(strings.TrimSpace(s.ssh(victim, "dpkg-query -W "+serverPackages[victim])), "\n") {
+		if f := strings.Fields(l); len(f) != 2 || !strings.HasSuffix(f[1], "+troupe1") {
+			t.Errorf("%s: %q after upgrading it again", victim, l)
+		}
 	}
 }
