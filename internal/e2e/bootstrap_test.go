@@ -137,6 +137,8 @@ func bootstrapSuite(t *testing.T, bin, suite string) {
 	// 1. The bootstrap, from bare hosts.
 	first, changed1 := s.troupe(ctx, "run", "bootstrap")
 	t.Logf("first bootstrap: %s, %d changed", first.Round(time.Second), len(changed1))
+	seconds(t, "first bootstrap", first)
+	record(t, "first bootstrap: changed", float64(len(changed1)), "count")
 
 	// 2. An agent run through the LB applies the control repository's resources.
 	out, rc := s.agentRun("agent1")
@@ -236,6 +238,8 @@ func bootstrapSuite(t *testing.T, bin, suite string) {
 	// 9. A second bootstrap changes nothing and is faster.
 	second, changed2 := s.troupe(ctx, "run", "bootstrap")
 	t.Logf("second bootstrap: %s, %d changed", second.Round(time.Second), len(changed2))
+	seconds(t, "second bootstrap", second)
+	record(t, "second bootstrap: changed", float64(len(changed2)), "count")
 	if len(changed2) != 0 {
 		t.Errorf("second bootstrap changed %d: %v", len(changed2), changed2)
 	}
@@ -317,6 +321,7 @@ func day2(t *testing.T, s *site, name string, f func(*testing.T, *site)) {
 	}
 	s.inv = sub.inv // a scenario may change the site's inventory (add-compiler)
 	t.Logf("WALL TIME %s: %s", name, time.Since(t0).Round(time.Second))
+	seconds(t, "scenario "+name, time.Since(t0))
 }
 
 // event is one NDJSON event of troupe --format json.

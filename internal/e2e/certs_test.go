@@ -78,6 +78,7 @@ func regenCertScenario(ctx context.Context, t *testing.T, s *site) {
 		t.Fatalf("regen-cert: exit %d\n%s\n%s", r.code, strings.Join(r.with("failed"), "\n"), r.stderr)
 	}
 	t.Logf("regen-cert: %s, %d changed; PER COMPILER: %s", r.wall.Round(time.Second), len(r.with("changed")), perHost("compilers/", r))
+	seconds(t, "regen-cert", r.wall)
 	var fqdns []string
 	for _, c := range compilers {
 		fqdns = append(fqdns, c+".lab.test")
@@ -237,6 +238,7 @@ func revokeScenario(ctx context.Context, t *testing.T, s *site) {
 	}
 	if len(refused) == len(endpoints) {
 		t.Logf("REVOKE: from the CA's revocation to a TLS refusal on the last of %v: %s (bound %s)", endpoints, last.Round(100*time.Millisecond), refusalBound)
+		seconds(t, "revocation to a TLS refusal on every server", last)
 	}
 	if out, rc := s.agentRun("agent2"); rc != 1 && !strings.Contains(out, "Error") {
 		t.Errorf("agent2's run through the load balancer with its revoked certificate: rc %d\n%s", rc, out)
@@ -312,6 +314,7 @@ func caRenewScenario(ctx context.Context, t *testing.T, s *site) {
 	}
 	t.Logf("ca-renew: %s, %d changed; %s; PER COMPILER: %s", r.wall.Round(time.Second), len(r.with("changed")),
 		messages(r, "ca/renew/sign"), perHost("compilers/", r))
+	seconds(t, "ca-renew", r.wall)
 
 	datesAfter, keysAfter := caState()
 	t.Logf("CA before:\n%s\nCA after:\n%s", datesBefore, datesAfter)
@@ -419,6 +422,7 @@ func caBackupRestoreScenario(ctx context.Context, t *testing.T, s *site) {
 		t.Fatalf("ca-restore: exit %d\n%s\n%s", r.code, strings.Join(r.with("failed"), "\n"), r.stderr)
 	}
 	t.Logf("ca-restore: %s, %d changed; %s", r.wall.Round(time.Second), len(r.with("changed")), output(r, "check"))
+	seconds(t, "ca-restore", r.wall)
 	agentReport(t, agents.stop(), riskWindow{"CA lost and restored", [2]time.Time{lost, span(r)[1]}})
 	if after := caState(); after != before {
 		t.Errorf("CA before the loss:\n%s\nafter the restore:\n%s", before, after)
@@ -485,6 +489,8 @@ func caCertScenario(ctx context.Context, t *testing.T, s *site) {
 		t.Fatalf("ca-cert: exit %d\n%s\n%s", r.code, strings.Join(r.with("failed"), "\n"), r.stderr)
 	}
 	t.Logf("ca-cert: %s, %d changed; CA stopped for %s", r.wall.Round(time.Second), len(r.with("changed")), stepSpan(r, "reissue/stop", "reissue/healthy").Round(time.Second))
+	seconds(t, "ca-cert", r.wall)
+	seconds(t, "ca-cert: CA stopped", stepSpan(r, "reissue/stop", "reissue/healthy"))
 
 	after := served()
 	if !strings.Contains(after, "DNS:"+alias) || serialOf(after) == serialOf(before) {
@@ -559,6 +565,7 @@ func caRebuildScenario(ctx context.Context, t *testing.T, s *site) {
 	}
 	now := fp()
 	t.Logf("ca-rebuild: %s, %d changed; CA %s → %s", r.wall.Round(time.Second), len(r.with("changed")), old, now)
+	seconds(t, "ca-rebuild", r.wall)
 	if now == "" || now == old {
 		t.Fatalf("the CA's fingerprint did not change: %q", now)
 	}

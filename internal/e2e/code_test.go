@@ -108,6 +108,7 @@ func webhookScenario(ctx context.Context, t *testing.T, s *site) {
 		}
 	}
 	t.Logf("WEBHOOK: push event → all %d compilers on %.12s in %s", len(compilers), sha, on.Round(100*time.Millisecond))
+	seconds(t, "webhook: push to every compiler on the commit", on)
 
 	// /status records the deploy and each server's commit once it ends.
 	var last *webhook.Record

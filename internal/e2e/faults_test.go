@@ -99,6 +99,7 @@ func killJVMScenario(ctx context.Context, t *testing.T, s *site) {
 		t.Errorf("HAProxy never marked %s UP again after systemd restarted it", victim)
 	} else {
 		t.Logf("UNIT: %s back UP in HAProxy %s after the kill (systemd's restart, no troupe)", victim, up.Sub(killed).Round(100*time.Millisecond))
+		seconds(t, "kill-jvm: UP again after the kill (systemd)", up.Sub(killed))
 	}
 
 	var inFlight, inFlightFailed, after, afterFailed int
@@ -126,6 +127,11 @@ func killJVMScenario(ctx context.Context, t *testing.T, s *site) {
 	if after < 4 {
 		t.Errorf("only %d agent runs after the kill", after)
 	}
+	seconds(t, "kill-jvm: DOWN after the kill", down.Sub(killed))
+	record(t, "kill-jvm: runs in flight at the kill", float64(inFlight), "count")
+	record(t, "kill-jvm: of them failed", float64(inFlightFailed), "count")
+	record(t, "kill-jvm: runs started after the kill", float64(after), "count")
+	record(t, "kill-jvm: of them failed", float64(afterFailed), "count")
 }
 
 // runsAfter is the runs that started after t.
@@ -212,6 +218,8 @@ func unitsScenario(ctx context.Context, t *testing.T, s *site) {
 	if n2 != n0 {
 		t.Errorf("after the restart num-jrubies is %s, want %s again", n2, n0)
 	}
+	seconds(t, "units: systemctl reload puppetserver", reload)
+	seconds(t, "units: systemctl restart puppetserver", restart)
 	t.Logf("UNITS: reload %s (MainPID %s kept, num-jrubies %s → %s); restart %s (MainPID %s → %s, num-jrubies %s)",
 		reload.Round(100*time.Millisecond), pid0, n0, n1, restart.Round(100*time.Millisecond), pid1, pid2, n2)
 	// HAProxy's check lags the restart by up to rise × inter (10 s).

@@ -193,6 +193,7 @@ func mustCross(t *testing.T, runs []agentRun, windows ...riskWindow) {
 			continue
 		}
 		n := crossed(runs, w.w)
+		record(t, "agent runs across "+w.name, float64(n), "count")
 		parts = append(parts, fmt.Sprintf("%s %s→%s (%s): %d runs", w.name, w.w[0].Format("15:04:05"), w.w[1].Format("15:04:05"),
 			w.w[1].Sub(w.w[0]).Round(time.Second), n))
 		if n == 0 {

@@ -78,6 +78,7 @@ func (s *site) status(ctx context.Context) (siteStatus, int) {
 	if err := json.Unmarshal(out, &st); err != nil {
 		s.t.Fatalf("troupe status --format json (exit %d): %v\n%.2000s", code, err, out)
 	}
+	seconds(s.t, "troupe status", time.Since(t0))
 	s.t.Logf("troupe status: exit %d, level %s, %d problems, wall %s", code, st.Level, len(st.Problems), time.Since(t0).Round(10*time.Millisecond))
 	return st, code
 }

@@ -64,6 +64,7 @@ func upgradeScenario(ctx context.Context, t *testing.T, s *site) {
 
 	first := s.troupeRun(ctx, "run", "upgrade")
 	t.Logf("upgrade with compile2 broken: exit %d in %s", first.code, first.wall.Round(time.Second))
+	seconds(t, "upgrade: fault run to its stop", first.wall)
 	failed := first.with("failed")
 	if first.code != 1 || len(failed) != 1 || !strings.Contains(failed[0], "compile2.lab.test") {
 		t.Fatalf("want exit 1 with compile2 failed, got exit %d, failed: %v\n%s", first.code, failed, first.stderr)
@@ -91,6 +92,7 @@ func upgradeScenario(ctx context.Context, t *testing.T, s *site) {
 		t.Fatalf("upgrade --resume: exit %d\n%s\n%s", resumed.code, strings.Join(resumed.with("failed"), "\n"), resumed.stderr)
 	}
 	t.Logf("upgrade --resume: %s, %d changed", resumed.wall.Round(time.Second), len(resumed.with("changed")))
+	seconds(t, "upgrade: --resume", resumed.wall)
 	if got := drained(resumed, ""); len(got) != 0 {
 		t.Errorf("--resume drained %v again", got)
 	}
@@ -132,6 +134,8 @@ func upgradeScenario(ctx context.Context, t *testing.T, s *site) {
 		}
 	}
 	t.Logf("writes to PuppetDB the compilers logged as failed (soft) during the upgrade: %d", softWrites(s)-dropped)
+	record(t, "upgrade: PuppetDB writes dropped (soft)", float64(softWrites(s)-dropped), "count")
+	seconds(t, "upgrade: PuppetDB down", pdb[1].Sub(pdb[0]))
 	for _, a := range []string{"agent1", "agent2"} {
 		if ts := factsTimestamp(s, a+".lab.test"); !ts.After(pdb[1]) {
 			t.Errorf("%s: facts in PuppetDB from %s, not after its restart (%s)", a, ts.Format(time.RFC3339), pdb[1].Format(time.RFC3339))
@@ -144,6 +148,8 @@ func upgradeScenario(ctx context.Context, t *testing.T, s *site) {
 		t.Errorf("second upgrade: exit %d, changed %v, drained %v", again.code, again.with("changed"), drained(again, ""))
 	}
 	t.Logf("second upgrade: %s, %d changed, nothing drained", again.wall.Round(time.Second), len(again.with("changed")))
+	seconds(t, "upgrade: second run", again.wall)
+	record(t, "upgrade: second run changed", float64(len(again.with("changed"))), "count")
 
 	// Going back is refused: bookworm's own version is offered still.
 	orig := strings.Fields(strings.Split(before["compile1"], "\n")[0])
@@ -409,6 +415,8 @@ func agentReport(t *testing.T, runs []agentRun, windows ...riskWindow) {
 		by[r.by]++
 	}
 	t.Logf("AGENTS: %d runs, %d failed; compiled by %v", len(runs), failed, by)
+	record(t, "agent runs", float64(len(runs)), "count")
+	record(t, "agent runs failed", float64(failed), "count")
 	mustCross(t, runs, windows...)
 }
 
@@ -515,6 +523,8 @@ func lbReport(t *testing.T, samples []lbSample) {
 		}
 	}
 	t.Logf("HAPROXY: %d samples, fewest compilers UP at once: %d; gaps over 2 s: %v", len(samples), minUp, gaps)
+	record(t, "HAProxy samples", float64(len(samples)), "count")
+	record(t, "HAProxy: fewest compilers UP at once", float64(minUp), "count")
 	if len(samples) < 10 {
 		t.Errorf("only %d HAProxy samples", len(samples))
 	}
@@ -541,6 +551,7 @@ func addCompilerScenario(ctx context.Context, t *testing.T, s *site) {
 		t.Fatalf("add-compiler: exit %d\n%s\n%s", r.code, strings.Join(r.with("failed"), "\n"), r.stderr)
 	}
 	t.Logf("add-compiler: %s, %d changed", r.wall.Round(time.Second), len(r.with("changed")))
+	seconds(t, "add-compiler", r.wall)
 	if st := s.haproxyStatus(); st["compile1"] != "UP" || st["compile2"] != "UP" || st["compile3"] != "UP" {
 		t.Errorf("after add-compiler: haproxy %v", st)
 	}
@@ -601,6 +612,7 @@ func removeCompilerScenario(ctx context.Context, t *testing.T, s *site) {
 		t.Fatalf("remove-compiler: exit %d\n%s\n%s", r.code, strings.Join(r.with("failed"), "\n"), r.stderr)
 	}
 	t.Logf("remove-compiler: %s, %d changed", r.wall.Round(time.Second), len(r.with("changed")))
+	seconds(t, "remove-compiler", r.wall)
 
 	if st := s.haproxyStatus(); len(st) != 2 || st["compile1"] != "UP" || st["compile2"] != "UP" {
 		t.Errorf("HAProxy after remove-compiler: %v (want compile1 and compile2 UP, no %s)", st, old)
@@ -664,6 +676,7 @@ func upgradeAgentsScenario(ctx context.Context, t *testing.T, s *site) {
 		t.Fatalf("upgrade-agents: exit %d\n%s\n%s", r.code, strings.Join(r.with("failed"), "\n"), r.stderr)
 	}
 	t.Logf("upgrade-agents: %s, %d changed", r.wall.Round(time.Second), len(r.with("changed")))
+	seconds(t, "upgrade-agents", r.wall)
 	// one batch at a time: an agent's gate passes before the next agent's package moves
 	var order []string
 	for _, e := range r.events {
@@ -707,6 +720,7 @@ func rollbackScenario(ctx context.Context, t *testing.T, s *site) {
 		t.Fatalf("rollback-compiler: exit %d\n%s\n%s", r.code, strings.Join(r.with("failed"), "\n"), r.stderr)
 	}
 	t.Logf("rollback-compiler: %s, %d changed", r.wall.Round(time.Second), len(r.with("changed")))
+	seconds(t, "rollback-compiler", r.wall)
 	for pkg, want := range record {
 		if got := strings.TrimSpace(s.ssh(victim, "dpkg-query -W -f '${Version}' "+pkg)); got != want {
 			t.Errorf("%s: %s %s after the rollback, want %s", victim, pkg, got, want)
