@@ -52,3 +52,7 @@ down: build
 bench: build
     scripts/install-test-deps.sh --bench
     go run ./cmd/troupe-bench -troupe {{bin}} -n 50,200 -out docs/benchmarks.md
+
+# docs/proof.md from the figures the last end-to-end run recorded (results/e2e.jsonl)
+proof:
+    go run ./cmd/troupe-proof -in results/e2e.jsonl -out docs/proof.md

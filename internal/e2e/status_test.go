@@ -96,6 +96,7 @@ func (st siteStatus) problems() string {
 // different commits (drift, exit 1); it leaves every compiler on the
 // branch's commit again.
 func statusScenario(ctx context.Context, t *testing.T, s *site) {
+	statusReadOnly(ctx, t, s)
 	st, code := s.status(ctx)
 	if code != 0 || !st.Healthy {
 		t.Fatalf("status of the healthy site: exit %d, level %s\n%s", code, st.Level, st.problems())

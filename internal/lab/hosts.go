@@ -610,3 +610,24 @@ func smapsRollup(pid int) (rss, pss float64) {
 	}
 	return rss, pss
 }
+
+// SSHDPID returns the PID, in the runner's namespace, of the sshd that
+// listens on host (a child of the host's systemd): what a test traces to
+// see everything a login on the host does.
+func (l *Lab) SSHDPID(host string) (int, error) {
+	h, ok := l.Host(host)
+	if !ok {
+		return 0, fmt.Errorf("no host %q in the lab", host)
+	}
+	ipid := l.initPID(h)
+	if ipid == 0 {
+		return 0, fmt.Errorf("%s is not running", h.Short)
+	}
+	for _, c := range children(ipid) {
+		if cmd := procCmdline(c); strings.Contains(cmd, "sshd") && strings.Contains(cmd, "listener") ||
+			strings.HasPrefix(cmd, "/usr/sbin/sshd") || strings.HasPrefix(cmd, "sshd:") && !strings.Contains(cmd, "@") {
+			return c, nil
+		}
+	}
+	return 0, fmt.Errorf("%s: no sshd among the children of its systemd (%d)", h.Short, ipid)
+}
