@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -408,7 +410,7 @@ steps:
 func TestInterruptKillsRunningCommands(t *testing.T) {
 	f := setup(t, `name: p
 steps:
-  - {id: slow, targets: web, command: "sleep 20; touch $H/late"}
+  - {id: slow, targets: web, command: "echo $$ > $H/pid; sleep 20; touch $H/late"}
   - {id: next, targets: web, command: "touch $H/next"}
 `, "h1")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -421,9 +423,21 @@ steps:
 	if time.Since(start) > 10*time.Second {
 		t.Errorf("interrupt took %s", time.Since(start))
 	}
-	time.Sleep(200 * time.Millisecond)
-	if exists(filepath.Join(f.hostDir("h1"), "next")) {
-		t.Error("new work started after the interrupt")
+	// The slow command's shell is gone (so it can never touch "late"):
+	// waited for, not slept on.
+	b, err := os.ReadFile(filepath.Join(f.hostDir("h1"), "pid"))
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid == 0 {
+		t.Fatalf("the slow command did not start: %v", err)
+	}
+	gone := func() bool { return syscall.Kill(pid, 0) == syscall.ESRCH }
+	for deadline := time.Now().Add(10 * time.Second); !gone() && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+	}
+	if !gone() {
+		t.Errorf("the interrupted command (pid %d) still runs", pid)
+	}
+	if exists(filepath.Join(f.hostDir("h1"), "next")) || exists(filepath.Join(f.hostDir("h1"), "late")) {
+		t.Error("work went on after the interrupt")
 	}
 	if exists(filepath.Join(f.hostDir("h1"), "troupe.lock")) {
 		t.Error("lock left behind after an interrupt")
