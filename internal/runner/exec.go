@@ -606,6 +606,9 @@ func registered(res step.Result, err error) map[string]any {
 			m["data"] = v
 		}
 	}
+	// kept for the rest of the run: bounded (data is parsed from the whole)
+	m["stdout"], _ = clip(m["stdout"].(string), keepLimit)
+	m["stderr"], _ = clip(m["stderr"].(string), keepLimit)
 	return m
 }
 

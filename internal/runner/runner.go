@@ -218,6 +218,9 @@ func (r *run) check() error {
 	if err != nil {
 		return err
 	}
+	if w := j.setAside(r.o.Noop); w != "" {
+		r.emit(report.Event{Kind: report.Warning, Text: w})
+	}
 	if r.o.Resume {
 		// registered values of skipped steps come back from the journal
 		// as each step is skipped (see host)
