@@ -43,6 +43,9 @@ type Options struct {
 	// CheckAuth checks a host's credentials before any host is dialled;
 	// transport.CheckAuth with transport.Dial, none with a swapped Dial.
 	CheckAuth func(cfg transport.Config) error
+	// Lock is the host lock's heartbeat period and takeover age (zero:
+	// the defaults, 10s and 45s).
+	Lock LockTimes
 	// Flavor is a host's Puppet flavor (nil: none), given to actions typed
 	// and to templates as .flavor; without it no host has a flavor.
 	Flavor func(h *inventory.Host) (*puppet.Flavor, error)
@@ -164,7 +167,7 @@ func (r *run) execute(ctx context.Context) (*Summary, error) {
 		return sum, err
 	}
 	if !r.o.Noop {
-		if r.locks, err = acquireLocks(ctx, r.pool, reach, r.o.Plan.Name, label); err != nil {
+		if r.locks, err = acquireLocks(ctx, r.pool, reach, r.o.Plan.Name, label, r.o.Lock); err != nil {
 			return sum, err
 		}
 		defer r.locks.release()
