@@ -9,6 +9,7 @@
 //	params:
 //	  version: {type: string, required: true, description: "..."}
 //	  db_password: {type: secret}
+//	  certname: {type: certname}          # Puppet's certname rules; serial: hex
 //	steps:
 //	  - id: preflight                     # kebab-case, unique within its block
 //	    name: Check every host            # optional sentence for the report
@@ -22,6 +23,10 @@
 //	    steps:                            # a block; child ids become compilers/drain ...
 //	      - {id: drain, lb_drain: {backend: compilers}}
 //	      - {id: upgrade, package: {names: [puppetserver], version: "{{ .params.version }}"}}
+//
+// Targets are a selector, or {host: NAME}: exactly the inventory host of
+// that name. A targets template, and a sub-plan's params, are rendered with
+// the params alone (TargetsData): they are decided before any host is.
 //
 // Step controls: when, serial, max_failures, retries, delay, until, timeout,
 // run_once, sudo, creates, unless, onlyif, register, changed_when,
