@@ -26,7 +26,7 @@ import (
 type RunCmd struct {
 	Plan        string            `arg:"" help:"Plan name (plans/NAME.yaml) or path to a plan file."`
 	Inventory   string            `short:"i" help:"Inventory file ($TROUPE_INVENTORY, default inventory/hosts.yaml)." placeholder:"FILE"`
-	Param       map[string]string `short:"p" help:"Plan parameter NAME=VALUE (repeatable). Secret params can come from $TROUPE_PARAM_NAME instead, keeping them out of argv." placeholder:"NAME=VALUE"`
+	Param       map[string]string `short:"p" mapsep:"none" help:"Plan parameter NAME=VALUE (repeatable; one value each, never split). Secret params can come from $TROUPE_PARAM_NAME instead, keeping them out of argv." placeholder:"NAME=VALUE"`
 	Limit       string            `short:"l" help:"Only hosts matching this selector (groups, names, globs, !exclusions)." placeholder:"SELECTOR"`
 	Noop        bool              `short:"n" help:"Connect and probe only: print every command that would run and a diff of every file that would change."`
 	Concurrency int               `short:"c" default:"100" help:"Hosts worked on in parallel."`

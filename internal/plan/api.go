@@ -135,7 +135,9 @@ func (p *Plan) Tree(out io.Writer) {
 			what = "block"
 		}
 		var extra []string
-		if s.Targets != "" {
+		if s.TargetHost {
+			extra = append(extra, "targets=host:"+s.Targets)
+		} else if s.Targets != "" {
 			extra = append(extra, "targets="+s.Targets)
 		}
 		if s.Serial != "" {
@@ -233,8 +235,8 @@ func CheckTargets(p *Plan, check func(expr string) error) error {
 			key, expr string
 			at        Pos
 		}{{"targets", s.Targets, s.targetsPos}, {"delegate_to", s.DelegateTo, s.delegatePos}} {
-			if sel.expr == "" || strings.Contains(sel.expr, "{{") {
-				continue
+			if sel.expr == "" || strings.Contains(sel.expr, "{{") || sel.key == "targets" && s.TargetHost {
+				continue // known at run time; {host: NAME} is looked up then (exit 2 before anything connects)
 			}
 			if err := check(sel.expr); err != nil {
 				at := sel.at
@@ -252,7 +254,8 @@ func CheckTargets(p *Plan, check func(expr string) error) error {
 
 // BindParams converts params given on the command line to typed values:
 // int, bool, list (comma-separated or a JSON array), map (a JSON object);
-// string and secret are taken as is. Defaults are applied and params neither
+// certname and serial are checked (see CheckCertname, CheckSerial); string
+// and secret are taken as is. Defaults are applied and params neither
 // given nor defaulted get their type's zero value. Unknown and missing
 // required params are errors.
 func (p *Plan) BindParams(given map[string]string) (map[string]any, error) {
@@ -324,6 +327,11 @@ func convert(typ, raw string) (any, error) {
 			return nil, fmt.Errorf("expected a JSON object like {\"key\": \"value\"}, got %q", raw)
 		}
 		return normalizeJSON(v), nil
+	case "certname", "serial":
+		// one value, taken as is: never trimmed, split or read as a pattern
+		if err := checkTyped(typ, raw); err != nil {
+			return nil, err
+		}
 	}
 	return raw, nil
 }

@@ -31,7 +31,7 @@ type Loader struct {
 }
 
 // ParamTypes are the declared types a param may have.
-var ParamTypes = []string{"string", "int", "bool", "list", "map", "secret"}
+var ParamTypes = []string{"string", "int", "bool", "list", "map", "secret", "certname", "serial"}
 
 var (
 	planKeys  = []string{"name", "description", "params", "steps"}
@@ -84,6 +84,7 @@ type loadCtx struct {
 	errs       diag.List
 	secrets    secret.Redactor // secret params' defaults, masked in every error
 	nsteps     int             // steps decoded so far, includes expanded
+	cur        *Step           // the step whose templates are being checked (see noteRead)
 }
 
 // Load reads a plan by name (plans/NAME.yaml in FS) or by path (ending in
@@ -355,7 +356,7 @@ func (c *loadCtx) typed(d *yamldoc.Doc, n ast.Node, p Param, what string) (any, 
 	n = d.Resolve(n)
 	ok := false
 	switch p.Type {
-	case "string", "secret":
+	case "string", "secret", "certname", "serial":
 		switch n.(type) {
 		case *ast.StringNode, *ast.LiteralNode:
 			ok = true
@@ -374,13 +375,21 @@ func (c *loadCtx) typed(d *yamldoc.Doc, n ast.Node, p Param, what string) (any, 
 	}
 	if !ok {
 		hint := ""
-		if p.Type == "string" || p.Type == "secret" {
+		if isStringType(p.Type) {
 			hint = "; quote it"
 		}
 		d.Errorf(n, "%s must be %s (type %s), got %s%s", what, article(p.Type), p.Type, yamldoc.Kind(n), hint)
 		return nil, false
 	}
-	return d.Value(n), true
+	v := d.Value(n)
+	if str, isStr := v.(string); isStr && (str != "" || p.Type != "certname") {
+		// a certname default of "" is the zero value: "none given"
+		if err := checkTyped(p.Type, str); err != nil {
+			d.Errorf(n, "%s: %v", what, err)
+			return nil, false
+		}
+	}
+	return v, true
 }
 
 func article(t string) string {
@@ -435,6 +444,9 @@ func (c *loadCtx) step(f *srcFile, n ast.Node, parent string, sc *scope, ids map
 	}
 	line, col := yamldoc.Pos(n)
 	s := &Step{Pos: Pos{File: d.File, Line: line, Col: col}}
+	prev := c.cur
+	c.cur = s
+	defer func() { c.cur = prev }()
 
 	// id first, so every other message can name the step.
 	id := c.stepID(d, n, ps, ids)
@@ -573,10 +585,11 @@ func (c *loadCtx) control(d *yamldoc.Doc, s *Step, kv yamldoc.Pair, what string,
 	case "name":
 		s.Name, _ = d.Str(kv.Val, what)
 	case "targets":
-		s.Targets = c.selector(d, kv.Val, what)
+		s.Targets, s.TargetHost = c.targets(d, kv.Val, what)
 		line, col := yamldoc.Pos(kv.Val)
 		s.targetsPos = Pos{File: d.File, Line: line, Col: col}
 		c.template(d, kv.Val, s.Targets, sc)
+		c.paramsOnly(d, kv.Val, s.Targets, what)
 	case "delegate_to":
 		s.DelegateTo = c.selector(d, kv.Val, what)
 		line, col := yamldoc.Pos(kv.Val)
@@ -740,6 +753,55 @@ func (c *loadCtx) selector(d *yamldoc.Doc, n ast.Node, what string) string {
 		d.Errorf(n, "%s must not be empty", what)
 	}
 	return s
+}
+
+// targets decodes a step's targets: a selector, or {host: NAME}, exactly
+// the inventory host of that name (never a group, alias or glob): what a
+// certname param names.
+func (c *loadCtx) targets(d *yamldoc.Doc, n ast.Node, what string) (string, bool) {
+	switch d.Resolve(n).(type) {
+	case *ast.MappingNode, *ast.MappingValueNode:
+		ps, _ := d.Mapping(n, what)
+		d.CheckKeys(ps, what, "host")
+		i := indexKey(ps, "host")
+		if i < 0 {
+			d.Errorf(n, "%s: a mapping names one host: {host: NAME}", what)
+			return "", false
+		}
+		v, ok := d.Str(ps[i].Val, what+" host")
+		if ok && strings.TrimSpace(v) == "" {
+			d.Errorf(ps[i].Val, "%s host must not be empty", what)
+		}
+		return v, true
+	}
+	return c.selector(d, n, what), false
+}
+
+// paramsOnly refuses a template that reads more than TargetsData holds:
+// targets and a sub-plan's params are rendered before any host is in
+// scope, with the params alone.
+func (c *loadCtx) paramsOnly(d *yamldoc.Doc, n ast.Node, s, what string) {
+	if !strings.Contains(s, "{{") {
+		return
+	}
+	t, err := template.New("").Funcs(c.l.Funcs).Parse(s)
+	if err != nil {
+		return // reported by template
+	}
+	roots := targetsRoots()
+	bad := map[string]bool{}
+	for _, tr := range t.Templates() {
+		if tr.Tree == nil {
+			continue
+		}
+		walkTemplate(tr.Tree.Root, true, func(idents []string) {
+			if len(idents) > 0 && !slicesContains(roots, idents[0]) && !bad[idents[0]] {
+				bad[idents[0]] = true
+				d.Errorf(n, "%s reads .%s: it is rendered before any host is in scope, with .%s alone",
+					what, idents[0], strings.Join(roots, ", ."))
+			}
+		})
+	}
 }
 
 // condition decodes a template string (a bare boolean is accepted too).
@@ -921,6 +983,7 @@ func (c *loadCtx) expandPlan(f *srcFile, s *Step, kv yamldoc.Pair, paramsN ast.N
 			}
 			c.templates(d, p.Val, sc)
 			if str, isStr := d.Resolve(p.Val).(*ast.StringNode); isStr && strings.Contains(str.Value, "{{") {
+				c.paramsOnly(d, p.Val, str.Value, fmt.Sprintf("%s param %q", label, p.Key))
 				given[p.Key] = str.Value
 			} else if v, ok := c.typed(d, p.Val, *decl, fmt.Sprintf("param %q of plan %q", p.Key, subName)); ok {
 				given[p.Key] = v
@@ -932,7 +995,7 @@ func (c *loadCtx) expandPlan(f *srcFile, s *Step, kv yamldoc.Pair, paramsN ast.N
 			d.Errorf(kv.Val, "%s: plan %q requires param %q (%s)%s", label, subName, p.Name, p.Type, descSuffix(p.Description))
 		}
 	}
-	s.Params = given
+	s.Params, s.subParams = given, params
 	if stepsN == nil {
 		pd.Errorf(pf.body, "plan %q has no steps", subName)
 		return

@@ -9,6 +9,7 @@
 //	params:
 //	  version: {type: string, required: true, description: "..."}
 //	  db_password: {type: secret}
+//	  certname: {type: certname}          # Puppet's certname rules; serial: hex
 //	steps:
 //	  - id: preflight                     # kebab-case, unique within its block
 //	    name: Check every host            # optional sentence for the report
@@ -22,6 +23,10 @@
 //	    steps:                            # a block; child ids become compilers/drain ...
 //	      - {id: drain, lb_drain: {backend: compilers}}
 //	      - {id: upgrade, package: {names: [puppetserver], version: "{{ .params.version }}"}}
+//
+// Targets are a selector, or {host: NAME}: exactly the inventory host of
+// that name. A targets template, and a sub-plan's params, are rendered with
+// the params alone (TargetsData): they are decided before any host is.
 //
 // Step controls: when, serial, max_failures, retries, delay, until, timeout,
 // run_once, sudo, creates, unless, onlyif, register, changed_when,
@@ -52,7 +57,7 @@ type Plan struct {
 // Param is one declared plan parameter.
 type Param struct {
 	Name        string
-	Type        string // string | int | bool | list | map | secret
+	Type        string // string | int | bool | list | map | secret | certname | serial
 	Description string
 	Default     any  // nil when none
 	Required    bool // required params have no default
@@ -65,6 +70,7 @@ type Step struct {
 	Name string // title sentence; defaults to a readable form of the action
 
 	Targets     string // selector; "" inherits the parent block's hosts
+	TargetHost  bool   // Targets names exactly one inventory host ({host: NAME}), never a group, alias or glob
 	DelegateTo  string // selector: run the action on these hosts, for each target, in the target's scope ("" inherits the block's)
 	When        string // template; the step runs where it renders "true"
 	Serial      string // "" (all at once), "N" or "N%"
@@ -93,8 +99,11 @@ type Step struct {
 	// may be templates, rendered against the enclosing scope at run time.
 	Vars     map[string]any // the include's vars: above inventory vars
 	Defaults map[string]any // a role's own vars: defaults below inventory vars
-	Params   map[string]any
-	Source   string // "role:NAME" or "plan:NAME" for expanded includes, else ""
+	Params   map[string]any // as written; see SubParams
+	Source   string         // "role:NAME" or "plan:NAME" for expanded includes, else ""
+
+	subParams []Param   // a sub-plan's declared params
+	reads     []regRead // .registered references of this step's own templates (a block's: when, vars, serial)
 
 	Pos Pos // where the step starts, for run-time error messages
 

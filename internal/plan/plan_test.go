@@ -197,7 +197,7 @@ func TestLoadErrors(t *testing.T) {
 			`keys.yaml:42:5: unknown key "comand" in step "typo" (did you mean "command"?): not a step control or an action (actions: command, upload, message)`,
 		}},
 		{"params.yaml", []string{
-			`params.yaml:3:19: param "version": unknown type "strng" (expected one of: string, int, bool, list, map, secret)`,
+			`params.yaml:3:19: param "version": unknown type "strng" (expected one of: string, int, bool, list, map, secret, certname, serial)`,
 			`params.yaml:4:31: default of param "count" must be an integer (type int), got a string`,
 			`params.yaml:5:31: default of param "flag" must be true or false (type bool), got a string`,
 			`params.yaml:6:32: default of param "hosts" must be a list (type list), got a mapping`,
@@ -205,6 +205,10 @@ func TestLoadErrors(t *testing.T) {
 			`params.yaml:8:32: default of param "ver" must be a string (type string), got a number; quote it`,
 			`params.yaml:9:21: unknown key "descr" in param "opts" (expected one of: type, description, required, default)`,
 			`params.yaml:10:3: invalid param name "bad-name" (use letters, digits and '_'; it is used as .params.bad-name)`,
+			`params.yaml:11:35: default of param "cert": "agents;reissue=true" is not a certname: Puppet allows lower-case letters, digits, '.', '-' and '_'`,
+			`params.yaml:12:35: default of param "dash": certname "-x" starts with '-'`,
+			`params.yaml:13:32: default of param "ser": ".*" is not a certificate serial: hex digits, as in 0x1F, 1f or 1f:a0`,
+			`params.yaml:14:33: default of param "zero": serial "0x00" is zero: no certificate has it`,
 		}},
 		{"templates.yaml", []string{
 			`templates.yaml:6:14: invalid template: unclosed action`,
@@ -215,6 +219,9 @@ func TestLoadErrors(t *testing.T) {
 			`templates.yaml:18:14: template references .params.z but plan "bad-templates" has no param "z" (it declares: version)`,
 			`templates.yaml:22:13: template references .params.missing but plan "bad-templates" has no param "missing" (it declares: version)`,
 			`templates.yaml:24:14: template references .params.where but plan "bad-templates" has no param "where" (it declares: version)`,
+			`templates.yaml:27:14: step "host-targets" targets reads .host: it is rendered before any host is in scope, with .params alone`,
+			`templates.yaml:30:14: step "exact" targets reads .vars: it is rendered before any host is in scope, with .params alone`,
+			`templates.yaml:30:38: unknown key "hots" in step "exact" targets (did you mean "host"?) (expected one of: host)`,
 		}},
 		{"includes.yaml", []string{
 			`includes.yaml:6:11: step "no-role": unknown role "nosuch" (roles: cycle-a, cycle-b, preflight)`,
@@ -222,7 +229,8 @@ func TestLoadErrors(t *testing.T) {
 			`includes.yaml:11:20: param "wait" of plan "drain" must be an integer (type int), got a string`,
 			`includes.yaml:11:27: step "sub": plan "drain" has no param "extra" (it declares: backend, wait)`,
 			`includes.yaml:14:54: template references .params.nope but plan "bad-includes" has no param "nope" (it declares: version)`,
-			`includes.yaml:18:11: step "no-plan": unknown plan "nosuch" (plans: drain, upgrade-compilers)`,
+			`includes.yaml:17:23: step "sub-host" param "backend" reads .host: it is rendered before any host is in scope, with .params alone`,
+			`includes.yaml:21:11: step "no-plan": unknown plan "nosuch" (plans: drain, upgrade-compilers)`,
 			`cycle-b.yaml:3:11: include cycle: role:cycle-a -> role:cycle-b -> role:cycle-a`,
 			`loop.yaml:4:11: include cycle: plan:loop.yaml -> plan:loop.yaml`,
 		}},
@@ -360,8 +368,8 @@ func TestCheckTargets(t *testing.T) {
 		got = append(got, fmt.Sprintf("%d:%d: %s", e.Line, e.Col, e.Msg))
 	}
 	want := []string{
-		`4:14: step "a": targets "compilerz": unknown host or group "compilerz"`,
-		`10:18: step "b/c": targets "nothing,!all": unknown host or group "nothing,!all"`,
+		`6:14: step "a": targets "compilerz": unknown host or group "compilerz"`,
+		`12:18: step "b/c": targets "nothing,!all": unknown host or group "nothing,!all"`,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

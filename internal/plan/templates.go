@@ -49,6 +49,7 @@ func (c *loadCtx) template(d *yamldoc.Doc, n ast.Node, s string, sc *scope) {
 	}
 	reported := map[string]bool{}
 	check := func(idents []string) {
+		c.noteRead(d, n, idents)
 		if len(idents) < 2 {
 			return
 		}

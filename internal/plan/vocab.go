@@ -12,7 +12,8 @@ type Vocab struct {
 	PlanKeys, RoleKeys, ParamKeys, ParamTypes []string
 	ControlKeys, BlockKinds, ActionOnly       []string
 	// ControlForms says what each control accepts, one of: string, id,
-	// register, selector, condition, count, batch, int, duration, bool, map.
+	// register, selector, targets (a selector or {host: NAME}), condition,
+	// count, batch, int, duration, bool, map.
 	ControlForms map[string]string
 	// Patterns of names the decoder checks with regular expressions.
 	IDPattern, RegisterPattern, ParamPattern string
@@ -21,7 +22,7 @@ type Vocab struct {
 // controlForms mirrors the decoding switch in (*loadCtx).step; a test checks
 // it names exactly the controlKeys.
 var controlForms = map[string]string{
-	"id": "id", "name": "string", "targets": "selector", "delegate_to": "selector",
+	"id": "id", "name": "string", "targets": "targets", "delegate_to": "selector",
 	"when": "condition", "until": "condition", "creates": "condition", "unless": "condition",
 	"onlyif": "condition", "changed_when": "condition", "failed_when": "condition",
 	"serial": "batch", "max_failures": "count", "retries": "int",

@@ -44,7 +44,7 @@ func (r *run) one(ctx context.Context, s *plan.Step, inherited []*inventory.Host
 	targets := inherited
 	if s.Targets != "" {
 		var err error
-		if targets, err = r.targets(s.Targets, l.params); err != nil {
+		if targets, err = r.targets(s, l.params); err != nil {
 			return fmt.Errorf("step %s: %w", s.ID, err)
 		}
 	}
@@ -59,7 +59,10 @@ func (r *run) one(ctx context.Context, s *plan.Step, inherited []*inventory.Host
 	if passThrough(s, inherited) {
 		// A top-level block with no targets of its own (a sub-plan include
 		// such as ca-rebuild's bootstrap): its steps choose their own.
-		inner := l.enter(s)
+		inner, err := r.enter(l, s)
+		if err != nil {
+			return err
+		}
 		r.emit(report.Event{Kind: report.StepStart, Step: s.ID, Title: title(s)})
 		start := time.Now()
 		if err := r.steps(ctx, s.Steps, nil, inner, pol); err != nil {
@@ -74,9 +77,16 @@ func (r *run) one(ctx context.Context, s *plan.Step, inherited []*inventory.Host
 		return nil
 	}
 	inner := l
+	// A block entirely before --start-at is not evaluated (its when, serial
+	// and vars may read results of steps skipped before it): its steps
+	// are skipped, host by host, without them.
+	before := !r.started && isBlock(s) && !strings.HasPrefix(r.startAt, s.ID+"/")
 	if isBlock(s) {
-		inner = l.enter(s)
-		if s.When != "" {
+		var err error
+		if inner, err = r.enter(l, s); err != nil {
+			return err
+		}
+		if s.When != "" && !before {
 			// A block's when is decided per host before its first batch, so
 			// hosts that need nothing (a compiler already upgraded) take no
 			// place in a rolling batch and are never drained.
@@ -86,7 +96,7 @@ func (r *run) one(ctx context.Context, s *plan.Step, inherited []*inventory.Host
 		}
 	}
 	size := len(targets)
-	if s.Serial != "" {
+	if s.Serial != "" && !before {
 		serial, err := r.serial(s, targets[0], inner)
 		if err != nil {
 			return err
@@ -395,9 +405,7 @@ func (r *run) skipResumed(s *plan.Step, h *inventory.Host, d done) {
 }
 
 // skipped is the value a skipped step registers.
-func skipped(why string) map[string]any {
-	return map[string]any{"skipped": true, "changed": false, "failed": false, "msg": why}
-}
+func skipped(why string) map[string]any { return plan.Skipped(why) }
 
 // skipBlock registers every step inside a block as skipped on a host its
 // block when left out, as if each step had been skipped by its own when.
@@ -598,6 +606,9 @@ func registered(res step.Result, err error) map[string]any {
 			m["data"] = v
 		}
 	}
+	// kept for the rest of the run: bounded (data is parsed from the whole)
+	m["stdout"], _ = clip(m["stdout"].(string), keepLimit)
+	m["stderr"], _ = clip(m["stderr"].(string), keepLimit)
 	return m
 }
 

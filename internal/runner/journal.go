@@ -24,6 +24,9 @@ type journal struct {
 	mu        sync.Mutex
 	f         *os.File // nil under --noop: a dry run must not move the resume point
 	prev      []record // the previous run, as the file held it before this one
+	// unreadable is why the file could not be read (a line past
+	// journalLineLimit, an I/O error): the run warns and sets it aside.
+	unreadable error
 }
 
 type record struct {
@@ -42,6 +45,10 @@ type record struct {
 	// reached it (--start-at) is not done, and only done steps are skipped
 	// by --resume.
 	Done bool `json:"done,omitempty"`
+	// Truncated: Value or Error was clipped to the journal's bounds; a
+	// resumed run must not register it as the step's result, so the step
+	// is not skipped as done (see previous).
+	Truncated bool `json:"truncated,omitempty"`
 }
 
 // done is what the previous run recorded for one host and step.
@@ -63,10 +70,28 @@ func loadJournal(stateDir, planName, invFile string, red *secret.Redactor) (*jou
 	}
 	prev, err := j.previousRecords()
 	if err != nil {
-		return nil, err
+		// never a dead end: the run goes on without the previous run, and
+		// setAside moves the file out of the way
+		j.unreadable, prev = err, nil
 	}
 	j.prev = prev
 	return j, nil
+}
+
+// setAside renames an unreadable journal to PATH.corrupt-TIME, kept for a
+// look; the next run starts a new one. It returns the warning to show.
+func (j *journal) setAside(noop bool) string {
+	if j.unreadable == nil {
+		return ""
+	}
+	if noop {
+		return fmt.Sprintf("journal %s cannot be read (%v): ignored; a run without --noop sets it aside", j.path, j.unreadable)
+	}
+	aside := j.path + ".corrupt-" + time.Now().UTC().Format("20060102T150405Z")
+	if err := os.Rename(j.path, aside); err != nil {
+		return fmt.Sprintf("journal %s cannot be read (%v), nor set aside: %v", j.path, j.unreadable, err)
+	}
+	return fmt.Sprintf("journal %s cannot be read (%v): set aside as %s; this run starts a new one", j.path, j.unreadable, aside)
 }
 
 // open starts this run's records (not under --noop: a dry run must not move
@@ -119,10 +144,29 @@ func (j *journal) write(r record) {
 			r.Value = nil // not JSON: the result is recorded without it
 		}
 	}
-	b, _ := json.Marshal(r)
+	b := j.bounded(&r)
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.f.Write(append(b, '\n'))
+}
+
+// bounded marshals r within the journal's bounds: long strings clipped,
+// and a record still too long written without its value; either marks it
+// Truncated.
+func (j *journal) bounded(r *record) []byte {
+	var cut bool
+	if r.Error, cut = clip(r.Error, journalStringLimit); cut {
+		r.Truncated = true
+	}
+	if r.Value, cut = clipValue(r.Value, journalStringLimit); cut {
+		r.Truncated = true
+	}
+	b, _ := json.Marshal(r)
+	if len(b) > journalRecordLimit {
+		r.Value, r.Truncated = nil, true
+		b, _ = json.Marshal(r)
+	}
+	return b
 }
 
 func (j *journal) result(step, host string, st report.Status, done bool, reg string, val any, err string) {
@@ -156,7 +200,7 @@ func (j *journal) previousRecords() ([]record, error) {
 	defer f.Close()
 	var recs []record
 	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	sc.Buffer(make([]byte, 64<<10), journalLineLimit)
 	for sc.Scan() {
 		var r record
 		if json.Unmarshal(sc.Bytes(), &r) != nil {
@@ -167,7 +211,10 @@ func (j *journal) previousRecords() ([]record, error) {
 		}
 		recs = append(recs, r)
 	}
-	return recs, sc.Err()
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("journal %s: %w", j.path, err)
+	}
+	return recs, nil
 }
 
 // previous maps host → step → result of the last run, for --resume: only
@@ -184,8 +231,8 @@ func (j *journal) previous() (map[string]map[string]done, error) {
 	}
 	out := map[string]map[string]done{}
 	for _, r := range recs {
-		if r.Type != "result" || !r.Done || r.Status == report.Failed {
-			continue
+		if r.Type != "result" || !r.Done || r.Status == report.Failed || r.Truncated {
+			continue // a clipped result is not the step's: it runs again
 		}
 		if out[r.Host] == nil {
 			out[r.Host] = map[string]done{}

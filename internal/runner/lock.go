@@ -34,11 +34,32 @@ const (
 	lockStale = 45 * time.Second
 )
 
+// LockTimes are the heartbeat period and the takeover age of the host
+// lock; zero takes the default (lockBeat, lockStale). Tests shorten them.
+type LockTimes struct {
+	Beat, Stale time.Duration
+}
+
+func (t LockTimes) beat() time.Duration {
+	if t.Beat > 0 {
+		return t.Beat
+	}
+	return lockBeat
+}
+
+func (t LockTimes) stale() time.Duration {
+	if t.Stale > 0 {
+		return t.Stale
+	}
+	return lockStale
+}
+
 type locks struct {
 	conns  map[string]transport.Conn
 	paths  map[string]string
 	files  map[string]transport.FileOps // hosts locked over SFTP (see lockFiles)
 	token  string
+	times  LockTimes
 	stop   chan struct{}
 	wg     sync.WaitGroup
 	mu     sync.Mutex
@@ -48,14 +69,14 @@ type locks struct {
 // acquireLocks locks every host or none: on any refusal the locks already
 // taken are released and the error names who holds the refusing host
 // (label: how to name a host, see pool.connect).
-func acquireLocks(ctx context.Context, p *pool, hosts []*inventory.Host, planName string, label map[string]string) (*locks, error) {
+func acquireLocks(ctx context.Context, p *pool, hosts []*inventory.Host, planName string, label map[string]string, times LockTimes) (*locks, error) {
 	who := "unknown"
 	if u, err := user.Current(); err == nil {
 		who = u.Username
 	}
 	machine, _ := os.Hostname()
 	token := fmt.Sprintf("troupe run %s by %s@%s pid %d since %s", planName, who, machine, os.Getpid(), time.Now().UTC().Format(time.RFC3339))
-	l := &locks{conns: map[string]transport.Conn{}, paths: map[string]string{}, files: map[string]transport.FileOps{}, token: token, stop: make(chan struct{})}
+	l := &locks{conns: map[string]transport.Conn{}, paths: map[string]string{}, files: map[string]transport.FileOps{}, token: token, times: times, stop: make(chan struct{})}
 	var mu sync.Mutex
 	var refusals []string
 	var wg sync.WaitGroup
@@ -68,7 +89,7 @@ func acquireLocks(ctx context.Context, p *pool, hosts []*inventory.Host, planNam
 		wg.Add(1)
 		go func(name string, c transport.Conn) {
 			defer wg.Done()
-			path, fo, err := lockOne(ctx, c, path, token)
+			path, fo, err := lockOne(ctx, c, path, token, times.stale())
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -86,7 +107,7 @@ func acquireLocks(ctx context.Context, p *pool, hosts []*inventory.Host, planNam
 	if len(refusals) > 0 {
 		l.release()
 		return nil, fmt.Errorf("another run holds the lock on %d host(s); nothing was changed:\n%s\n(if that run is dead, its lock expires %s after its last heartbeat)",
-			len(refusals), strings.Join(refusals, "\n"), lockStale)
+			len(refusals), strings.Join(refusals, "\n"), times.stale())
 	}
 	l.wg.Add(1)
 	go l.heartbeat()
@@ -132,19 +153,19 @@ printf 'held %s\n%s\n%s\n' "$a" "$l" "$(head -c 300 "$l/owner" 2>/dev/null | tr 
 
 // lockOne takes the lock on one host and returns its path there, and the
 // file operations it was taken with (nil: it was taken with lockScript).
-func lockOne(ctx context.Context, c transport.Conn, path, token string) (string, transport.FileOps, error) {
+func lockOne(ctx context.Context, c transport.Conn, path, token string, stale time.Duration) (string, transport.FileOps, error) {
 	if fo := fileOps(c); fo != nil {
-		if l, decided, err := lockFiles(fo, path, token); decided {
+		if l, decided, err := lockFiles(fo, path, token, stale); decided {
 			return l, fo, err
 		}
 	}
-	l, err := lockShell(ctx, c, path, token)
+	l, err := lockShell(ctx, c, path, token, stale)
 	return l, nil, err
 }
 
 // lockShell takes the lock with lockScript, in a session of its own.
-func lockShell(ctx context.Context, c transport.Conn, path, token string) (string, error) {
-	script := "sh -s -- " + render.ShellQuote(path) + " " + render.ShellQuote(token) + " " + strconv.Itoa(int(lockStale.Seconds()))
+func lockShell(ctx context.Context, c transport.Conn, path, token string, stale time.Duration) (string, error) {
+	script := "sh -s -- " + render.ShellQuote(path) + " " + render.ShellQuote(token) + " " + strconv.Itoa(int(stale.Seconds()))
 	res, err := c.Run(ctx, transport.Cmd{Command: script, Stdin: strings.NewReader(lockScript)})
 	if err != nil {
 		return "", err
@@ -168,7 +189,7 @@ func lockShell(ctx context.Context, c transport.Conn, path, token string) (strin
 // ran (see reachLate). A refusal names who holds it.
 func (l *locks) add(ctx context.Context, h *inventory.Host, c transport.Conn) error {
 	path, _ := h.Vars["troupe_lock"].(string)
-	path, fo, err := lockOne(ctx, c, path, l.token)
+	path, fo, err := lockOne(ctx, c, path, l.token, l.times.stale())
 	if err != nil {
 		return fmt.Errorf("cannot lock %s: %w", h.Name, err)
 	}
@@ -204,7 +225,8 @@ func (l *locks) held() []heldLock {
 
 func (l *locks) heartbeat() {
 	defer l.wg.Done()
-	t := time.NewTicker(lockBeat)
+	beat := l.times.beat()
+	t := time.NewTicker(beat)
 	defer t.Stop()
 	for {
 		select {
@@ -218,7 +240,7 @@ func (l *locks) heartbeat() {
 				if fo != nil && fo.WriteFile(path+"/owner", []byte(l.token+"\n"), 0o600) == nil {
 					continue
 				}
-				ctx, cancel := context.WithTimeout(context.Background(), lockBeat)
+				ctx, cancel := context.WithTimeout(context.Background(), beat)
 				c.Run(ctx, transport.Cmd{Command: "touch " + render.ShellQuote(path+"/owner")})
 				cancel()
 			}

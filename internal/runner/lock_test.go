@@ -138,7 +138,7 @@ func TestLockOverSFTP(t *testing.T) {
 	}
 	l := filepath.Join(mine, "troupe.lock")
 
-	got, fo, err := lockOne(ctx, user, l, "run one")
+	got, fo, err := lockOne(ctx, user, l, "run one", lockStale)
 	if err != nil || got != l || fo == nil {
 		t.Fatalf("lockOne = %q, %v, %v; want %q taken over SFTP", got, fo, err, l)
 	}
@@ -146,12 +146,12 @@ func TestLockOverSFTP(t *testing.T) {
 	if err != nil || fi.Sys().(*syscall.Stat_t).Uid == 0 {
 		t.Fatalf("owner file %v, %v: want it written by %s", fi, err, sshtest.TestUser)
 	}
-	if _, _, err := lockOne(ctx, user, l, "run two"); err == nil || !strings.Contains(err.Error(), `locked by "run one"`) {
+	if _, _, err := lockOne(ctx, user, l, "run two", lockStale); err == nil || !strings.Contains(err.Error(), `locked by "run one"`) {
 		t.Errorf("a held lock: want a refusal naming its holder, got %v", err)
 	}
 	old := time.Now().Add(-2 * lockStale)
 	os.Chtimes(filepath.Join(l, "owner"), old, old)
-	if _, _, err := lockOne(ctx, user, l, "run two"); err != nil {
+	if _, _, err := lockOne(ctx, user, l, "run two", lockStale); err != nil {
 		t.Errorf("a stale lock must be taken over: %v", err)
 	}
 	if err := releaseFiles(fo, l, "run one"); err != nil { // not ours any more: kept
@@ -177,7 +177,7 @@ func TestLockOverSFTP(t *testing.T) {
 	}
 	defer root.Close()
 	rl := filepath.Join(dir, "root.lock")
-	if got, fo, err := lockOne(ctx, root, rl, "run root"); err != nil || fo == nil || got != rl {
+	if got, fo, err := lockOne(ctx, root, rl, "run root", lockStale); err != nil || fo == nil || got != rl {
 		t.Fatalf("root: lockOne = %q, %v, %v", got, fo, err)
 	}
 	for p, want := range map[string]os.FileMode{rl: 0o700 | os.ModeDir, filepath.Join(rl, "owner"): 0o600} {
@@ -191,7 +191,7 @@ func TestLockOverSFTP(t *testing.T) {
 	other := filepath.Join(dir, "other")
 	os.Mkdir(other, 0o755)
 	os.Chown(other, 1, 1)
-	if _, _, err := lockOne(ctx, user, filepath.Join(other, "troupe.lock"), "run four"); err == nil || !strings.Contains(err.Error(), "writable by others") {
+	if _, _, err := lockOne(ctx, user, filepath.Join(other, "troupe.lock"), "run four", lockStale); err == nil || !strings.Contains(err.Error(), "writable by others") {
 		t.Errorf("a directory owned by another user: want a refusal, got %v", err)
 	}
 }

@@ -36,7 +36,7 @@ func fileOps(c transport.Conn) transport.FileOps {
 // the default lock of a non-root login (its $XDG_RUNTIME_DIR is known only
 // to its shell), a directory owned by someone other than the uid FileOps
 // guessed, and errors other than a refusal.
-func lockFiles(fo transport.FileOps, l, token string) (lock string, decided bool, err error) {
+func lockFiles(fo transport.FileOps, l, token string, stale time.Duration) (lock string, decided bool, err error) {
 	who, uid, err := fo.Identity()
 	if err != nil {
 		return "", false, nil
@@ -86,13 +86,13 @@ func lockFiles(fo transport.FileOps, l, token string) (lock string, decided bool
 		return "", true, fmt.Errorf("cannot take the lock %s: %w", l, err)
 	}
 	age := lockAge(fo, l, now)
-	if age > lockStale {
+	if age > stale {
 		// Move the stale lock aside first, as lockScript does: of two runs
 		// taking it over at once only one moves it, and one that moved a
 		// lock just retaken puts it back.
 		t := l + ".stale." + rand.Text()
 		if fo.Rename(l, t) == nil {
-			if lockAge(fo, t, now) > lockStale {
+			if lockAge(fo, t, now) > stale {
 				_ = fo.RemoveAll(t)
 				if ok, err := take(); ok || err != nil {
 					return l, true, err

@@ -58,6 +58,9 @@ func FindPeers(o Options) (*Peers, error) {
 		if err != nil {
 			return nil, err
 		}
+		if err := o.Plan.CheckStartAt(leaf); err != nil {
+			return nil, err
+		}
 		r.startAt = leaf
 	}
 	return r.peers()
@@ -100,22 +103,28 @@ func (f *peerFinder) steps(steps []*plan.Step, inherited []*inventory.Host, l sc
 				continue
 			}
 			var err error
-			if targets, err = f.r.targets(s.Targets, l.params); err != nil {
+			if targets, err = f.r.targets(s, l.params); err != nil {
 				f.note(&f.errs, fmt.Sprintf("step %s: %v", s.ID, err))
 				continue
 			}
 		}
-		if passThrough(s, inherited) {
-			inner := l.enter(s)
-			f.steps(s.Steps, nil, inner)
+		if isBlock(s) && (passThrough(s, inherited) || len(targets) > 0) {
+			inner, err := f.r.enter(l, s)
+			if err != nil {
+				if slices.Contains(f.unknown, "params") {
+					f.note(&f.found.Later, fmt.Sprintf("step %s: its params are rendered from .params: known when the plan runs", s.ID))
+				} else {
+					f.note(&f.errs, err.Error())
+				}
+				continue
+			}
+			if passThrough(s, inherited) {
+				targets = nil
+			}
+			f.steps(s.Steps, targets, inner)
 			continue
 		}
 		if len(targets) == 0 {
-			continue
-		}
-		if isBlock(s) {
-			inner := l.enter(s)
-			f.steps(s.Steps, targets, inner)
 			continue
 		}
 		if !f.started {

@@ -43,6 +43,9 @@ type Options struct {
 	// CheckAuth checks a host's credentials before any host is dialled;
 	// transport.CheckAuth with transport.Dial, none with a swapped Dial.
 	CheckAuth func(cfg transport.Config) error
+	// Lock is the host lock's heartbeat period and takeover age (zero:
+	// the defaults, 10s and 45s).
+	Lock LockTimes
 	// Flavor is a host's Puppet flavor (nil: none), given to actions typed
 	// and to templates as .flavor; without it no host has a flavor.
 	Flavor func(h *inventory.Host) (*puppet.Flavor, error)
@@ -134,7 +137,7 @@ func (r *run) execute(ctx context.Context) (*Summary, error) {
 	}
 	hosts, err := r.allHosts()
 	if err != nil {
-		return sum, err
+		return sum, &InputError{err}
 	}
 	peers, err := r.peers()
 	if err != nil {
@@ -164,7 +167,7 @@ func (r *run) execute(ctx context.Context) (*Summary, error) {
 		return sum, err
 	}
 	if !r.o.Noop {
-		if r.locks, err = acquireLocks(ctx, r.pool, reach, r.o.Plan.Name, label); err != nil {
+		if r.locks, err = acquireLocks(ctx, r.pool, reach, r.o.Plan.Name, label, r.o.Lock); err != nil {
 			return sum, err
 		}
 		defer r.locks.release()
@@ -209,11 +212,17 @@ func (r *run) check() error {
 		if err != nil {
 			return &InputError{fmt.Errorf("--start-at: %w", err)}
 		}
+		if err := r.o.Plan.CheckStartAt(leaf); err != nil {
+			return &InputError{err}
+		}
 		r.startAt = leaf
 	}
 	j, err := loadJournal(r.o.StateDir, r.o.Plan.Name, r.o.Inventory.File, r.o.Redactor)
 	if err != nil {
 		return err
+	}
+	if w := j.setAside(r.o.Noop); w != "" {
+		r.emit(report.Event{Kind: report.Warning, Text: w})
 	}
 	if r.o.Resume {
 		// registered values of skipped steps come back from the journal
@@ -244,46 +253,86 @@ func (r *run) checkAuth(hosts []*inventory.Host) error {
 	return nil
 }
 
-// allHosts is every host some step may target, within --limit.
+// allHosts is every host some step may target, within --limit, each
+// step's targets selected with the params in force there (a sub-plan's
+// own), as the run will.
 func (r *run) allHosts() ([]*inventory.Host, error) {
 	seen := map[string]bool{}
 	var out []*inventory.Host
-	err := r.o.Plan.Walk(func(s *plan.Step, _ int) error {
-		if s.Targets == "" {
-			return nil
-		}
-		// A sub-plan's targets may name its own params; the plan's are
-		// the ones known here, and the walk in one() selects again.
-		hs, err := r.targets(s.Targets, r.o.Params)
-		if err != nil {
-			return err
-		}
-		for _, h := range hs {
-			if !seen[h.Name] {
-				seen[h.Name] = true
-				out = append(out, h)
+	var walk func(steps []*plan.Step, l scopeLayer) error
+	walk = func(steps []*plan.Step, l scopeLayer) error {
+		for _, s := range steps {
+			if s.Targets != "" {
+				hs, err := r.targets(s, l.params)
+				if err != nil {
+					return fmt.Errorf("step %s: %w", s.ID, err)
+				}
+				for _, h := range hs {
+					if !seen[h.Name] {
+						seen[h.Name] = true
+						out = append(out, h)
+					}
+				}
+			}
+			if isBlock(s) {
+				inner, err := r.enter(l, s)
+				if err != nil {
+					return err
+				}
+				if err := walk(s.Steps, inner); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
-	})
-	return out, err
+	}
+	return out, walk(r.o.Plan.Steps, scopeLayer{params: r.o.Params})
 }
 
 // targets selects a step's targets. The selector may name params
-// (targets: "{{ .params.certname }}"): it is rendered with them alone,
-// since it is decided before any host is. A template that renders empty
-// selects no host (a step for a host only when a param asks for it).
-func (r *run) targets(sel string, params map[string]any) ([]*inventory.Host, error) {
+// (targets: "{{ .params.batch }}"): it is rendered with them alone
+// (plan.TargetsData), since it is decided before any host is. A template
+// that renders empty selects no host (a step for a host only when a param
+// asks for it). {host: NAME} is exactly the host of that name.
+func (r *run) targets(s *plan.Step, params map[string]any) ([]*inventory.Host, error) {
+	sel := s.Targets
 	if strings.Contains(sel, "{{") {
 		var err error
-		if sel, err = render.String(sel, map[string]any{"params": params}); err != nil {
+		if sel, err = render.String(sel, plan.TargetsData(params)); err != nil {
 			return nil, fmt.Errorf("targets: %w", err)
 		}
 		if strings.TrimSpace(sel) == "" {
 			return nil, nil
 		}
 	}
+	if s.TargetHost {
+		return r.exactHost(sel)
+	}
 	return r.selectHosts(sel)
+}
+
+// exactHost is the inventory host named name (not an alias, a group or a
+// glob), within --limit; a name no host has is an error.
+func (r *run) exactHost(name string) ([]*inventory.Host, error) {
+	for _, h := range r.o.Inventory.Hosts {
+		if h.Name != name {
+			continue
+		}
+		if r.o.Limit == "" {
+			return []*inventory.Host{h}, nil
+		}
+		lim, err := r.o.Inventory.Select(r.o.Limit)
+		if err != nil {
+			return nil, fmt.Errorf("--limit: %w", err)
+		}
+		for _, l := range lim {
+			if l == h {
+				return []*inventory.Host{h}, nil
+			}
+		}
+		return nil, nil
+	}
+	return nil, fmt.Errorf("targets {host: %q}: no host of that name in the inventory (it names one host, never a group, alias or glob)", name)
 }
 
 // selectHosts resolves a selector within --limit.

@@ -80,11 +80,20 @@ type fixture struct {
 
 func setup(t *testing.T, planYAML string, hosts ...string) *fixture {
 	t.Helper()
+	return setupFiles(t, map[string]string{"plans/p.yaml": planYAML}, hosts...)
+}
+
+// setupFiles is setup with more content files (roles, sub-plans) beside
+// plans/p.yaml, the plan it loads.
+func setupFiles(t *testing.T, files map[string]string, hosts ...string) *fixture {
+	t.Helper()
 	root := t.TempDir()
 	os.MkdirAll(filepath.Join(root, "content", "plans"), 0o755)
 	os.MkdirAll(filepath.Join(root, "content", "roles"), 0o755)
-	if err := os.WriteFile(filepath.Join(root, "content", "plans", "p.yaml"), []byte(planYAML), 0o644); err != nil {
-		t.Fatal(err)
+	for name, src := range files {
+		if err := os.WriteFile(filepath.Join(root, "content", name), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	l := &plan.Loader{FS: os.DirFS(filepath.Join(root, "content")), Actions: testActions{}, Funcs: render.Funcs()}
 	p, err := l.Load("p")
@@ -641,7 +650,7 @@ steps:
       - {id: inner, command: echo never, register: b}
   - id: write
     targets: web
-    command: 'echo "{{ range $k := list "w" "g" "b" "early" }}{{ $r := index $.registered $k }}{{ $k }}={{ $r.skipped }}/{{ $r.changed }} {{ end }}" > $H/seen; test ! -e $H/break'
+    command: 'echo "w={{ .registered.w.skipped }}/{{ .registered.w.changed }} g={{ .registered.g.skipped }}/{{ .registered.g.changed }} b={{ .registered.b.skipped }}/{{ .registered.b.changed }} early={{ .registered.early.skipped }}/{{ .registered.early.changed }}" > $H/seen; test ! -e $H/break'
 `, "h1")
 	seen := func() string {
 		b, _ := os.ReadFile(filepath.Join(f.hostDir("h1"), "seen"))

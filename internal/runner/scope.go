@@ -35,14 +35,21 @@ func (l scopeLayer) with(params map[string]any, defaults, vars map[string]any) s
 	return n
 }
 
-// enter is the layer inside block s: its params, role defaults and vars on
-// top of l, and its delegate_to for the steps in it.
-func (l scopeLayer) enter(s *plan.Step) scopeLayer {
-	n := l.with(s.Params, s.Defaults, s.Vars)
+// enter is the layer inside block s: a sub-plan's params (rendered with
+// l's params, as targets are: see plan.TargetsData), role defaults and
+// vars on top of l, and its delegate_to for the steps in it.
+func (r *run) enter(l scopeLayer, s *plan.Step) (scopeLayer, error) {
+	params, err := s.SubParams(func(text string) (string, error) {
+		return render.String(text, plan.TargetsData(l.params))
+	})
+	if err != nil {
+		return l, fmt.Errorf("step %s: %w", s.ID, err)
+	}
+	n := l.with(params, s.Defaults, s.Vars)
 	if s.DelegateTo != "" {
 		n.delegate = s.DelegateTo
 	}
-	return n
+	return n, nil
 }
 
 // data builds one host's template scope:

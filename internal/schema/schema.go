@@ -158,6 +158,10 @@ func controlForm(v plan.Vocab, form string) (map[string]any, error) {
 		return obj{"type": "string", "pattern": v.RegisterPattern}, nil
 	case "selector":
 		return obj{"anyOf": []any{obj{"type": "string", "minLength": 1}, obj{"type": "array", "items": obj{"type": "string"}}}}, nil
+	case "targets": // a selector, or exactly one host by name
+		host := obj{"type": "object", "properties": obj{"host": obj{"type": "string", "minLength": 1}},
+			"required": []string{"host"}, "additionalProperties": false}
+		return obj{"anyOf": []any{obj{"type": "string", "minLength": 1}, obj{"type": "array", "items": obj{"type": "string"}}, host}}, nil
 	case "condition":
 		return obj{"type": []string{"string", "boolean"}}, nil
 	case "count":

@@ -90,14 +90,16 @@ func TestSchemasRejectWhatTheDecodersReject(t *testing.T) {
 	}{
 		{"plan", "steps: [{id: a, command: uptime, serial: '25%', timeout: 5m, targets: [web, db]}]", true},
 		{"plan", "params: {v: {type: string, required: true}}\nsteps: [{id: a, puppet_code: {remote: r, basedir: b, environment: production}}]", true},
-		{"plan", "steps: [{id: a, command: uptime, seriall: 2}]", false},              // misspelt control
-		{"plan", "steps: [{id: a, command: {cmdd: uptime}}]", false},                  // unknown action field
-		{"plan", "steps: [{id: a, command: uptime, message: hi}]", false},             // two actions
-		{"plan", "steps: [{id: a, name: nothing to do}]", false},                      // no action
-		{"plan", "steps: [{id: Bad_Id, command: uptime}]", false},                     // id not kebab-case
-		{"plan", "steps: [{id: a, retries: 2, steps: [{id: b, command: x}]}]", false}, // action-only control on a block
-		{"plan", "steps: [{id: a, command: x, timeout: soon}]", false},                // not a duration
-		{"plan", "params: {v: {type: float}}\nsteps: [{id: a, command: x}]", false},   // unknown param type
+		{"plan", "steps: [{id: a, command: uptime, seriall: 2}]", false},                                                                     // misspelt control
+		{"plan", "steps: [{id: a, command: {cmdd: uptime}}]", false},                                                                         // unknown action field
+		{"plan", "steps: [{id: a, command: uptime, message: hi}]", false},                                                                    // two actions
+		{"plan", "steps: [{id: a, name: nothing to do}]", false},                                                                             // no action
+		{"plan", "steps: [{id: Bad_Id, command: uptime}]", false},                                                                            // id not kebab-case
+		{"plan", "steps: [{id: a, retries: 2, steps: [{id: b, command: x}]}]", false},                                                        // action-only control on a block
+		{"plan", "steps: [{id: a, command: x, timeout: soon}]", false},                                                                       // not a duration
+		{"plan", "params: {v: {type: float}}\nsteps: [{id: a, command: x}]", false},                                                          // unknown param type
+		{"plan", "params: {c: {type: certname}, s: {type: serial}}\nsteps: [{id: a, command: x, targets: {host: '{{ .params.c }}'}}]", true}, // typed strings, one host by name
+		{"plan", "steps: [{id: a, command: x, targets: {hots: a}}]", false},                                                                  // {host: NAME} only
 		{"plan", "name: x", false},                                                             // no steps
 		{"plan", "steps: [{id: a, puppet_code: 'remote'}]", false},                             // no shorthand for puppet_code
 		{"role", "vars: {heap: 2g}\nsteps: [{id: a, role: other}]", true},                      // roles have vars
