@@ -11,7 +11,7 @@ race_pkgs := "./internal/report ./internal/runner"
 
 # build the troupe binary into bin/
 build:
-    go build -trimpath -ldflags "-X github.com/troupe/troupe/internal/cli.Version=$(git describe --always --dirty 2>/dev/null || echo dev)" -o {{bin}} ./cmd/troupe
+    go build -trimpath -ldflags "-X github.com/troupe/troupe/internal/buildinfo.Version=$(git describe --tags --always --dirty 2>/dev/null || echo dev)" -o {{bin}} ./cmd/troupe
 
 # install what the tests need from Debian (openssh-server, sudo, debootstrap, …)
 deps:
