@@ -110,14 +110,14 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		outputs = append(outputs, bin, debFile)
 		for _, f := range []string{bin, debFile} {
 			if st, err := os.Stat(f); err == nil {
-				fmt.Fprintf(o.Log, "%-40s %6.1f MiB\n", filepath.Base(f), float64(st.Size())/(1<<20))
+				fmt.Fprintf(o.Log, "%-60s %5.1f MiB\n", filepath.Base(f), float64(st.Size())/(1<<20))
 			}
 		}
 	}
 	if err := writeSums(r.Sums, outputs); err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(o.Log, "%-40s (sha256sum -c)\n", "SHA256SUMS")
+	fmt.Fprintf(o.Log, "%-60s (sha256sum -c)\n", "SHA256SUMS")
 	return r, nil
 }
 
