@@ -11,7 +11,11 @@ race_pkgs := "./internal/report ./internal/runner"
 
 # build the troupe binary into bin/
 build:
-    go build -trimpath -ldflags "-X github.com/troupe/troupe/internal/cli.Version=$(git describe --always --dirty 2>/dev/null || echo dev)" -o {{bin}} ./cmd/troupe
+    go build -trimpath -ldflags "-X github.com/troupe/troupe/internal/buildinfo.Version=$(git describe --tags --always --dirty 2>/dev/null || echo dev)" -o {{bin}} ./cmd/troupe
+
+# release artefacts in dist/: static binaries and .debs (linux amd64, arm64), SHA256SUMS
+release:
+    go run ./cmd/troupe-release -out dist
 
 # install what the tests need from Debian (openssh-server, sudo, debootstrap, …)
 deps:

@@ -10,20 +10,12 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/troupe/troupe/internal/cli"
-	"github.com/troupe/troupe/internal/lab"
 )
 
 func main() {
-	// The lab's package and git server is this same binary, re-executed in
-	// the background by `troupe lab up`; it never returns from here.
-	lab.MaybeServe()
-
 	var c cli.CLI
-	ctx := kong.Parse(&c,
-		kong.Name("troupe"),
-		kong.Description("Run YAML plans over SSH to build and operate a load-balanced Puppet site."),
+	ctx := kong.Parse(&c, append(cli.KongOptions(),
 		kong.UsageOnError(),
-		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
 		// kong exits 80 on a usage error; troupe's code for bad input is 2
 		kong.Exit(func(code int) {
 			if code == 80 {
@@ -31,7 +23,7 @@ func main() {
 			}
 			os.Exit(code)
 		}),
-	)
+	)...)
 	err := ctx.Run(&c.Globals)
 	if err == nil {
 		return

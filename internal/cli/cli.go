@@ -7,9 +7,6 @@ import (
 	"path/filepath"
 )
 
-// Version is set at build time (-ldflags "-X .../internal/cli.Version=...").
-var Version = "dev"
-
 // CLI is the command tree.
 type CLI struct {
 	Globals
@@ -22,7 +19,7 @@ type CLI struct {
 	Schema     SchemaCmd     `cmd:"" help:"Print the JSON Schema of plan, role or inventory files."`
 	Completion CompletionCmd `cmd:"" help:"Print a shell completion script (bash, zsh or fish)."`
 	Lab        LabCmd        `cmd:"" help:"A real multi-host Puppet site on this machine (Linux, root)."`
-	Version    VersionCmd    `cmd:"" help:"Print troupe's version."`
+	Version    VersionCmd    `cmd:"" help:"Print troupe's version, commit, Go version and platform."`
 }
 
 // Globals are flags every command takes.
@@ -43,14 +40,6 @@ func (g *Globals) stateDir() string {
 		return filepath.Join(home, ".local", "state", "troupe")
 	}
 	return filepath.Join(os.TempDir(), "troupe-state")
-}
-
-// VersionCmd prints the version.
-type VersionCmd struct{}
-
-func (VersionCmd) Run() error {
-	_, err := os.Stdout.WriteString("troupe " + Version + "\n")
-	return err
 }
 
 // ExitError carries a process exit code up to main.

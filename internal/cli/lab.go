@@ -20,6 +20,8 @@ type LabCmd struct {
 	Down   LabDownCmd   `cmd:"" help:"Stop every lab host and remove everything it left (cache kept)."`
 	Status LabStatusCmd `cmd:"" help:"Each host, its address, what runs on it and its memory."`
 	SSH    LabSSHCmd    `cmd:"" name:"ssh" help:"Open a root shell (or run CMD) on a lab host."`
+
+	ServeFiles LabServeFilesCmd `cmd:"" name:"serve-files" hidden:"" help:"The lab's HTTP file server (started by lab up)."`
 }
 
 type labFlags struct {
@@ -94,6 +96,15 @@ func (c LabStatusCmd) Run() error {
 	}
 	return w.Flush()
 }
+
+// LabServeFilesCmd is the lab's detached HTTP file server: `lab up`
+// re-executes troupe with lab.ServeArgs. Hidden: nobody types it.
+type LabServeFilesCmd struct {
+	Dir  string `arg:"" help:"Directory to serve."`
+	Addr string `arg:"" help:"Address to listen on (host:port)."`
+}
+
+func (c LabServeFilesCmd) Run() error { return lab.Serve(c.Dir, c.Addr) }
 
 type LabSSHCmd struct {
 	labFlags

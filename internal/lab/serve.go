@@ -7,37 +7,42 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 )
 
-// Environment of the detached HTTP server process (see MaybeServe).
-const (
-	envServeDir  = "TROUPE_LAB_SERVE_DIR"
-	envServeAddr = "TROUPE_LAB_SERVE_ADDR"
-)
+// The lab's HTTP file server (the Debian package mirror and the control
+// repository for the hosts) is a detached process that outlives `troupe lab
+// up`: the running binary re-executed as `<exe> lab serve-files DIR ADDR`.
+// In troupe that is a hidden kong command (cli.LabServeFilesCmd); a test
+// binary, which has no command tree, answers it from TestMain (MaybeServe).
 
-// MaybeServe turns this process into the lab's HTTP file server when
-// TROUPE_LAB_SERVE_DIR and TROUPE_LAB_SERVE_ADDR are set, and then never
-// returns. Otherwise it returns at once. Call it first thing in main (and in
-// TestMain): Up re-executes os.Executable() with those variables to get a
-// server that outlives the `troupe lab up` process.
+// ServeArgs are the arguments that make the running executable the server.
+func ServeArgs(dir, addr string) []string { return []string{"lab", "serve-files", dir, addr} }
+
+// MaybeServe is for test binaries that start labs: called first in TestMain,
+// it serves (and never returns) when the binary was started with ServeArgs.
+// Otherwise it returns at once. troupe itself parses its arguments with kong.
 func MaybeServe() {
-	dir, addr := os.Getenv(envServeDir), os.Getenv(envServeAddr)
-	if dir == "" || addr == "" {
-		return
+	if a := os.Args[1:]; len(a) == 4 && a[0] == "lab" && a[1] == "serve-files" {
+		err := Serve(a[2], a[3])
+		fmt.Fprintf(os.Stderr, "troupe lab server: %v\n", err)
+		os.Exit(1)
 	}
+}
+
+// Serve serves dir over HTTP on addr until it fails.
+func Serve(dir, addr string) error {
 	srv := &http.Server{
 		Addr:              addr,
 		Handler:           logRequests(http.FileServer(http.Dir(dir))),
 		ReadHeaderTimeout: 30 * time.Second,
 	}
 	fmt.Fprintf(os.Stderr, "%s troupe lab: serving %s on http://%s/\n", time.Now().Format(time.RFC3339), dir, addr)
-	err := srv.ListenAndServe()
-	fmt.Fprintf(os.Stderr, "troupe lab server: %v\n", err)
-	os.Exit(1)
+	return srv.ListenAndServe()
 }
 
 func logRequests(h http.Handler) http.Handler {
@@ -71,8 +76,7 @@ func startServer(workDir, addr, probePath string) error {
 		return err
 	}
 	defer logFile.Close()
-	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), envServeDir+"="+wwwDir(workDir), envServeAddr+"="+addr)
+	cmd := exec.Command(exe, ServeArgs(wwwDir(workDir), addr)...)
 	cmd.Dir = "/"
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -101,14 +105,23 @@ func startServer(workDir, addr, probePath string) error {
 	return fmt.Errorf("lab HTTP server did not answer on %s: %s", url, tail(filepath.Join(workDir, "server.log"), 5))
 }
 
-// isOurServer: pid is a lab server for this WorkDir (checked in its environment).
+// isOurServer: pid is a lab server for this WorkDir (checked in its command
+// line, or in its environment for a server started by a troupe from before
+// the serve-files command, which set TROUPE_LAB_SERVE_DIR instead).
 func isOurServer(pid int, workDir string) bool {
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil {
+		args := strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
+		want := ServeArgs(wwwDir(workDir), "")[:3]
+		if len(args) == 5 && slices.Equal(args[1:4], want) {
+			return true
+		}
+	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
 	if err != nil {
 		return false
 	}
 	for _, kv := range strings.Split(string(b), "\x00") {
-		if kv == envServeDir+"="+wwwDir(workDir) {
+		if kv == "TROUPE_LAB_SERVE_DIR="+wwwDir(workDir) {
 			return true
 		}
 	}
