@@ -183,6 +183,15 @@ func TestLockWaitIsBounded(t *testing.T) {
 		t.Errorf("%+v", d)
 	}
 
+	// with LockWait negative, a lock refusal fails at once
+	rec3 := &recorder{fail: lockedTimes(1)}
+	h3 := start(t, rec3, Config{clock: newFakeClock(), LockWait: -1})
+	h3.post(t, headers("gitea", "push", body, testSecret), body)
+	if st := h3.waitDeploys(t, 1); st.Deploys[0].Result != "failed" || st.Deploys[0].Tries != 0 ||
+		!strings.HasPrefix(st.Deploys[0].Error, "masked: another run holds the lock") || len(rec3.calls()) != 1 {
+		t.Errorf("no lock wait: %+v", st.Deploys[0])
+	}
+
 	// positive control: without a lock error the same deploy is not retried
 	rec2 := &recorder{started: make(chan string, 10), fail: func(string) error { return context.DeadlineExceeded }}
 	h2 := start(t, rec2, Config{clock: newFakeClock()})

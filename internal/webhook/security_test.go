@@ -144,7 +144,10 @@ func TestPushesAreValidated(t *testing.T) {
 	if got := h.rec.calls(); len(got) != 2 || got[0] != strings.Repeat("b", 244) || got[1] != "feature_ntp_2" {
 		t.Errorf("deploys %.60q", got)
 	}
-	for _, line := range h.log.lines {
+	h.log.mu.Lock()
+	lines := append([]string(nil), h.log.lines...)
+	h.log.mu.Unlock()
+	for _, line := range lines {
 		if len(line) > 400 || strings.ContainsAny(line, "\n\x1b") {
 			t.Errorf("log line %.100q (%d bytes)", line, len(line))
 		}

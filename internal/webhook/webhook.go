@@ -2,8 +2,19 @@
 // Forgejo and deploys the pushed branch's environment, one deploy at a time.
 // Pushes that arrive while a deploy runs are coalesced per environment into
 // a bounded queue, so a burst of pushes costs one more deploy, not one each.
-// What a deploy does is a function the caller injects (the production wiring
-// in package cli runs the deploy-code plan through the runner).
+// A deploy refused because another run holds the hosts' locks waits and
+// tries again (bounded by Config.LockWait), and a newer push to its branch
+// replaces it meanwhile. What a deploy does is a function the caller
+// injects (the production wiring in package cli runs the deploy-code plan
+// through the runner).
+//
+// What comes in is held to little trust even when signed: a delivery id
+// seen before, or the commit an environment's newest deploy is already for,
+// queues nothing (replays); a ref must be a git ref name of at most 255
+// bytes whose environment Puppet accepts, and "after" a commit id; every
+// value from a request or a host is quoted in the log, so a line cannot be
+// forged; GET /status shows errors, servers and lock holders only to
+// loopback or to a bearer of the secret.
 package webhook
 
 import (
@@ -449,7 +460,7 @@ func (s *Server) run(ctx context.Context, r *Record) {
 	r.End, r.Servers, r.Result, r.Holder = now, servers, "ok", ""
 	if err != nil {
 		r.Result, r.Error = "failed", err.Error()
-		if held != nil {
+		if held != nil && r.Tries > 0 {
 			r.Error = fmt.Sprintf("another run still held the lock after %s (%d tries): %s", s.cfg.LockWait, r.Tries, err)
 		}
 	}
@@ -463,11 +474,14 @@ func (s *Server) run(ctx context.Context, r *Record) {
 // for its environment queued a deploy meanwhile (which replaces it).
 // s.mu is held.
 func (s *Server) waitForLock(r *Record, held LockHolder, now time.Time) bool {
+	if s.cfg.LockWait < 0 {
+		return false
+	}
 	if r.Tries == 0 {
 		r.waitSince = now
 	}
 	r.Tries++
-	if s.cfg.LockWait < 0 || now.Sub(r.waitSince) >= s.cfg.LockWait {
+	if now.Sub(r.waitSince) >= s.cfg.LockWait {
 		return false
 	}
 	for _, q := range s.queue {
