@@ -138,7 +138,7 @@ steps:
 	}
 	waitFor := func(what string, ok func(map[string]any) bool) map[string]any {
 		t.Helper()
-		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) { // a loaded machine: each try connects and takes the lock
 			if st, up := status(); up && ok(st) {
 				return st
 			}

@@ -65,7 +65,7 @@ func (c *fakeClock) wait(t *testing.T) time.Duration {
 	select {
 	case d := <-c.waits:
 		return d
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("the worker did not wait for a retry")
 		return 0
 	}

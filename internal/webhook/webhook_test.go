@@ -202,7 +202,7 @@ func (h *harness) status(t *testing.T) Status {
 // waitDeploys polls /status until n deploys have finished.
 func (h *harness) waitDeploys(t *testing.T, n int) Status {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		st := h.status(t)
 		if len(st.Deploys) >= n {
@@ -465,7 +465,7 @@ func TestShutdownLetsTheRunningDeployFinish(t *testing.T) {
 		if err := <-result; err != nil {
 			t.Fatal(err)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("Serve did not return after the deploy finished")
 	}
 	if got := rec.calls(); len(got) != 1 {
@@ -480,10 +480,10 @@ func TestShutdownLetsTheRunningDeployFinish(t *testing.T) {
 	}
 }
 
-// waitFor polls cond until it holds (5 seconds at most).
+// waitFor polls cond until it holds (30 seconds at most: a loaded machine).
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
