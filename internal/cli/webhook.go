@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/troupe/troupe/internal/report"
 	"github.com/troupe/troupe/internal/runner"
@@ -25,17 +26,19 @@ type WebhookCmd struct {
 
 // WebhookServeCmd runs the deploy plan for each pushed branch's environment.
 type WebhookServeCmd struct {
-	Listen      string   `default:":8088" help:"Address to listen on." placeholder:"HOST:PORT"`
-	TLSCert     string   `name:"tls-cert" help:"Serve HTTPS with this certificate (PEM; with --tls-key)." placeholder:"FILE"`
-	TLSKey      string   `name:"tls-key" help:"The certificate's private key (PEM)." placeholder:"FILE"`
-	SecretEnv   string   `default:"TROUPE_WEBHOOK_SECRET" help:"Environment variable holding the shared secret (the forge's webhook secret or GitLab token); never on the command line." placeholder:"NAME"`
-	Branch      []string `help:"Only these branches deploy (repeatable; globs like release/*). Default: every branch." placeholder:"GLOB"`
-	Inventory   string   `short:"i" help:"Inventory file ($TROUPE_INVENTORY, default inventory/hosts.yaml)." placeholder:"FILE"`
-	Plan        string   `default:"deploy-code" help:"The deploy plan; it must take an environment param."`
-	CommitsStep string   `default:"servers/code" help:"The plan's puppet_code step, whose per-server commits /status shows." placeholder:"STEP-ID"`
-	Queue       int      `default:"8" help:"Environments that may wait for a deploy; more pushes get 429."`
-	MaxBody     int64    `default:"1048576" help:"Largest request body in bytes; larger gets 413." placeholder:"BYTES"`
-	Concurrency int      `short:"c" default:"100" help:"Hosts worked on in parallel during a deploy."`
+	Listen         string        `default:"127.0.0.1:8088" help:"Address to listen on. Other than loopback, it takes --tls-cert and --tls-key (or --insecure-listen)." placeholder:"HOST:PORT"`
+	TLSCert        string        `name:"tls-cert" help:"Serve HTTPS with this certificate (PEM; with --tls-key)." placeholder:"FILE"`
+	TLSKey         string        `name:"tls-key" help:"The certificate's private key (PEM)." placeholder:"FILE"`
+	InsecureListen bool          `help:"Serve plain HTTP on an address other than loopback: pushes, and GitLab's token (the shared secret), cross the network in clear."`
+	SecretEnv      string        `default:"TROUPE_WEBHOOK_SECRET" help:"Environment variable holding the shared secret (the forge's webhook secret or GitLab token, at least 16 bytes); never on the command line." placeholder:"NAME"`
+	LockWait       time.Duration `default:"30m" help:"How long a deploy refused because another run holds the hosts' locks keeps trying again (0: not at all)." placeholder:"DURATION"`
+	Branch         []string      `help:"Only these branches deploy (repeatable; globs like release/*). Default: every branch." placeholder:"GLOB"`
+	Inventory      string        `short:"i" help:"Inventory file ($TROUPE_INVENTORY, default inventory/hosts.yaml)." placeholder:"FILE"`
+	Plan           string        `default:"deploy-code" help:"The deploy plan; it must take an environment param."`
+	CommitsStep    string        `default:"servers/code" help:"The plan's puppet_code step, whose per-server commits /status shows." placeholder:"STEP-ID"`
+	Queue          int           `default:"8" help:"Environments that may wait for a deploy; more pushes get 429."`
+	MaxBody        int64         `default:"1048576" help:"Largest request body in bytes; larger gets 413." placeholder:"BYTES"`
+	Concurrency    int           `short:"c" default:"100" help:"Hosts worked on in parallel during a deploy."`
 }
 
 func (c *WebhookServeCmd) Run(g *Globals) error {
@@ -44,8 +47,28 @@ func (c *WebhookServeCmd) Run(g *Globals) error {
 	if secretValue == "" {
 		return invalid(fmt.Errorf("webhook: $%s is empty or not set; refusing to start without a secret", c.SecretEnv))
 	}
+	if len(secretValue) < webhook.MinSecret {
+		return invalid(fmt.Errorf("webhook: $%s is %d bytes; a secret must be at least %d (e.g. openssl rand -hex 24)", c.SecretEnv, len(secretValue), webhook.MinSecret))
+	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return invalid(errors.New("webhook: --tls-cert and --tls-key go together"))
+	}
+	if c.LockWait < 0 {
+		return invalid(errors.New("webhook: --lock-wait must not be negative"))
+	}
+	logger := log.New(os.Stderr, "", log.LstdFlags)
+	if c.TLSCert == "" {
+		local, err := loopback(c.Listen)
+		switch {
+		case err != nil:
+			return invalid(fmt.Errorf("webhook: --listen %q: %w", c.Listen, err))
+		case !local && !c.InsecureListen:
+			return invalid(fmt.Errorf("webhook: --listen %s is not a loopback address; refusing plain HTTP there: give --tls-cert and --tls-key, "+
+				"or listen on 127.0.0.1 behind a TLS proxy, or accept the risk with --insecure-listen", c.Listen))
+		case !local:
+			logger.Printf("WARNING: --insecure-listen: plain HTTP on %s: anyone on the path can read the pushes, and GitLab's token, "+
+				"which is the shared secret and so the signing key of GitHub, Gitea and Forgejo pushes too, crosses it in clear", c.Listen)
+		}
 	}
 	if c.Inventory == "" {
 		c.Inventory = defaultInventory()
@@ -62,15 +85,22 @@ func (c *WebhookServeCmd) Run(g *Globals) error {
 	if err := resolveSecrets(inv, &secret.Redactor{}, false); err != nil {
 		return invalid(fmt.Errorf("webhook: %w", err))
 	}
-	logger := log.New(os.Stderr, "", log.LstdFlags)
+	lockWait := c.LockWait
+	if lockWait == 0 {
+		lockWait = -1 // webhook.Config's "never"
+	}
 	srv, err := webhook.New(webhook.Config{Secret: []byte(secretValue), Deploy: c.deploy(g), Branches: c.Branch,
-		Queue: c.Queue, MaxBody: c.MaxBody, Logf: logger.Printf})
+		Queue: c.Queue, MaxBody: c.MaxBody, LockWait: lockWait, Logf: logger.Printf})
 	if err != nil {
 		return invalid(err)
 	}
 	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {
 		return fmt.Errorf("webhook: %w", err)
+	}
+	if a, ok := ln.Addr().(*net.TCPAddr); ok && c.TLSCert == "" && !c.InsecureListen && !a.IP.IsLoopback() {
+		ln.Close() // a name that resolved to another address
+		return invalid(fmt.Errorf("webhook: --listen %s listens on %s, not loopback; give --tls-cert and --tls-key, or --insecure-listen", c.Listen, a))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -103,11 +133,46 @@ func (c *WebhookServeCmd) deploy(g *Globals) webhook.Deploy {
 		commits := &commitReporter{step: c.CommitsStep, env: env, servers: map[string]string{}}
 		_, err = r.run(ctx, runner.Options{Concurrency: c.Concurrency}, func(*secret.Redactor, string) report.Reporter { return commits })
 		if err != nil {
-			// the message is masked, so it is rebuilt rather than wrapped
-			return commits.result(), errors.New(r.red.String(err.Error()) + " (debug log: " + r.logPath + ")")
+			// the message is masked, so it is rebuilt rather than wrapped; a
+			// lock's holder stays findable, so the webhook waits for it
+			derr := &deployError{msg: r.red.String(err.Error()) + " (debug log: " + r.logPath + ")"}
+			if held := (*runner.LockHeldError)(nil); errors.As(err, &held) {
+				derr.held = &runner.LockHeldError{Holder: r.red.String(held.Holder), Age: held.Age, Path: held.Path}
+			}
+			return commits.result(), derr
 		}
 		return commits.result(), nil
 	}
+}
+
+// deployError is a deploy's masked error; it unwraps to the (masked)
+// refusal of another run's lock when that is what stopped it.
+type deployError struct {
+	msg  string
+	held *runner.LockHeldError
+}
+
+func (e *deployError) Error() string { return e.msg }
+
+func (e *deployError) Unwrap() error {
+	if e.held == nil {
+		return nil
+	}
+	return e.held
+}
+
+// loopback says whether a HOST:PORT listens on loopback only: localhost or
+// a loopback IP (an empty host is every interface).
+func loopback(listen string) (bool, error) {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false, err
+	}
+	if host == "localhost" {
+		return true, nil
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback(), nil
 }
 
 // commitReporter picks each server's deployed commit for env out of the

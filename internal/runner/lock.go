@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/user"
@@ -79,6 +80,7 @@ func acquireLocks(ctx context.Context, p *pool, hosts []*inventory.Host, planNam
 	l := &locks{conns: map[string]transport.Conn{}, paths: map[string]string{}, files: map[string]transport.FileOps{}, token: token, times: times, stop: make(chan struct{})}
 	var mu sync.Mutex
 	var refusals []string
+	var held []error // the refusals that are another run's lock
 	var wg sync.WaitGroup
 	for _, h := range hosts {
 		c, err := p.get(ctx, h)
@@ -94,6 +96,9 @@ func acquireLocks(ctx context.Context, p *pool, hosts []*inventory.Host, planNam
 			defer mu.Unlock()
 			if err != nil {
 				refusals = append(refusals, fmt.Sprintf("  %s: %v", labelOf(label, name), err))
+				if h := (*LockHeldError)(nil); errors.As(err, &h) {
+					held = append(held, h)
+				}
 				return
 			}
 			l.conns[name] = c
@@ -106,13 +111,40 @@ func acquireLocks(ctx context.Context, p *pool, hosts []*inventory.Host, planNam
 	wg.Wait()
 	if len(refusals) > 0 {
 		l.release()
-		return nil, fmt.Errorf("another run holds the lock on %d host(s); nothing was changed:\n%s\n(if that run is dead, its lock expires %s after its last heartbeat)",
-			len(refusals), strings.Join(refusals, "\n"), times.stale())
+		return nil, &lockRefusal{held: held, msg: fmt.Sprintf("another run holds the lock on %d host(s); nothing was changed:\n%s\n(if that run is dead, its lock expires %s after its last heartbeat)",
+			len(refusals), strings.Join(refusals, "\n"), times.stale())}
 	}
 	l.wg.Add(1)
 	go l.heartbeat()
 	return l, nil
 }
+
+// LockHeldError is one host's lock refused because another run holds it.
+// A run refused so changed nothing; errors.As finds it in Run's error, so a
+// caller may wait and try again (the webhook does).
+type LockHeldError struct {
+	Holder string        // the holder's owner text: "troupe run PLAN by USER@MACHINE pid N since TIME"
+	Age    time.Duration // since the holder's last heartbeat
+	Path   string        // the lock directory on the host
+}
+
+func (e *LockHeldError) Error() string {
+	return fmt.Sprintf("locked by %q (heartbeat %ds ago; lock %s)", e.Holder, int(e.Age.Seconds()), e.Path)
+}
+
+// LockHolder names the holder; packages that must not import runner match
+// it with errors.As on an interface{ LockHolder() string }.
+func (e *LockHeldError) LockHolder() string { return e.Holder }
+
+// lockRefusal is acquireLocks' refusal: its text names every refusing host,
+// and it unwraps to the LockHeldErrors among them.
+type lockRefusal struct {
+	msg  string
+	held []error
+}
+
+func (e *lockRefusal) Error() string   { return e.msg }
+func (e *lockRefusal) Unwrap() []error { return e.held }
 
 // lockScript takes the lock: it prints "ok" and the lock's path on the next
 // line when taken, "held AGE", the path and the holder's owner text when
@@ -177,7 +209,7 @@ func lockShell(ctx context.Context, c transport.Conn, path, token string, stale 
 	}
 	if age, ok := strings.CutPrefix(lines[0], "held "); ok {
 		secs, _ := strconv.Atoi(age)
-		return "", fmt.Errorf("locked by %q (heartbeat %ds ago; lock %s)", lines[2], secs, lines[1])
+		return "", &LockHeldError{Holder: lines[2], Age: time.Duration(secs) * time.Second, Path: lines[1]}
 	}
 	if rest, ok := strings.CutPrefix(out, "unsafe "); ok {
 		return "", fmt.Errorf("refusing the lock: %s", rest)

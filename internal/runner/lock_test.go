@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -81,6 +82,9 @@ steps:
 	_, err = run("root", planted)
 	if err == nil || !strings.Contains(err.Error(), "refusing the lock") || !strings.Contains(err.Error(), "writable by others") {
 		t.Errorf("a lock in a world-writable directory must be refused, got %v", err)
+	}
+	if held := (*LockHeldError)(nil); errors.As(err, &held) {
+		t.Errorf("an unsafe lock is not held by another run (nothing to wait for): %v", held)
 	}
 	if b, _ := os.ReadFile(victim); string(b) != "precious\n" {
 		t.Errorf("the file behind the planted symlink was written: %q", b)

@@ -104,7 +104,7 @@ func lockFiles(fo transport.FileOps, l, token string, stale time.Duration) (lock
 	}
 	holder, _ := fo.ReadFile(l+"/owner", 300)
 	holder = bytes.ReplaceAll(holder, []byte("\n"), nil)
-	return "", true, fmt.Errorf("locked by %q (heartbeat %ds ago; lock %s)", holder, int(age.Seconds()), l)
+	return "", true, &LockHeldError{Holder: string(holder), Age: age.Truncate(time.Second), Path: l}
 }
 
 // lockAge is the time since the lock's owner file (or the lock) was last

@@ -154,6 +154,11 @@ steps:
 		!strings.Contains(err.Error(), "nothing was changed") {
 		t.Fatalf("want a lock refusal naming lb1, its step and its holder, got %v", err)
 	}
+	// typed, so a caller can wait for the holder (the webhook does)
+	var held *LockHeldError
+	if !errors.As(err, &held) || held.Holder != "troupe run other by alice@laptop" || held.LockHolder() != held.Holder {
+		t.Errorf("want a *LockHeldError naming the holder in %T %v", err, err)
+	}
 	if exists(filepath.Join(f.hostDir("h1"), "first")) || len(rec.results()) != 0 {
 		t.Errorf("a step ran although a peer was locked: %v", rec.results())
 	}

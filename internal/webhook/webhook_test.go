@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/hmac"
+	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -58,6 +59,17 @@ func headers(forge, event string, body []byte, secret string) http.Header {
 	return h
 }
 
+// commitOf is a made-up commit id for a label.
+func commitOf(label string) string {
+	sum := sha1.Sum([]byte(label))
+	return hex.EncodeToString(sum[:])
+}
+
+// pushBody is a minimal push of branch to the commit labelled label.
+func pushBody(branch, label string) []byte {
+	return []byte(`{"ref": "refs/heads/` + branch + `", "after": "` + commitOf(label) + `"}`)
+}
+
 var pushEvent = map[string]string{"github": "push", "gitlab": "Push Hook", "gitea": "push", "forgejo": "push"}
 
 // recorder is an injected deploy that counts its calls; gate, when set,
@@ -65,6 +77,7 @@ var pushEvent = map[string]string{"github": "push", "gitlab": "Push Hook", "gite
 type recorder struct {
 	mu      sync.Mutex
 	envs    []string
+	done    int // deploys that returned
 	started chan string
 	gate    chan struct{}
 	fail    func(env string) error
@@ -80,12 +93,24 @@ func (r *recorder) deploy(_ context.Context, env string) (map[string]string, err
 	if r.gate != nil {
 		<-r.gate
 	}
+	defer func() {
+		r.mu.Lock()
+		r.done++
+		r.mu.Unlock()
+	}()
 	if r.fail != nil {
 		if err := r.fail(env); err != nil {
 			return nil, err
 		}
 	}
 	return map[string]string{"ca01": "c0ffee" + env, "compile01": "c0ffee" + env}, nil
+}
+
+// finished says whether every deploy that started has returned.
+func (r *recorder) finished() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.done == len(r.envs)
 }
 
 func (r *recorder) calls() []string {
@@ -177,7 +202,7 @@ func (h *harness) status(t *testing.T) Status {
 // waitDeploys polls /status until n deploys have finished.
 func (h *harness) waitDeploys(t *testing.T, n int) Status {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		st := h.status(t)
 		if len(st.Deploys) >= n {
@@ -249,9 +274,15 @@ func TestBadSignaturesRunNothing(t *testing.T) {
 			}
 		}
 	}
-	time.Sleep(50 * time.Millisecond) // a wrongly queued deploy would have started by now
-	if got := h.rec.calls(); len(got) != 0 {
-		t.Errorf("deploys ran: %v", got)
+	// a control push, queued behind anything the refusals had queued: once
+	// it is done, whatever they queued has run before it
+	body := pushBody("control", "c1")
+	if code, out := h.post(t, headers("github", "push", body, testSecret), body); code != http.StatusAccepted {
+		t.Fatalf("control push: %d %v", code, out)
+	}
+	h.waitDeploys(t, 1)
+	if got := h.rec.calls(); len(got) != 1 || got[0] != "control" {
+		t.Errorf("deploys ran: %v, want only the control's", got)
 	}
 	logs := h.log.String()
 	if strings.Count(logs, ": 401 ") != 15 || strings.Contains(logs, "ntp") || strings.Contains(logs, "control-repo") {
@@ -269,7 +300,7 @@ func TestOversizedAndMalformedBodies(t *testing.T) {
 	if code, out := h.post(t, headers("github", "push", big, testSecret), big); code != http.StatusRequestEntityTooLarge {
 		t.Errorf("1 MiB+ body: %d %v", code, out)
 	}
-	for _, body := range []string{`{"ref": "refs/heads/production",`, `["a list"]`, `{"after": "abc"}`} {
+	for _, body := range []string{`{"ref": "refs/heads/production",`, `["a list"]`, `{"after": "` + commitOf("x") + `"}`} {
 		if code, out := h.post(t, headers("gitea", "push", []byte(body), testSecret), []byte(body)); code != http.StatusBadRequest {
 			t.Errorf("%s: %d %v", body, code, out)
 		}
@@ -295,7 +326,7 @@ func TestWhatDoesNotDeploy(t *testing.T) {
 			t.Errorf("%s: %d %v", tc.file, code, out)
 		}
 	}
-	body := []byte(`{"ref": "refs/heads/release/2026.12", "after": "abc"}`)
+	body := pushBody("release/2026.12", "r1")
 	if code, out := h.post(t, headers("github", "push", body, testSecret), body); code != http.StatusAccepted || out["environment"] != "release_2026_12" {
 		t.Errorf("allowed by pattern: %d %v", code, out)
 	}
@@ -308,8 +339,8 @@ func TestWhatDoesNotDeploy(t *testing.T) {
 func TestBurstIsCoalescedAndBounded(t *testing.T) {
 	rec := &recorder{started: make(chan string, 10), gate: make(chan struct{})}
 	h := start(t, rec, Config{Queue: 2})
-	push := func(branch, sha string) (int, map[string]string) {
-		body := []byte(`{"ref": "refs/heads/` + branch + `", "after": "` + sha + `"}`)
+	push := func(branch, label string) (int, map[string]string) {
+		body := pushBody(branch, label)
 		return h.post(t, headers("github", "push", body, testSecret), body)
 	}
 	if code, _ := push("production", "p1"); code != http.StatusAccepted {
@@ -330,7 +361,7 @@ func TestBurstIsCoalescedAndBounded(t *testing.T) {
 		t.Errorf("third environment past a queue of 2: %d %v", code, out)
 	}
 	st := h.status(t)
-	if st.Running == nil || st.Running.Commit != "p1" || len(st.Queued) != 2 || st.Queued[0].Commit != "p5" || st.Queued[0].Pushes != 4 {
+	if st.Running == nil || st.Running.Commit != commitOf("p1") || len(st.Queued) != 2 || st.Queued[0].Commit != commitOf("p5") || st.Queued[0].Pushes != 4 {
 		t.Errorf("status during the deploy: %+v", st)
 	}
 	for range 3 {
@@ -340,10 +371,10 @@ func TestBurstIsCoalescedAndBounded(t *testing.T) {
 	if got := strings.Join(rec.calls(), " "); got != "production production development" {
 		t.Errorf("deploys %q, want one more production for the four pushes", got)
 	}
-	if st.Deploys[1].Commit != "p5" || st.Deploys[1].Pushes != 4 || st.Deploys[0].Environment != "development" {
+	if st.Deploys[1].Commit != commitOf("p5") || st.Deploys[1].Pushes != 4 || st.Deploys[0].Environment != "development" {
 		t.Errorf("finished, newest first: %+v %+v", st.Deploys[0], st.Deploys[1])
 	}
-	if !strings.Contains(h.log.String(), "deploy production at p5 (github, 4 pushes): ok") {
+	if !strings.Contains(h.log.String(), "deploy production at "+commitOf("p5")[:12]+" (github, 4 pushes): ok") {
 		t.Errorf("log:\n%s", h.log)
 	}
 }
@@ -360,7 +391,7 @@ func TestFailingAndPanickingDeploysKeepServing(t *testing.T) {
 	}}
 	h := start(t, rec, Config{})
 	for _, b := range []string{"boom", "bad", "production"} {
-		body := []byte(`{"ref": "refs/heads/` + b + `", "after": "abc"}`)
+		body := pushBody(b, "a1")
 		if code, out := h.post(t, headers("gitea", "push", body, testSecret), body); code != http.StatusAccepted {
 			t.Fatalf("%s: %d %v", b, code, out)
 		}
@@ -372,6 +403,9 @@ func TestFailingAndPanickingDeploysKeepServing(t *testing.T) {
 	}
 	if strings.Join(got, " ") != "production=ok: bad=failed:run failed at step servers/code boom=failed:deploy panicked: r10k exploded" {
 		t.Errorf("%v", got)
+	}
+	if !strings.Contains(h.log.String(), `: failed in 0s: "run failed at step servers/code"`) {
+		t.Errorf("want the error quoted in the log:\n%s", h.log)
 	}
 }
 
@@ -400,46 +434,73 @@ func TestShutdownLetsTheRunningDeployFinish(t *testing.T) {
 	s, addr, served := serve(t, ctx, Config{Deploy: rec.deploy, Logf: logs.logf}, "", "")
 	h := &harness{srv: s, url: "http://" + addr, log: logs, rec: rec}
 	for _, b := range []string{"production", "development"} {
-		body := []byte(`{"ref": "refs/heads/` + b + `", "after": "abc"}`)
+		body := pushBody(b, "a1")
 		h.post(t, headers("github", "push", body, testSecret), body)
 		if b == "production" {
 			<-rec.started
 		}
 	}
+	// Serve must not return before the deploy it waits for has: whether the
+	// deploy had returned is read the moment Serve does
+	returnedEarly := make(chan bool, 1)
+	result := make(chan error, 1)
+	go func() {
+		err := <-served
+		returnedEarly <- !rec.finished()
+		result <- err
+	}()
 	cancel() // what SIGTERM does in the command
-	select {
-	case err := <-served:
-		t.Fatalf("Serve returned while a deploy ran: %v", err)
-	case <-time.After(100 * time.Millisecond):
-	}
+	waitFor(t, "the shutdown to wait for the deploy", func() bool {
+		return strings.Contains(logs.String(), "waiting for the running deploy of production")
+	})
 	if _, err := http.Get(h.url + "/status"); err == nil {
 		t.Error("still accepting requests after shutdown began")
 	}
 	close(rec.gate)
 	select {
-	case err := <-served:
-		if err != nil {
+	case early := <-returnedEarly:
+		if early {
+			t.Fatal("Serve returned while a deploy ran")
+		}
+		if err := <-result; err != nil {
 			t.Fatal(err)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("Serve did not return after the deploy finished")
 	}
 	if got := rec.calls(); len(got) != 1 {
 		t.Errorf("only the running deploy finishes; queued ones are dropped: %v", got)
 	}
 	out := logs.String()
-	for _, want := range []string{"waiting for the running deploy of production", "deploy production at abc (github, 1 push): ok", "dropped the queued deploy of development"} {
+	for _, want := range []string{"waiting for the running deploy of production", "deploy production at " + commitOf("a1")[:12] + " (github, 1 push): ok",
+		"dropped the queued deploy of development"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("log lacks %q:\n%s", want, out)
 		}
 	}
 }
 
-func TestNewRefusesAnEmptySecret(t *testing.T) {
-	if _, err := New(Config{Deploy: (&recorder{}).deploy}); err == nil {
-		t.Error("empty secret accepted")
+// waitFor polls cond until it holds (30 seconds at most: a loaded machine).
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
 	}
-	if _, err := New(Config{Secret: []byte("x"), Deploy: (&recorder{}).deploy, Branches: []string{"["}}); err == nil {
+}
+
+func TestNewRefusesAShortSecret(t *testing.T) {
+	deploy := (&recorder{}).deploy
+	for _, secret := range []string{"", "x", strings.Repeat("s", MinSecret-1)} {
+		if _, err := New(Config{Secret: []byte(secret), Deploy: deploy}); err == nil || !strings.Contains(err.Error(), "at least 16") {
+			t.Errorf("a %d-byte secret: %v", len(secret), err)
+		}
+	}
+	if _, err := New(Config{Secret: []byte(strings.Repeat("s", MinSecret)), Deploy: deploy}); err != nil {
+		t.Errorf("a %d-byte secret refused: %v", MinSecret, err)
+	}
+	if _, err := New(Config{Secret: []byte(testSecret), Deploy: deploy, Branches: []string{"["}}); err == nil {
 		t.Error("bad branch pattern accepted")
 	}
 }
