@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"strings"
+	"time"
 
 	"github.com/troupe/troupe/internal/render"
+	"github.com/troupe/troupe/internal/report"
 )
 
 // Package installs, upgrades or removes packages with apt or dnf, with an
@@ -23,6 +26,10 @@ type Package struct {
 	// package cache, and changes nothing: the slow part of an upgrade done
 	// before a service stops, so its downtime is dpkg's and the restart's.
 	DownloadOnly bool `yaml:"download_only"`
+	// HoldRestarts keeps the packages' maintainer scripts from starting,
+	// stopping or restarting services while apt runs (see policyRC): the
+	// plan restarts them itself afterwards, once. apt only.
+	HoldRestarts bool `yaml:"hold_restarts"`
 }
 
 func (p *Package) Title() string {
@@ -51,6 +58,9 @@ func (p *Package) Validate() error {
 	if p.DownloadOnly && p.state() == "absent" {
 		return errors.New("download_only makes no sense with state absent")
 	}
+	if p.HoldRestarts && (p.state() == "absent" || p.DownloadOnly) {
+		return errors.New("hold_restarts is for an install or upgrade, not with state absent or download_only")
+	}
 	return nil
 }
 
@@ -59,7 +69,7 @@ func (p *Package) Validate() error {
 const aptGet = "DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=300 " +
 	"-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold"
 
-func (p *Package) Run(ctx context.Context, x *Exec) (Result, error) {
+func (p *Package) Run(ctx context.Context, x *Exec) (r Result, err error) {
 	names, err := x.RenderAll(p.Names)
 	if err != nil {
 		return Result{}, err
@@ -131,9 +141,25 @@ func (p *Package) Run(ctx context.Context, x *Exec) (Result, error) {
 	default:
 		cmd = "dnf -y install " + args
 	}
+	var held string
+	if p.HoldRestarts && apt && !x.Noop {
+		release, msg, err := holdRestarts(ctx, x)
+		if err != nil {
+			return Result{}, err
+		}
+		held = msg
+		defer func() {
+			if rerr := release(); rerr != nil {
+				err = errors.Join(err, rerr)
+			}
+		}()
+	}
 	res, err := x.MustChange(ctx, cmd, "")
 	if err != nil {
 		return commandResult(res, true), err
+	}
+	if held != "" {
+		defer func() { r.Msg += "; " + held }()
 	}
 	if (p.state() == "latest" || p.state() == "upgraded") && !x.Noop {
 		// latest is a change only when a version moved.
@@ -227,4 +253,58 @@ func pin(apt bool, name, version string) string {
 		return name + "=" + version
 	}
 	return name + "-" + version
+}
+
+// policyRC is Debian's policy layer for maintainer scripts: invoke-rc.d
+// and deb-systemd-invoke ask /usr/sbin/policy-rc.d before they start,
+// stop or restart a service, and exit status 101 means "action forbidden
+// by policy" (invoke-rc.d(8), section INIT SCRIPT POLICY;
+// /usr/share/doc/init-system-helpers/README.policy-rc.d). The first line
+// after the shebang marks it as troupe's, so a copy left by a run that
+// died mid-step is known as ours and removed by the next one.
+const (
+	policyRC       = "/usr/sbin/policy-rc.d"
+	policyRCMarker = "# troupe hold_restarts: services held for one package step, removed after it"
+	policyRCBody   = "#!/bin/sh\n" + policyRCMarker + "\nexit 101\n"
+)
+
+// holdRestarts puts troupe's policy-rc.d in place for an install, unless
+// the operator has one (theirs is kept, and the install runs under their
+// policy). It is written to a temporary file and linked into place, which
+// fails when anything, a symlink included, holds the name: nothing is
+// overwritten and no symlink followed. release removes it (only troupe's)
+// even when the step's context was cancelled.
+func holdRestarts(ctx context.Context, x *Exec) (release func() error, msg string, err error) {
+	q := render.ShellQuote(policyRC)
+	probe := "if [ -L " + q + " ] || [ -e " + q + " ]; then if [ ! -L " + q + " ] && grep -qxF " + render.ShellQuote(policyRCMarker) + " " + q +
+		"; then echo ours; else echo theirs; fi; else echo none; fi"
+	res, err := x.MustProbe(ctx, probe)
+	if err != nil {
+		return nil, "", fmt.Errorf("hold_restarts: %w", err)
+	}
+	switch strings.TrimSpace(res.Stdout) {
+	case "theirs":
+		x.Emit(report.Event{Kind: report.Warning, Host: x.Host.Name, Text: policyRC + " is the host's own: kept, restarts not held by troupe"})
+		return func() error { return nil }, policyRC + " is the host's own: kept, restarts not held", nil
+	case "none":
+		write := "t=$(mktemp " + render.ShellQuote(path.Dir(policyRC)+"/.policy-rc.d.troupe.XXXXXX") + ") && printf %s " + render.ShellQuote(policyRCBody) +
+			" > \"$t\" && chmod 0755 \"$t\" && ln \"$t\" " + q + "; rc=$?; rm -f \"$t\"; exit $rc"
+		if _, err := x.MustChange(ctx, write, ""); err != nil {
+			return nil, "", fmt.Errorf("hold_restarts: write %s: %w", policyRC, err)
+		}
+	case "ours":
+		// left by a run that died mid-step: in place already, removed below
+	default:
+		return nil, "", fmt.Errorf("hold_restarts: %s: unexpected answer %q", policyRC, res.Stdout)
+	}
+	release = func() error {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		rm := "if [ ! -L " + q + " ] && grep -qxF " + render.ShellQuote(policyRCMarker) + " " + q + " 2>/dev/null; then rm -f " + q + "; fi"
+		if _, err := x.MustChange(rctx, rm, ""); err != nil {
+			return fmt.Errorf("hold_restarts: %s not removed, services on this host will not start from packages until it is: %w", policyRC, err)
+		}
+		return nil
+	}
+	return release, "restarts held during the install (" + policyRC + ")", nil
 }
