@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -15,9 +17,13 @@ import (
 // Package installs, upgrades or removes packages with apt or dnf, with an
 // optional version pin. Only what differs is touched.
 type Package struct {
-	Names   []string `yaml:"names"`
-	State   string   `yaml:"state"`   // present (default) | latest | absent
-	Version string   `yaml:"version"` // pin every name to this version (apt: name=version, dnf: name-version)
+	Names []string `yaml:"names"`
+	// ForGroups adds names by inventory group: a host installs those of
+	// every group it is in, besides Names, so one step installs each tier's
+	// packages on all hosts at once. A name that renders empty is left out.
+	ForGroups map[string][]string `yaml:"for_groups"`
+	State     string              `yaml:"state"`   // present (default) | latest | absent
+	Version   string              `yaml:"version"` // pin every name to this version (apt: name=version, dnf: name-version)
 	// Versions pins single names (name → version; keys and values are
 	// templates); an empty value leaves that name to state and version.
 	Versions    map[string]string `yaml:"versions"`
@@ -33,6 +39,9 @@ type Package struct {
 }
 
 func (p *Package) Title() string {
+	if len(p.ForGroups) > 0 {
+		return "Packages of each host's groups " + p.state()
+	}
 	return fmt.Sprintf("Package %s %s", strings.Join(p.Names, " "), p.state())
 }
 
@@ -44,8 +53,8 @@ func (p *Package) state() string {
 }
 
 func (p *Package) Validate() error {
-	if len(p.Names) == 0 {
-		return errors.New("names: at least one package is required")
+	if len(p.Names) == 0 && len(p.ForGroups) == 0 {
+		return errors.New("names: at least one package is required (or for_groups)")
 	}
 	switch p.state() {
 	case "present", "latest", "upgraded", "absent":
@@ -70,9 +79,12 @@ const aptGet = "DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Time
 	"-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold"
 
 func (p *Package) Run(ctx context.Context, x *Exec) (r Result, err error) {
-	names, err := x.RenderAll(p.Names)
+	names, err := p.names(x)
 	if err != nil {
 		return Result{}, err
+	}
+	if len(names) == 0 {
+		return Result{Msg: "no packages for this host's groups"}, nil
 	}
 	versions, err := p.pins(x, names)
 	if err != nil {
@@ -174,6 +186,33 @@ func (p *Package) Run(ctx context.Context, x *Exec) (r Result, err error) {
 		return Result{Changed: changed, Stdout: res.Stdout, Msg: p.state()}, nil
 	}
 	return Result{Changed: true, Stdout: res.Stdout, Msg: strings.Join(todo, " ")}, nil
+}
+
+// names are Names and the ForGroups lists of the host's groups, rendered,
+// without empty names and repeats, in that order (groups sorted).
+func (p *Package) names(x *Exec) ([]string, error) {
+	all := append([]string(nil), p.Names...)
+	groups := make([]string, 0, len(p.ForGroups))
+	for g := range p.ForGroups {
+		groups = append(groups, g)
+	}
+	sort.Strings(groups)
+	for _, g := range groups {
+		if slices.Contains(x.Groups[g], x.Host.Name) {
+			all = append(all, p.ForGroups[g]...)
+		}
+	}
+	rendered, err := x.RenderAll(all)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, n := range rendered {
+		if n = strings.TrimSpace(n); n != "" && !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out, nil
 }
 
 // download fetches the packages an install or upgrade of args would bring

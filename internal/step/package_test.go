@@ -169,3 +169,42 @@ func TestPackageHoldRestartsNothingToDo(t *testing.T) {
 		t.Error("hold_restarts with absent accepted")
 	}
 }
+
+// for_groups: each host installs the lists of the groups it is in, besides
+// names; an empty name (a flavor without that package) is left out, a
+// repeat once.
+func TestPackageForGroups(t *testing.T) {
+	p := &Package{Names: []string{"curl"}, ForGroups: map[string][]string{
+		"compilers": {"{{ .flavor.packages.server }}", "git", `{{ if false }}r10k{{ end }}`},
+		"ca":        {"{{ .flavor.packages.server }}", "git"},
+		"puppetdb":  {"postgresql", "curl"},
+	}}
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	hosts := map[string]*aptHost{"ca": newAptHost(), "c1": newAptHost(), "db": newAptHost(), "agent": newAptHost()}
+	s := &fakeSite{hosts: map[string]*fakeConn{}, groups: map[string][]string{
+		"ca": {"ca"}, "compilers": {"c1", "ca"}, "puppetdb": {"db"}, "agents": {"agent"},
+	}}
+	for n, h := range hosts {
+		s.hosts[n] = h.fakeConn
+	}
+	want := map[string]string{
+		"ca":    " install --allow-downgrades curl puppetserver git",
+		"c1":    " install --allow-downgrades curl puppetserver git",
+		"db":    " install --allow-downgrades curl postgresql",
+		"agent": " install --allow-downgrades curl",
+	}
+	for n, h := range hosts {
+		if _, err := p.Run(context.Background(), s.exec(t, n)); err != nil {
+			t.Fatalf("%s: %v", n, err)
+		}
+		got := h.ranMatching(" install ")
+		if len(got) != 1 || !strings.HasSuffix(got[0], want[n]) {
+			t.Errorf("%s: %q, want …%s", n, got, want[n])
+		}
+	}
+	if err := (&Package{}).Validate(); err == nil {
+		t.Error("no names and no for_groups accepted")
+	}
+}

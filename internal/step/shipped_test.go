@@ -101,3 +101,40 @@ func TestPoolLeaveMinReady(t *testing.T) {
 		}
 	}
 }
+
+// The bootstrap's early install names, for every tier, the packages its
+// role installs (which then finds them there), and renders for each.
+func TestBootstrapInstallsEveryTierAtOnce(t *testing.T) {
+	l := &plan.Loader{FS: troupe.Content, Actions: Registry{}, Funcs: render.Funcs()}
+	p, err := l.Load("bootstrap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var install *Package
+	var order []string
+	for _, s := range p.Steps {
+		order = append(order, s.ID)
+		if s.ID == "install" {
+			install, _ = s.Action.(*Package)
+		}
+	}
+	if install == nil || strings.Join(order[:4], " ") != "packages puppetdb-preseed install ca" {
+		t.Fatalf("steps %v, install %v", order, install)
+	}
+	want := map[string]string{
+		"ca":           "puppetserver puppet-terminus-puppetdb git curl r10k",
+		"compilers":    "puppetserver puppet-terminus-puppetdb git curl r10k",
+		"puppetdb":     "puppet-agent postgresql puppetdb curl",
+		"loadbalancer": "haproxy socat",
+		"agents":       "puppet-agent",
+	}
+	s := &fakeSite{hosts: map[string]*fakeConn{"h": newFake()}}
+	for g, w := range want {
+		x := s.exec(t, "h")
+		x.Groups = map[string][]string{g: {"h"}}
+		names, err := install.names(x)
+		if err != nil || strings.Join(names, " ") != w {
+			t.Errorf("%s: %v %v, want %s", g, names, err, w)
+		}
+	}
+}
