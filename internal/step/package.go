@@ -154,13 +154,16 @@ func (p *Package) Run(ctx context.Context, x *Exec) (r Result, err error) {
 		cmd = "dnf -y install " + args
 	}
 	var held string
+	if p.HoldRestarts && !apt {
+		held = "hold_restarts: apt only, restarts not held"
+	}
 	if p.HoldRestarts && apt && !x.Noop {
-		release, msg, err := holdRestarts(ctx, x)
-		if err != nil {
-			return Result{}, err
+		release, msg, herr := holdRestarts(ctx, x)
+		if herr != nil {
+			return Result{}, herr
 		}
 		held = msg
-		defer func() {
+		defer func() { // err is Run's result: a failed removal fails the step
 			if rerr := release(); rerr != nil {
 				err = errors.Join(err, rerr)
 			}

@@ -208,3 +208,15 @@ func TestPackageForGroups(t *testing.T) {
 		t.Error("no names and no for_groups accepted")
 	}
 }
+
+// A removal that fails fails the step, saying what is left behind.
+func TestPackageHoldRestartsRemovalFails(t *testing.T) {
+	h := newAptHost()
+	h.rules = append([]fakeRule{{removePolicy, func(string) transport.Result {
+		return transport.Result{ExitCode: 1, Stderr: "rm: cannot remove '/usr/sbin/policy-rc.d': Read-only file system"}
+	}}}, h.rules...)
+	_, err := runPackage(t, h, &Package{Names: []string{"puppetserver"}, HoldRestarts: true})
+	if err == nil || !strings.Contains(err.Error(), "/usr/sbin/policy-rc.d not removed") || !strings.Contains(err.Error(), "Read-only") {
+		t.Fatalf("%v", err)
+	}
+}
