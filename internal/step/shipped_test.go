@@ -1,0 +1,140 @@
+package step
+
+import (
+	"io/fs"
+	"strings"
+	"testing"
+
+	troupe "github.com/troupe/troupe"
+	"github.com/troupe/troupe/internal/plan"
+	"github.com/troupe/troupe/internal/render"
+)
+
+// Every drain in every shipped plan (the pool-leave role and anything
+// else) carries the capacity guard; lb-server, the operator's own
+// drain/ready/maint command, is the one exception.
+func TestEveryShippedDrainIsGuarded(t *testing.T) {
+	entries, err := fs.ReadDir(troupe.Content, "plans")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &plan.Loader{FS: troupe.Content, Actions: Registry{}, Funcs: render.Funcs()}
+	drains := map[string]int{}
+	for _, e := range entries {
+		name := strings.TrimSuffix(e.Name(), ".yaml")
+		p, err := l.Load(name)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		var walk func([]*plan.Step)
+		walk = func(steps []*plan.Step) {
+			for _, s := range steps {
+				walk(s.Steps)
+				lb, ok := s.Action.(*LBServer)
+				if !ok || (lb.State != "drain" && !strings.Contains(lb.State, "{{")) || name == "lb-server" {
+					continue
+				}
+				drains[name]++
+				if lb.MinUp == "" {
+					t.Errorf("%s: step %s drains without min_up", name, s.ID)
+				}
+			}
+		}
+		walk(p.Steps)
+	}
+	// the plans that take compilers out of the pool, each at least once
+	for _, name := range []string{"upgrade", "regen-cert", "ca-renew", "rollback-compiler", "remove-compiler"} {
+		if drains[name] == 0 {
+			t.Errorf("%s: no drain found (%v)", name, drains)
+		}
+	}
+	if drains["upgrade"] < 3 { // soft writes on, the compilers, soft writes off
+		t.Errorf("upgrade: %d drains", drains["upgrade"])
+	}
+}
+
+// pool-leave's min_up: -p min_ready of a plan that has it (0: not given),
+// else the vars (an inventory var over the role's default 1).
+func TestPoolLeaveMinReady(t *testing.T) {
+	l := &plan.Loader{FS: troupe.Content, Actions: Registry{}, Funcs: render.Funcs()}
+	p, err := l.Load("upgrade")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var minUp string
+	var defaults map[string]any
+	var find func([]*plan.Step, map[string]any)
+	find = func(steps []*plan.Step, d map[string]any) {
+		for _, s := range steps {
+			if s.ID == "compilers/leave" {
+				d = s.Defaults
+			}
+			if lb, ok := s.Action.(*LBServer); ok && s.ID == "compilers/leave/drain" {
+				minUp, defaults = lb.MinUp, d
+			}
+			find(s.Steps, d)
+		}
+	}
+	find(p.Steps, nil)
+	if minUp == "" || defaults == nil {
+		t.Fatalf("compilers/leave/drain: min_up %q, role defaults %v", minUp, defaults)
+	}
+	for _, c := range []struct {
+		params, inventory map[string]any
+		want              string
+	}{
+		{map[string]any{"min_ready": 0}, nil, "1"},
+		{map[string]any{"min_ready": 0}, map[string]any{"min_ready": 2}, "2"},
+		{map[string]any{"min_ready": 3}, map[string]any{"min_ready": 2}, "3"},
+		{map[string]any{}, nil, "1"}, // a plan without the param
+	} {
+		vars := map[string]any{}
+		for k, v := range defaults {
+			vars[k] = v
+		}
+		for k, v := range c.inventory {
+			vars[k] = v
+		}
+		got, err := render.String(minUp, map[string]any{"params": c.params, "vars": vars})
+		if err != nil || got != c.want {
+			t.Errorf("params %v inventory %v: %q %v, want %s", c.params, c.inventory, got, err, c.want)
+		}
+	}
+}
+
+// The bootstrap's early install names, for every tier, the packages its
+// role installs (which then finds them there), and renders for each.
+func TestBootstrapInstallsEveryTierAtOnce(t *testing.T) {
+	l := &plan.Loader{FS: troupe.Content, Actions: Registry{}, Funcs: render.Funcs()}
+	p, err := l.Load("bootstrap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var install *Package
+	var order []string
+	for _, s := range p.Steps {
+		order = append(order, s.ID)
+		if s.ID == "install" {
+			install, _ = s.Action.(*Package)
+		}
+	}
+	if install == nil || strings.Join(order[:4], " ") != "packages puppetdb-preseed install ca" {
+		t.Fatalf("steps %v, install %v", order, install)
+	}
+	want := map[string]string{
+		"ca":           "puppetserver puppet-terminus-puppetdb git curl r10k",
+		"compilers":    "puppetserver puppet-terminus-puppetdb git curl r10k",
+		"puppetdb":     "puppet-agent postgresql puppetdb curl",
+		"loadbalancer": "haproxy socat",
+		"agents":       "puppet-agent",
+	}
+	s := &fakeSite{hosts: map[string]*fakeConn{"h": newFake()}}
+	for g, w := range want {
+		x := s.exec(t, "h")
+		x.Groups = map[string][]string{g: {"h"}}
+		names, err := install.names(x)
+		if err != nil || strings.Join(names, " ") != w {
+			t.Errorf("%s: %v %v, want %s", g, names, err, w)
+		}
+	}
+}
