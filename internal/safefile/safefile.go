@@ -35,7 +35,7 @@ type UnsafeError struct {
 }
 
 func (e *UnsafeError) Error() string {
-	return fmt.Sprintf("refusing %s: %s (troupe writes and reads its own files only where no other local user can change them)", e.Path, e.Reason)
+	return e.Path + ": " + e.Reason
 }
 
 // uid is the caller's effective uid; a variable so tests can play another
@@ -56,7 +56,7 @@ func checkOwner(path string, st *syscall.Stat_t, what string) error {
 	if trustedOwner(st.Uid) {
 		return nil
 	}
-	return &UnsafeError{path, fmt.Sprintf("%s is owned by %s, not by you (uid %d) or root", what, ownerName(st.Uid), uid)}
+	return &UnsafeError{path, fmt.Sprintf("%s is owned by %s, not by you (uid %d) or root, so another local user controls it", what, ownerName(st.Uid), uid)}
 }
 
 // checkMode refuses a group- or world-writable directory or file; a sticky
@@ -70,7 +70,11 @@ func checkMode(path string, fi fs.FileInfo, above bool) error {
 	if m.Perm()&0o002 == 0 {
 		who = "group-writable"
 	}
-	return &UnsafeError{path, fmt.Sprintf("it is %s (mode %04o); run chmod go-w %s or use another directory", who, m.Perm(), path)}
+	what := "it"
+	if fi.IsDir() {
+		what = "what is in it"
+	}
+	return &UnsafeError{path, fmt.Sprintf("it is %s (mode %04o), so other local users can change %s; run chmod go-w %s, or use another directory", who, m.Perm(), what, path)}
 }
 
 // walk resolves path component by component from the root, following only
