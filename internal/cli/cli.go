@@ -3,8 +3,11 @@
 package cli
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/troupe/troupe/internal/safefile"
 )
 
 // CLI is the command tree.
@@ -24,22 +27,31 @@ type CLI struct {
 
 // Globals are flags every command takes.
 type Globals struct {
-	Content  string `help:"Directory whose plans/ and roles/ override the shipped ones (default: the current directory when it has them)." env:"TROUPE_CONTENT" placeholder:"DIR"`
+	Content  string `help:"Directory whose plans/ and roles/ override the shipped ones (default: the current directory when it has them; never for webhook serve). Announced on stderr; refused when another user could have written it." env:"TROUPE_CONTENT" placeholder:"DIR"`
 	StateDir string `help:"Where journals and debug logs go." env:"TROUPE_STATE_DIR" placeholder:"DIR"`
 	Color    string `help:"Colour: auto, always or never." enum:"auto,always,never" default:"auto"`
+
+	noCwdContent bool   // webhook serve: content only from --content, never the working directory
+	contentNote  string // the content override last announced (see loader)
 }
 
-func (g *Globals) stateDir() string {
+// stateDir is --state-dir ($TROUPE_STATE_DIR), else $XDG_STATE_HOME/troupe,
+// else ~/.local/state/troupe, ~ from $HOME or, without it (a root timer),
+// the user database's home of the caller. Never a fixed name in a shared
+// directory such as $TMPDIR, which any local user could create first;
+// whichever it is, safefile checks it before anything is written there.
+func (g *Globals) stateDir() (string, error) {
 	if g.StateDir != "" {
-		return g.StateDir
+		return g.StateDir, nil
 	}
-	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
-		return filepath.Join(d, "troupe")
+	if d := os.Getenv("XDG_STATE_HOME"); filepath.IsAbs(d) { // a relative one is invalid (XDG spec)
+		return filepath.Join(d, "troupe"), nil
 	}
-	if home, err := os.UserHomeDir(); err == nil {
-		return filepath.Join(home, ".local", "state", "troupe")
+	home, err := safefile.Home()
+	if err != nil {
+		return "", fmt.Errorf("no state directory for journals and debug logs: %w; give one with --state-dir or $TROUPE_STATE_DIR", err)
 	}
-	return filepath.Join(os.TempDir(), "troupe-state")
+	return filepath.Join(home, ".local", "state", "troupe"), nil
 }
 
 // ExitError carries a process exit code up to main.

@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/troupe/troupe/internal/plan"
 	"github.com/troupe/troupe/internal/runner"
 )
 
@@ -18,7 +19,10 @@ type PlanCmd struct {
 type PlanListCmd struct{}
 
 func (PlanListCmd) Run(g *Globals) error {
-	l, _ := g.loader()
+	l, _, err := g.loader()
+	if err != nil {
+		return err
+	}
 	list, err := l.List()
 	if err != nil {
 		return err
@@ -38,7 +42,10 @@ type PlanShowCmd struct {
 }
 
 func (c PlanShowCmd) Run(g *Globals) error {
-	l, _ := g.loader()
+	l, _, err := g.loader()
+	if err != nil {
+		return err
+	}
 	p, err := l.Load(c.Plan)
 	if err != nil {
 		return &ExitError{Code: ExitInvalid, Err: err}
@@ -60,7 +67,10 @@ func (c PlanValidateCmd) Run(g *Globals) error {
 		if c.Inventory != "" {
 			peers, err = g.validateWith(name, c.Inventory)
 		} else {
-			l, _ := g.loader()
+			var l *plan.Loader
+			if l, _, err = g.loader(); err != nil {
+				return err
+			}
 			_, err = l.Load(name)
 		}
 		if err != nil {

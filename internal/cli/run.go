@@ -19,6 +19,7 @@ import (
 	"github.com/troupe/troupe/internal/puppet"
 	"github.com/troupe/troupe/internal/report"
 	"github.com/troupe/troupe/internal/runner"
+	"github.com/troupe/troupe/internal/safefile"
 	"github.com/troupe/troupe/internal/secret"
 )
 
@@ -112,11 +113,22 @@ func (g *Globals) prepare(planName, invPath string, given map[string]string, ask
 	if n := red.TooShort(); n > 0 {
 		fmt.Fprintf(os.Stderr, "troupe: warning: %d secret value(s) shorter than %d characters cannot be masked safely and will show in the output\n", n, secret.MinLen)
 	}
-	state := g.stateDir()
+	state, err := g.stateDir()
+	if err != nil {
+		return nil, &ExitError{Code: ExitInvalid, Err: err}
+	}
+	// checked (and made) before anything runs: journals and logs go only
+	// where no other local user can plant or read them
+	if _, err := safefile.MkdirAll(state); err != nil {
+		return nil, &ExitError{Code: ExitInvalid, Err: fmt.Errorf("refusing the state directory %s: %w", state, err)}
+	}
 	logPath := report.DefaultLogPath(state)
 	logRep, err := report.NewLog(logPath, red)
 	if err != nil {
-		return nil, err
+		return nil, &ExitError{Code: ExitInvalid, Err: fmt.Errorf("debug log: %w", err)}
+	}
+	if g.contentNote != "" {
+		logRep.Logf("%s", g.contentNote)
 	}
 	return &prepared{plan: p, inv: inv, fsys: fsys, params: params, red: red, state: state,
 		logPath: logPath, log: logRep}, nil
@@ -220,8 +232,9 @@ func (k keyPrompt) forKey(path string) (string, error) {
 	}
 	file := path
 	if rest, ok := strings.CutPrefix(path, "~/"); ok {
-		home, _ := os.UserHomeDir()
-		file = filepath.Join(home, rest)
+		if home, err := safefile.Home(); err == nil {
+			file = filepath.Join(home, rest)
+		} // else left as it is: the transport names the missing key
 	}
 	pem, err := os.ReadFile(file)
 	if err != nil {

@@ -73,6 +73,9 @@ func (c *WebhookServeCmd) Run(g *Globals) error {
 	if c.Inventory == "" {
 		c.Inventory = defaultInventory()
 	}
+	// A service's working directory is not a choice anyone made: plans and
+	// roles on disk come only from --content ($TROUPE_CONTENT).
+	g.noCwdContent = true
 	// Check the plan, the inventory and its secrets now, not at the first
 	// push: a service that starts must be able to deploy.
 	p, inv, _, err := g.loadAll(c.Plan, c.Inventory)
@@ -126,6 +129,7 @@ func (c *WebhookServeCmd) Run(g *Globals) error {
 // apply to the next push without a restart.
 func (c *WebhookServeCmd) deploy(g *Globals) webhook.Deploy {
 	return func(ctx context.Context, env string) (map[string]string, error) {
+		g.contentNote = "" // announced for every deploy (deploys run one at a time)
 		r, err := g.prepare(c.Plan, c.Inventory, map[string]string{"environment": env}, false)
 		if err != nil {
 			return nil, err

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/troupe/troupe/internal/safefile"
 	"github.com/troupe/troupe/internal/secret"
 )
 
@@ -36,12 +37,11 @@ func DefaultLogPath(stateDir string) string {
 
 // NewLog opens (appending) the log file at path, mode 0600, creating its
 // directory with mode 0700 when missing. The log holds remote output that
-// may be sensitive even after redaction, hence owner-only.
+// may be sensitive even after redaction, hence owner-only, and only in a
+// directory no other local user controls, never through a link
+// (safefile).
 func NewLog(path string, red *secret.Redactor) (*Log, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("create log directory: %w", err)
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	f, err := safefile.OpenAppend(path, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open debug log: %w", err)
 	}

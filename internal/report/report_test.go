@@ -318,3 +318,45 @@ func TestConcurrentEmit(t *testing.T) {
 		t.Errorf("%d JSON lines, want %d", got, hosts*(linesPer+1))
 	}
 }
+
+// The debug log is never opened through a link, nor in a directory other
+// users can write in; a proper directory (the control) takes it.
+func TestLogRefusesLinksAndUnsafeDirectories(t *testing.T) {
+	target := filepath.Join(t.TempDir(), "victim")
+	os.WriteFile(target, []byte("original"), 0o644)
+	logs := filepath.Join(t.TempDir(), "logs")
+	os.Mkdir(logs, 0o700)
+	link := filepath.Join(logs, "troupe.log")
+	os.Symlink(target, link)
+	if l, err := NewLog(link, newRedactor()); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+		t.Errorf("opened through a link: %v", err)
+		if l != nil {
+			l.Close()
+		}
+	}
+	if b, _ := os.ReadFile(target); string(b) != "original" {
+		t.Errorf("written through the link: %q", b)
+	}
+
+	shared := filepath.Join(t.TempDir(), "shared")
+	os.Mkdir(shared, 0o777)
+	os.Chmod(shared, 0o777)
+	if _, err := NewLog(filepath.Join(shared, "logs", "x.log"), newRedactor()); err == nil || !strings.Contains(err.Error(), shared+": it is world-writable") {
+		t.Errorf("a log under a world-writable directory: %v", err)
+	}
+	if exists, _ := filepath.Glob(filepath.Join(shared, "*")); len(exists) != 0 {
+		t.Errorf("made %v", exists)
+	}
+
+	l, err := NewLog(filepath.Join(logs, "ok.log"), newRedactor())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Logf("hello")
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(logs, "ok.log")); !strings.Contains(string(b), "hello") {
+		t.Errorf("log holds %q", b)
+	}
+}

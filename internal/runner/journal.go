@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/troupe/troupe/internal/report"
+	"github.com/troupe/troupe/internal/safefile"
 	"github.com/troupe/troupe/internal/secret"
 )
 
@@ -68,6 +69,11 @@ func loadJournal(stateDir, planName, invFile string, red *secret.Redactor) (*jou
 		path: filepath.Join(stateDir, "journal", fmt.Sprintf("%s-%x.ndjson", planName, sum[:6])),
 		plan: planName, inventory: abs, red: red,
 	}
+	// A journal another user could plant or change would tell --resume
+	// what to skip: it is read and written only in a trusted directory.
+	if _, err := safefile.MkdirAll(filepath.Dir(j.path)); err != nil {
+		return nil, &InputError{fmt.Errorf("journal: %w", err)}
+	}
 	prev, err := j.previousRecords()
 	if err != nil {
 		// never a dead end: the run goes on without the previous run, and
@@ -100,10 +106,8 @@ func (j *journal) open(noop bool) error {
 	if noop {
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Dir(j.path), 0o700); err != nil {
-		return fmt.Errorf("journal: %w", err)
-	}
-	f, err := os.OpenFile(j.path+".new", os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	// a fresh file (O_EXCL, 0600) beside the journal, in a trusted directory
+	f, err := safefile.CreateTemp(j.path)
 	if err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
@@ -116,10 +120,12 @@ func (j *journal) open(noop bool) error {
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
+		os.Remove(f.Name())
 		return fmt.Errorf("journal: %w", err)
 	}
-	if err := os.Rename(j.path+".new", j.path); err != nil {
+	if err := os.Rename(f.Name(), j.path); err != nil {
 		f.Close()
+		os.Remove(f.Name())
 		return fmt.Errorf("journal: %w", err)
 	}
 	j.f = f

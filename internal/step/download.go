@@ -3,8 +3,12 @@ package step
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/troupe/troupe/internal/safefile"
 )
 
 // Download copies a remote file to DEST/HOST/BASENAME on this machine.
@@ -36,20 +40,26 @@ func (d *Download) Run(ctx context.Context, x *Exec) (Result, error) {
 		return Result{}, err
 	}
 	local := filepath.Join(dest, x.Host.Name, filepath.Base(src))
-	if old, err := os.ReadFile(local); err == nil && string(old) == string(b) {
-		return Result{Msg: local + " up to date"}, nil
+	// Only into a directory no other local user controls (safefile): a
+	// pre-made DIR/HOST of someone else's, or a link they planted, would
+	// get the file (the CA's key in ca-backup's archive).
+	dir, err := safefile.CheckDir(filepath.Dir(local))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return Result{}, fmt.Errorf("download to %s: %w", filepath.Dir(local), err)
+	}
+	if err == nil {
+		if old, err := os.ReadFile(filepath.Join(dir, filepath.Base(local))); err == nil && string(old) == string(b) {
+			return Result{Msg: local + " up to date"}, nil
+		}
 	}
 	if x.Noop {
 		return Result{Changed: true, Msg: "would write " + local}, nil
 	}
-	if err := os.MkdirAll(filepath.Dir(local), 0o700); err != nil {
-		return Result{}, err
+	// mode 0600: what is downloaded may be secret (the CA archive is)
+	if err := safefile.WriteFile(local, b, 0o600); err != nil {
+		return Result{}, fmt.Errorf("download to %s: %w", filepath.Dir(local), err)
 	}
-	tmp := local + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return Result{}, err
-	}
-	return Result{Changed: true, Msg: local}, os.Rename(tmp, local)
+	return Result{Changed: true, Msg: local}, nil
 }
 
 // ReadOnly: a download changes this machine, never the host.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
-	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -13,6 +12,8 @@ import (
 	skh "github.com/skeema/knownhosts"
 	"golang.org/x/crypto/ssh"
 	xkh "golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/troupe/troupe/internal/safefile"
 )
 
 // Host key policies for Config.HostKeyCheck.
@@ -87,7 +88,7 @@ func knownHostsPath(cfg Config) (string, error) {
 	if cfg.KnownHosts != "" {
 		return expandHome(cfg.KnownHosts)
 	}
-	home, err := os.UserHomeDir()
+	home, err := safefile.Home()
 	if err != nil {
 		return "", fmt.Errorf("host %s: no known_hosts file: %w", hostName(cfg), err)
 	}
@@ -169,10 +170,9 @@ func (h *hostKeyChecker) changed(kerr error, key ssh.PublicKey) error {
 
 // appendKey adds an unknown host's key (accept-new); the caller holds knownHostsMu.
 func (h *hostKeyChecker) appendKey(hostname string, remote net.Addr, key ssh.PublicKey) error {
-	if err := os.MkdirAll(filepath.Dir(h.path), 0o700); err != nil {
-		return fmt.Errorf("%w: %s: adding key: %v", ErrHostKey, hostName(h.cfg), err)
-	}
-	f, err := os.OpenFile(h.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	// only in a directory no other local user controls, never through a
+	// link: a key planted in known_hosts would pass strict checking later
+	f, err := safefile.OpenAppend(h.path, 0o600)
 	if err != nil {
 		return fmt.Errorf("%w: %s: adding key: %v", ErrHostKey, hostName(h.cfg), err)
 	}

@@ -78,6 +78,30 @@ func TestHostKeyPolicies(t *testing.T) {
 		cfg.HostKeyCheck = transport.HostKeyStrict // now known
 		dial(t, cfg)
 	})
+	t.Run("accept-new never writes through a link or in a shared directory", func(t *testing.T) {
+		target := filepath.Join(t.TempDir(), "victim")
+		os.WriteFile(target, nil, 0o644) // empty: known_hosts is read through the link first
+		link := filepath.Join(t.TempDir(), "known_hosts")
+		os.Symlink(target, link)
+		shared := filepath.Join(t.TempDir(), "shared")
+		os.Mkdir(shared, 0o777)
+		os.Chmod(shared, 0o777)
+		for kh, why := range map[string]string{link: "symbolic link", filepath.Join(shared, "known_hosts"): "world-writable"} {
+			cfg := srv.Config
+			cfg.KnownHosts, cfg.HostKeyCheck = kh, transport.HostKeyAcceptNew
+			_, err := transport.Dial(context.Background(), cfg)
+			if !errors.Is(err, transport.ErrHostKey) {
+				t.Fatalf("%s: err = %v, want ErrHostKey", kh, err)
+			}
+			mustContain(t, "error", err.Error(), why)
+		}
+		if b, _ := os.ReadFile(target); len(b) != 0 {
+			t.Errorf("a key written through the link: %q", b)
+		}
+		if _, err := os.Stat(filepath.Join(shared, "known_hosts")); err == nil {
+			t.Error("known_hosts made in a world-writable directory")
+		}
+	})
 	t.Run("off accepts anything", func(t *testing.T) {
 		cfg := srv.Config
 		cfg.KnownHosts = empty

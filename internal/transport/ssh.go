@@ -16,6 +16,8 @@ import (
 	"github.com/melbahja/goph"
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/troupe/troupe/internal/safefile"
 )
 
 const (
@@ -310,12 +312,13 @@ func dialAddr(cfg Config) string {
 	return net.JoinHostPort(address(cfg), strconv.Itoa(port))
 }
 
-// expandHome expands a leading "~/" (or a lone "~") using $HOME.
+// expandHome expands a leading "~/" (or a lone "~") using $HOME, or the
+// user database's home without it (safefile.Home).
 func expandHome(p string) (string, error) {
 	if p != "~" && !strings.HasPrefix(p, "~/") {
 		return p, nil
 	}
-	home, err := os.UserHomeDir()
+	home, err := safefile.Home()
 	if err != nil {
 		return "", err
 	}
