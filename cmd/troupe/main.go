@@ -11,6 +11,7 @@ import (
 
 	"github.com/troupe/troupe/internal/cli"
 	"github.com/troupe/troupe/internal/lab"
+	"github.com/troupe/troupe/internal/report"
 )
 
 func main() {
@@ -36,7 +37,8 @@ func main() {
 	if err == nil {
 		return
 	}
-	if msg := err.Error(); msg != "" {
+	// cleaned: a failed run's error quotes what the hosts said
+	if msg := report.Clean(err.Error()); msg != "" {
 		fmt.Fprintln(os.Stderr, "troupe: "+msg)
 	}
 	var ee *cli.ExitError

@@ -64,7 +64,7 @@ func (c *WebhookServeCmd) Run(g *Globals) error {
 	}
 	logger := log.New(os.Stderr, "", log.LstdFlags)
 	srv, err := webhook.New(webhook.Config{Secret: []byte(secretValue), Deploy: c.deploy(g), Branches: c.Branch,
-		Queue: c.Queue, MaxBody: c.MaxBody, Logf: logger.Printf})
+		Queue: c.Queue, MaxBody: c.MaxBody, Logf: report.CleanLogf(logger.Printf)})
 	if err != nil {
 		return invalid(err)
 	}
