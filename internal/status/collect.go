@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/troupe/troupe/internal/inventory"
 	"github.com/troupe/troupe/internal/puppet"
+	"github.com/troupe/troupe/internal/secret"
 	"github.com/troupe/troupe/internal/transport"
 )
 
@@ -151,29 +151,11 @@ func oneLine(s string) string {
 	return s
 }
 
-// scrubURL masks the password of a URL's user info (a control repository
-// reached over https with a token).
-func scrubURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
-	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-		return strings.Replace(u.String(), "xxxxx", "********", 1)
-	}
-	return s
-}
-
-// scrubSecret masks remote's URL password wherever it appears in s (git's
-// own messages may quote the URL).
-func scrubSecret(s, remote string) string {
-	u, err := url.Parse(remote)
-	if err != nil || u.User == nil {
-		return s
-	}
-	if p, ok := u.User.Password(); ok && p != "" {
-		s = strings.ReplaceAll(s, p, "********")
+// maskPassword masks remote's URL password wherever it appears in s (git's
+// own messages may quote it, or the URL cut where it does not parse).
+func maskPassword(s, remote string) string {
+	if p, ok := secret.URLPassword(remote); ok {
+		s = strings.ReplaceAll(s, p, secret.Mask)
 	}
 	return s
 }

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/troupe/troupe/internal/secret"
 )
 
 // Judge applies the health rules to the filled rows and returns the site:
@@ -46,6 +48,7 @@ func Judge(hosts []*Host, now time.Time, horizon time.Duration) *Site {
 		return order[pa.Host] < order[pb.Host]
 	})
 	site.Healthy = site.Level < Bad
+	scrub(site)
 	return site
 }
 
@@ -79,12 +82,14 @@ func control(hosts []*Host) *Control {
 		default:
 			var remote string
 			remote, c.Branches = parseHeads(sec.Body)
-			c.Remote = scrubURL(remote)
+			c.Remote = secret.MaskURL(remote)
 			if _, rest, ok := strings.Cut(sec.Body, "\n"); ok && strings.HasPrefix(sec.Body, "remote ") {
 				sec.Body = rest // git's own words, not the URL line
 			}
+			// masked before the message is cut, which could cut the password
+			sec.Body = maskPassword(sec.Body, remote)
 			if msg := sec.failure(); msg != "" {
-				c.Error = "git ls-remote: " + scrubSecret(msg, remote)
+				c.Error = "git ls-remote: " + msg
 			} else if len(c.Branches) == 0 {
 				c.Error = "git ls-remote: no branches"
 			}

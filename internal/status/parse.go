@@ -73,10 +73,7 @@ func (s section) failure() string {
 func firstLine(s string) string {
 	for _, l := range strings.Split(s, "\n") {
 		if l = strings.TrimSpace(report.Clean(l)); l != "" {
-			if len(l) > 80 {
-				l = l[:80] + "…"
-			}
-			return l
+			return cut(l, 81) // 80 runes and "…": never half a rune
 		}
 	}
 	return ""
