@@ -27,6 +27,13 @@ type Options struct {
 	Now func() time.Time
 }
 
+// MaxAnswer bounds what is kept of a host's answer to the probe script
+// (stdout, and stderr again): a healthy host's is about 3 KB (the captures
+// in fixtures/status are 0.2–3.1 KB); the PuppetDB nodes query grows by
+// about 150 bytes a node. A host sending more is marked as such and the
+// rest is dropped, so one host cannot fill troupe's memory.
+const MaxAnswer = 4 << 20
+
 // DefaultTimeout and DefaultHorizon are the CLI's defaults.
 const (
 	DefaultTimeout = 10 * time.Second
@@ -126,9 +133,14 @@ func probe(ctx context.Context, h *Host, cfg transport.Config, o Options) {
 		return
 	}
 	defer conn.Close()
-	res, err := conn.Run(ctx, transport.Cmd{Command: h.spec.script(), Sudo: true})
+	res, err := conn.Run(ctx, transport.Cmd{Command: h.spec.script(), Sudo: true, MaxOutput: MaxAnswer})
+	// bounded here too, for a Conn that does not honour MaxOutput
+	tooMuch := res.Truncated || len(res.Stdout) > MaxAnswer || len(res.Stderr) > MaxAnswer
+	res.Stdout, res.Stderr = res.Stdout[:min(len(res.Stdout), MaxAnswer)], res.Stderr[:min(len(res.Stderr), MaxAnswer)]
 	h.secs = splitSections(res.Stdout)
 	switch {
+	case tooMuch:
+		h.Error = fmt.Sprintf("sent too much: more than %d MiB of probe output (the rest was dropped)", MaxAnswer>>20)
 	case err != nil && ctx.Err() != nil:
 		h.Error = fmt.Sprintf("timeout after %s", o.Timeout)
 	case err != nil:
