@@ -26,6 +26,7 @@ func Judge(hosts []*Host, now time.Time, horizon time.Duration) *Site {
 	for _, h := range hosts {
 		j.host(h)
 	}
+	j.revocations(hosts)
 	j.drift()
 	for _, h := range hosts {
 		for _, p := range site.Problems {
@@ -165,6 +166,29 @@ func (j *judge) host(h *Host) {
 		case p.State != "running":
 			p.Level = j.flag(h, Bad, "puppetdb", "PuppetDB is %s", p.State)
 		}
+	}
+}
+
+// revocations flags every host whose certificate the CA's CRL lists (by
+// issuer CN and serial): `troupe run revoke` put it there, and Puppet
+// Server refuses the host though its certificate has not expired.
+func (j *judge) revocations(hosts []*Host) {
+	var revoked map[string]map[string]bool
+	for _, h := range hosts {
+		if h.CA != nil && h.CA.revoked != nil {
+			revoked = h.CA.revoked
+		}
+	}
+	if revoked == nil {
+		return
+	}
+	for _, h := range hosts {
+		c := h.Cert
+		if c == nil || c.Error != "" || c.Serial == "" || !revoked[c.Issuer][c.Serial] {
+			continue
+		}
+		c.Revoked = true
+		c.Level = j.flag(h, Bad, "cert", "certificate (serial %s) is revoked: the CRL of %s lists it", c.Serial, c.Issuer)
 	}
 }
 

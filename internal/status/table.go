@@ -227,6 +227,9 @@ func certCell(h *Host) cell {
 		if ct.Error != "" {
 			c = append(c, line{ct.Error, ct.Level})
 		} else {
+			if ct.Revoked {
+				c = append(c, line{"REVOKED", Bad})
+			}
 			c = append(c, line{fmt.Sprintf("%s (%dd)", ct.NotAfter.Format(time.DateOnly), ct.DaysLeft), ct.Level})
 			for _, s := range ct.SANs {
 				c = append(c, line{s, OK})
