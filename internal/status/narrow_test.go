@@ -50,7 +50,9 @@ func eightSite(t *testing.T, names func(string) string) *Site {
 // control), and long host names and texts are cut or wrapped, not spilled.
 func TestNarrowViewFits120Columns(t *testing.T) {
 	same := func(s string) string { return s }
-	long := func(s string) string { return strings.Replace(s, ".lab.test", ".datacenter-eu-west-3.corp.example.com", 1) }
+	long := func(s string) string {
+		return strings.Replace(s, ".lab.test", ".datacenter-eu-west-3.corp.example.com", 1)
+	}
 	for name, names := range map[string]func(string) string{"lab names": same, "long names": long} {
 		site := eightSite(t, names)
 		if len(site.Problems) < 3 {
