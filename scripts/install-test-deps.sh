@@ -6,7 +6,9 @@
 set -eu
 
 # gcc and libc6-dev: the race detector (just unit) needs cgo
-PKGS="openssh-server openssh-client sudo socat debootstrap git dpkg-dev curl iproute2 procps passwd gcc libc6-dev systemd-container"
+# strace: the status tests prove the probe writes nothing (sshtest.TraceSSHD);
+# openssl: they read a real certificate as the probe does
+PKGS="openssh-server openssh-client sudo socat debootstrap git dpkg-dev curl iproute2 procps passwd gcc libc6-dev systemd-container strace openssl"
 if [ "${1:-}" = "--bench" ]; then
 	PKGS="$PKGS ansible"
 fi
