@@ -6,9 +6,11 @@
 set -eu
 
 # gcc and libc6-dev: the race detector (just unit) needs cgo; strace: the
-# proof that `troupe status` writes nothing on a host; zsh and fish: the
-# completion tests run the scripts in the shells themselves
-PKGS="openssh-server openssh-client sudo socat debootstrap git dpkg-dev curl iproute2 procps passwd gcc libc6-dev systemd-container strace zsh fish"
+# proof that `troupe status` writes nothing on a host (sshtest.TraceSSHD,
+# the e2e status scenario); openssl: the status tests read a real
+# certificate as the probe does; zsh and fish: the completion tests run the
+# scripts in the shells themselves
+PKGS="openssh-server openssh-client sudo socat debootstrap git dpkg-dev curl iproute2 procps passwd gcc libc6-dev systemd-container strace openssl zsh fish"
 if [ "${1:-}" = "--bench" ]; then
 	PKGS="$PKGS ansible"
 fi

@@ -10,6 +10,7 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/troupe/troupe/internal/cli"
+	"github.com/troupe/troupe/internal/report"
 )
 
 func main() {
@@ -28,7 +29,8 @@ func main() {
 	if err == nil {
 		return
 	}
-	if msg := err.Error(); msg != "" {
+	// cleaned: a failed run's error quotes what the hosts said
+	if msg := report.Clean(err.Error()); msg != "" {
 		fmt.Fprintln(os.Stderr, "troupe: "+msg)
 	}
 	var ee *cli.ExitError

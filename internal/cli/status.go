@@ -18,6 +18,7 @@ import (
 type StatusCmd struct {
 	Inventory   string        `short:"i" help:"Inventory file ($TROUPE_INVENTORY, default inventory/hosts.yaml)." placeholder:"FILE"`
 	Format      string        `enum:"human,json" default:"human" help:"human (a table), or json (the same data; with --watch one object a line)."`
+	Wide        bool          `help:"Every column and every detail, several lines a host (the default is one line a host, within 120 columns)."`
 	Watch       bool          `short:"w" help:"Read again every --interval: redrawn in place on a terminal, printed one after another otherwise."`
 	Interval    time.Duration `default:"5s" help:"Time between readings with --watch."`
 	Horizon     int           `default:"90" help:"Days: certificates and CRLs ending sooner are warnings (default 90)." placeholder:"DAYS"`
@@ -56,7 +57,7 @@ func (c *StatusCmd) Run(g *Globals) error {
 			}
 			out = string(b) + "\n"
 		} else {
-			out = status.Table(site, status.TableOptions{Renderer: report.NewRenderer(os.Stdout, g.Color), Unicode: tty})
+			out = status.Table(site, status.TableOptions{Renderer: report.NewRenderer(os.Stdout, g.Color), Unicode: tty, Wide: c.Wide})
 		}
 		out = red.String(out)
 		if c.Watch && tty && c.Format == "human" {

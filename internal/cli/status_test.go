@@ -37,3 +37,21 @@ func TestStatusUnreachable(t *testing.T) {
 		t.Errorf("status wrote local state: %v", matches)
 	}
 }
+
+// The default view is one line a host; --wide is the bordered table of
+// every column.
+func TestStatusWide(t *testing.T) {
+	dir := t.TempDir()
+	inv := filepath.Join(dir, "inv.yaml")
+	write(t, inv, "version: 1\nvars: {flavor: debian}\nconfig: {ssh: {port: 1, host_key_check: off}}\n"+
+		"groups:\n  compilers: {targets: [{name: c1.example.com, address: 127.0.0.1}]}\n")
+	narrow := troupe(t, nil, "status", "-i", inv, "--timeout", "5s", "--color", "never")
+	wide := troupe(t, nil, "status", "-i", inv, "--timeout", "5s", "--color", "never", "--wide")
+	if narrow.code != 1 || !strings.HasPrefix(narrow.stdout, "HOST  ") || strings.Contains(narrow.stdout, "+---") ||
+		!strings.Contains(narrow.stdout, "\nc1.example.com  compiler  BAD") {
+		t.Errorf("default view: %+v", narrow)
+	}
+	if wide.code != 1 || !strings.HasPrefix(wide.stdout, "+---") || !strings.Contains(wide.stdout, "| PACKAGES ") {
+		t.Errorf("--wide: %+v", wide)
+	}
+}

@@ -93,7 +93,7 @@ func (c *WebhookServeCmd) Run(g *Globals) error {
 		lockWait = -1 // webhook.Config's "never"
 	}
 	srv, err := webhook.New(webhook.Config{Secret: []byte(secretValue), Deploy: c.deploy(g), Branches: c.Branch,
-		Queue: c.Queue, MaxBody: c.MaxBody, LockWait: lockWait, Logf: logger.Printf})
+		Queue: c.Queue, MaxBody: c.MaxBody, LockWait: lockWait, Logf: report.CleanLogf(logger.Printf)})
 	if err != nil {
 		return invalid(err)
 	}

@@ -7,14 +7,16 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"math/big"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/troupe/troupe/internal/puppet/puppettest"
 )
 
-// testCA is a throw-away CA that signs like Puppet's: CN = certname, SANs as requested.
+// testCA is puppettest's CA with the short names these tests use.
 type testCA struct {
+	*puppettest.CA
 	cert *x509.Certificate
 	key  *ecdsa.PrivateKey
 	pem  []byte
@@ -25,27 +27,13 @@ func newCA(t *testing.T) *testCA { return newNamedCA(t, "Puppet CA") }
 // newNamedCA is a CA of that CN, able to sign CRLs too.
 func newNamedCA(t *testing.T, cn string) *testCA {
 	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
-		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, SubjectKeyId: []byte(cn)}
-	der, err := x509.CreateCertificate(rand.Reader, tpl, tpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _ := x509.ParseCertificate(der)
-	return &testCA{cert: c, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
+	c := puppettest.NewCA(t, cn)
+	return &testCA{CA: c, cert: c.Cert, key: c.Key, pem: c.PEM}
 }
 
 func (ca *testCA) issue(t *testing.T, cn string, dns []string, pub any) []byte {
 	t.Helper()
-	tpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: cn}, DNSNames: dns,
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tpl, ca.cert, pub, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	return ca.Issue(t, cn, dns, pub)
 }
 
 func csr(t *testing.T, key *ecdsa.PrivateKey, cn string, dns []string) []byte {

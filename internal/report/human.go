@@ -12,7 +12,6 @@ import (
 
 	"github.com/charmbracelet/lipgloss"
 	"github.com/charmbracelet/lipgloss/table"
-	"github.com/charmbracelet/x/ansi"
 	"github.com/muesli/termenv"
 	"golang.org/x/term"
 
@@ -143,7 +142,7 @@ func (h *Human) Emit(e Event) {
 		fmt.Fprintf(&b, "\n%s%s\n", h.title.Render(line), h.dim.Render(bannerList(e.Hosts)))
 	case HostLine:
 		if h.opts.Verbose {
-			for _, l := range lines(e.Text) {
+			for _, l := range Lines(e.Text) {
 				fmt.Fprintf(&b, "%s | %s\n", h.host(e.Host), l)
 			}
 		}
@@ -156,8 +155,8 @@ func (h *Human) Emit(e Event) {
 			fmt.Fprintf(&b, "%s%s\n", h.indent(), l)
 		}
 	case WouldWrite:
-		fmt.Fprintf(&b, "%s  would write: %s\n", h.host(e.Host), Clean(e.Text))
-		for _, l := range lines(e.Diff) {
+		fmt.Fprintf(&b, "%s  would write: %s\n", h.host(e.Host), flat(e.Text))
+		for _, l := range Lines(e.Diff) {
 			fmt.Fprintf(&b, "%s%s\n", h.indent(), h.diffLine(l))
 		}
 	case StepEnd:
@@ -170,7 +169,7 @@ func (h *Human) Emit(e Event) {
 		if e.Host != "" {
 			msg += e.Host + ": "
 		}
-		for i, l := range lines(e.Text) {
+		for i, l := range Lines(e.Text) {
 			if i > 0 {
 				msg = "         "
 			}
@@ -195,13 +194,13 @@ func (h *Human) result(b *strings.Builder, e Event) {
 		}
 		head, rest := firstRest(msg)
 		fmt.Fprintf(b, "%s  %s\n", name, h.stFailed.Render("failed: "+head))
-		for _, l := range append(rest, lines(e.Stderr)...) {
+		for _, l := range append(rest, Lines(e.Stderr)...) {
 			fmt.Fprintf(b, "%s%s\n", h.indent(), l)
 		}
 	case Skipped:
 		line := h.stSkipped.Render("skipped")
 		if e.Reason != "" {
-			line += " (" + Clean(e.Reason) + ")"
+			line += " (" + flat(e.Reason) + ")"
 		}
 		fmt.Fprintf(b, "%s  %s\n", name, line)
 	default:
@@ -212,7 +211,7 @@ func (h *Human) result(b *strings.Builder, e Event) {
 		// Pad to "changed" so durations line up.
 		line := st.Render(string(e.Status)) + strings.Repeat(" ", max(0, 9-len(e.Status))) + formatDuration(e.Duration)
 		if e.Reason != "" {
-			line += " (" + Clean(e.Reason) + ")"
+			line += " (" + flat(e.Reason) + ")"
 		}
 		fmt.Fprintf(b, "%s  %s\n", name, line)
 	}
@@ -285,7 +284,7 @@ func (h *Human) Close() error {
 	if len(failures) > 0 {
 		fmt.Fprintf(&b, "\n%s\n", h.title.Render("Failed hosts:"))
 		for _, f := range failures {
-			fmt.Fprintf(&b, "  %s  %s: %s\n", h.host(f.Host), f.Step, h.bad.Render(Clean(f.Error)))
+			fmt.Fprintf(&b, "  %s  %s: %s\n", h.host(f.Host), f.Step, h.bad.Render(flat(f.Error)))
 		}
 	}
 	failed := h.failed || len(failures) > 0 || h.runErr != ""
@@ -296,8 +295,13 @@ func (h *Human) Close() error {
 			line += fmt.Sprintf(": %d of %s failed", n, plural(len(hosts), "host"))
 		}
 		b.WriteString(h.bad.Bold(true).Render(line) + "\n")
-		if h.runErr != "" {
-			fmt.Fprintf(&b, "%s\n", h.bad.Render("error: "+Clean(h.runErr)))
+		for i, l := range Lines(h.runErr) {
+			if i == 0 {
+				l = "error: " + l
+			} else {
+				l = "       " + l
+			}
+			fmt.Fprintf(&b, "%s\n", h.bad.Render(l))
 		}
 		if h.opts.LogPath != "" {
 			fmt.Fprintf(&b, "Debug log: %s\n", h.opts.LogPath)
@@ -348,33 +352,18 @@ func (h *Human) summaryTable(hosts []HostCounts) string {
 	return t.Render()
 }
 
-// lines splits remote text into lines without the final newline or carriage
-// returns, with escape codes removed so remote output cannot colour or move
-// the operator's terminal (nor leak codes into a plain log).
-func lines(s string) []string {
-	s = strings.TrimRight(s, "\r\n")
-	if s == "" {
-		return nil
-	}
-	ls := strings.Split(s, "\n")
-	for i, l := range ls {
-		ls[i] = Clean(l)
-	}
-	return ls
-}
+// flat is remote text cleaned and on one line, for a field printed inside
+// a line of its own (a reason, a failed host's error).
+func flat(s string) string { return strings.Join(Lines(s), " ") }
 
 // firstRest splits s into its first line and the lines after it.
 func firstRest(s string) (string, []string) {
-	ls := lines(s)
+	ls := Lines(s)
 	if len(ls) == 0 {
 		return "", nil
 	}
 	return ls[0], ls[1:]
 }
-
-// Clean removes escape codes and trailing carriage returns from remote
-// text, so it cannot colour or move the operator's terminal.
-func Clean(s string) string { return strings.TrimRight(ansi.Strip(s), "\r") }
 
 func bannerList(hosts []string) string {
 	if len(hosts) == 0 {

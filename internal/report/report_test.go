@@ -204,7 +204,7 @@ func TestLogFile(t *testing.T) {
 	for _, want := range []string{
 		"2026-03-01T12:00:00.000Z run_start plan=upgrade-compilers hosts=compile1.lab.test,compile2.lab.test,primary.lab.test\n",
 		` debug host=compile2.lab.test text="ssh: exit 0 for ********"`,
-		` host_line step=compilers/drain host=compile2.lab.test stream=stderr text="\x1b[31mwarning\x1b[0m: slow socket\r\n"`,
+		` host_line step=compilers/drain host=compile2.lab.test stream=stderr text="warning: slow socket\n"`,
 		"status=failed duration=3s error=\"systemctl restart puppetserver: exit status 1\"\n    stderr:\n    | Job for puppetserver.service failed.\n",
 		"    diff:\n    | --- /etc/puppetlabs/puppet/puppet.conf\n",
 		` debug text="connecting to primary.lab.test with password ********"`,

@@ -125,7 +125,6 @@ steps:
 	}
 }
 
-
 const touchPlan = `name: p
 steps:
   - id: a

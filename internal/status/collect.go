@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/troupe/troupe/internal/inventory"
 	"github.com/troupe/troupe/internal/puppet"
+	"github.com/troupe/troupe/internal/secret"
 	"github.com/troupe/troupe/internal/transport"
 )
 
@@ -26,6 +26,13 @@ type Options struct {
 	// Now is the clock (tests pin it).
 	Now func() time.Time
 }
+
+// MaxAnswer bounds what is kept of a host's answer to the probe script
+// (stdout, and stderr again): a healthy host's is about 3 KB (the captures
+// in fixtures/status are 0.2–3.1 KB); the PuppetDB nodes query grows by
+// about 150 bytes a node. A host sending more is marked as such and the
+// rest is dropped, so one host cannot fill troupe's memory.
+const MaxAnswer = 4 << 20
 
 // DefaultTimeout and DefaultHorizon are the CLI's defaults.
 const (
@@ -126,9 +133,14 @@ func probe(ctx context.Context, h *Host, cfg transport.Config, o Options) {
 		return
 	}
 	defer conn.Close()
-	res, err := conn.Run(ctx, transport.Cmd{Command: h.spec.script(), Sudo: true})
+	res, err := conn.Run(ctx, transport.Cmd{Command: h.spec.script(), Sudo: true, MaxOutput: MaxAnswer})
+	// bounded here too, for a Conn that does not honour MaxOutput
+	tooMuch := res.Truncated || len(res.Stdout) > MaxAnswer || len(res.Stderr) > MaxAnswer
+	res.Stdout, res.Stderr = res.Stdout[:min(len(res.Stdout), MaxAnswer)], res.Stderr[:min(len(res.Stderr), MaxAnswer)]
 	h.secs = splitSections(res.Stdout)
 	switch {
+	case tooMuch:
+		h.Error = fmt.Sprintf("sent too much: more than %d MiB of probe output (the rest was dropped)", MaxAnswer>>20)
 	case err != nil && ctx.Err() != nil:
 		h.Error = fmt.Sprintf("timeout after %s", o.Timeout)
 	case err != nil:
@@ -151,29 +163,11 @@ func oneLine(s string) string {
 	return s
 }
 
-// scrubURL masks the password of a URL's user info (a control repository
-// reached over https with a token).
-func scrubURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
-	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-		return strings.Replace(u.String(), "xxxxx", "********", 1)
-	}
-	return s
-}
-
-// scrubSecret masks remote's URL password wherever it appears in s (git's
-// own messages may quote the URL).
-func scrubSecret(s, remote string) string {
-	u, err := url.Parse(remote)
-	if err != nil || u.User == nil {
-		return s
-	}
-	if p, ok := u.User.Password(); ok && p != "" {
-		s = strings.ReplaceAll(s, p, "********")
+// maskPassword masks remote's URL password wherever it appears in s (git's
+// own messages may quote it, or the URL cut where it does not parse).
+func maskPassword(s, remote string) string {
+	if p, ok := secret.URLPassword(remote); ok {
+		s = strings.ReplaceAll(s, p, secret.Mask)
 	}
 	return s
 }

@@ -2,7 +2,10 @@ package status
 
 import (
 	"fmt"
+	"math/big"
 	"strings"
+
+	"github.com/troupe/troupe/internal/puppet"
 )
 
 // fill turns h's sections into its typed fields. A probe that did not answer
@@ -49,6 +52,10 @@ func fill(h *Host) {
 	}
 	if s.has(RoleCA) {
 		h.CA = readCA(get("cacert"), get("crl"))
+		// absent from answers captured before the script read it
+		if sec, ok := h.secs["crlpem"]; ok {
+			readRevoked(h.CA, sec)
+		}
 	}
 	if s.has(RoleLB) {
 		h.Pool = readPool(get("lbstate"), get("lbstat"))
@@ -66,7 +73,8 @@ func readCert(sec section) *Cert {
 	if err != nil {
 		return &Cert{Error: err.Error()}
 	}
-	return &Cert{NotAfter: blocks[0].Time, SANs: blocks[0].SANs}
+	b := blocks[0]
+	return &Cert{NotAfter: b.Time, SANs: b.SANs, Serial: b.Serial, Issuer: b.Issuer}
 }
 
 func readServer(simple, critical, jruby section) *Server {
@@ -114,7 +122,7 @@ func readCode(sec section) *Code {
 }
 
 func readCA(certs, crls section) *CA {
-	ca := &CA{Certs: []Expiry{}, CRLs: []Expiry{}}
+	ca := &CA{Certs: []Expiry{}, CRLs: []Expiry{}, Revoked: -1}
 	var errs []string
 	for _, x := range []struct {
 		sec  section
@@ -174,4 +182,39 @@ func readPuppetDB(status, nodes section) *PuppetDB {
 		p.Error = "nodes query: " + err.Error()
 	}
 	return p
+}
+
+// readRevoked reads the serials the CA's CRLs revoke, by issuer. A CRL that
+// cannot be read is the CA's error: no certificate then looks fine for it.
+func readRevoked(ca *CA, sec section) {
+	if msg := sec.failure(); msg != "" {
+		ca.Error = strings.TrimPrefix(ca.Error+"; CRL serials: "+msg, "; ")
+		return
+	}
+	crls, err := puppet.ParseCRLs([]byte(sec.Body))
+	if err != nil {
+		ca.Error = strings.TrimPrefix(ca.Error+"; CRL serials: "+err.Error(), "; ")
+		return
+	}
+	ca.revoked, ca.Revoked = map[string]map[string]bool{}, 0
+	for _, crl := range crls {
+		issuer := crl.Issuer.CommonName
+		if ca.revoked[issuer] == nil {
+			ca.revoked[issuer] = map[string]bool{}
+		}
+		for _, e := range crl.RevokedCertificateEntries {
+			ca.revoked[issuer][serialHex(e.SerialNumber)] = true
+			ca.Revoked++
+		}
+	}
+}
+
+// serialHex is a serial as openssl's serial= prints it: upper-case hex, an
+// even number of digits.
+func serialHex(n *big.Int) string {
+	s := strings.ToUpper(n.Text(16))
+	if len(s)%2 == 1 {
+		s = "0" + s
+	}
+	return s
 }

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/troupe/troupe/internal/secret"
 )
 
 // Judge applies the health rules to the filled rows and returns the site:
@@ -24,6 +26,7 @@ func Judge(hosts []*Host, now time.Time, horizon time.Duration) *Site {
 	for _, h := range hosts {
 		j.host(h)
 	}
+	j.revocations(hosts)
 	j.drift()
 	for _, h := range hosts {
 		for _, p := range site.Problems {
@@ -46,6 +49,7 @@ func Judge(hosts []*Host, now time.Time, horizon time.Duration) *Site {
 		return order[pa.Host] < order[pb.Host]
 	})
 	site.Healthy = site.Level < Bad
+	scrub(site)
 	return site
 }
 
@@ -79,12 +83,14 @@ func control(hosts []*Host) *Control {
 		default:
 			var remote string
 			remote, c.Branches = parseHeads(sec.Body)
-			c.Remote = scrubURL(remote)
+			c.Remote = secret.MaskURL(remote)
 			if _, rest, ok := strings.Cut(sec.Body, "\n"); ok && strings.HasPrefix(sec.Body, "remote ") {
 				sec.Body = rest // git's own words, not the URL line
 			}
+			// masked before the message is cut, which could cut the password
+			sec.Body = maskPassword(sec.Body, remote)
 			if msg := sec.failure(); msg != "" {
-				c.Error = "git ls-remote: " + scrubSecret(msg, remote)
+				c.Error = "git ls-remote: " + msg
 			} else if len(c.Branches) == 0 {
 				c.Error = "git ls-remote: no branches"
 			}
@@ -160,6 +166,29 @@ func (j *judge) host(h *Host) {
 		case p.State != "running":
 			p.Level = j.flag(h, Bad, "puppetdb", "PuppetDB is %s", p.State)
 		}
+	}
+}
+
+// revocations flags every host whose certificate the CA's CRL lists (by
+// issuer CN and serial): `troupe run revoke` put it there, and Puppet
+// Server refuses the host though its certificate has not expired.
+func (j *judge) revocations(hosts []*Host) {
+	var revoked map[string]map[string]bool
+	for _, h := range hosts {
+		if h.CA != nil && h.CA.revoked != nil {
+			revoked = h.CA.revoked
+		}
+	}
+	if revoked == nil {
+		return
+	}
+	for _, h := range hosts {
+		c := h.Cert
+		if c == nil || c.Error != "" || c.Serial == "" || !revoked[c.Issuer][c.Serial] {
+			continue
+		}
+		c.Revoked = true
+		c.Level = j.flag(h, Bad, "cert", "certificate (serial %s) is revoked: the CRL of %s lists it", c.Serial, c.Issuer)
 	}
 }
 

@@ -65,9 +65,20 @@ func host(t *testing.T, s *Site, name string) *Host {
 	return nil
 }
 
+// plainTable is the wide view (every column), without colour.
 func plainTable(s *Site) string {
 	r := lipgloss.NewRenderer(nil)
 	r.SetColorProfile(termenv.Ascii)
+	return Table(s, TableOptions{Renderer: r, Wide: true})
+}
+
+// narrowTable is the default view, without colour or with.
+func narrowTable(s *Site, color bool) string {
+	r := lipgloss.NewRenderer(nil)
+	r.SetColorProfile(termenv.Ascii)
+	if color {
+		r.SetColorProfile(termenv.ANSI256)
+	}
 	return Table(s, TableOptions{Renderer: r})
 }
 

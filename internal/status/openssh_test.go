@@ -7,15 +7,15 @@ package status
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -65,24 +65,26 @@ groups:
 	if err != nil {
 		t.Fatal(err)
 	}
-	trace := startStrace(t, filepath.Join(o.Dir, "sshd.pid"))
-
 	var dials, runs atomic.Int32
 	var mu sync.Mutex
 	var spans [][2]time.Time
 	const delay = time.Second
-	site, err := Collect(context.Background(), in, Options{Timeout: 20 * time.Second, Dial: func(ctx context.Context, cfg transport.Config) (transport.Conn, error) {
-		dials.Add(1)
-		c, err := transport.Dial(ctx, cfg)
-		if err != nil {
-			return nil, err
-		}
-		return counting{Conn: c, runs: &runs, delay: delay, mu: &mu, spans: &spans}, nil
-	}})
+	var site *Site
+	tr, err := sshtest.TraceSSHD(context.Background(), runHere, sshdPID(t, filepath.Join(o.Dir, "sshd.pid")), func() error {
+		var err error
+		site, err = Collect(context.Background(), in, Options{Timeout: 20 * time.Second, Dial: func(ctx context.Context, cfg transport.Config) (transport.Conn, error) {
+			dials.Add(1)
+			c, err := transport.Dial(ctx, cfg)
+			if err != nil {
+				return nil, err
+			}
+			return counting{Conn: c, runs: &runs, delay: delay, mu: &mu, spans: &spans}, nil
+		}})
+		return err
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	written, seen := trace()
 
 	if dials.Load() != 3 || runs.Load() != 3 {
 		t.Errorf("%d dials and %d runs for 3 hosts, want one each", dials.Load(), runs.Load())
@@ -120,71 +122,52 @@ groups:
 	if site.Healthy {
 		t.Error("a site without Puppet judged healthy")
 	}
-	if seen != "" && !strings.Contains(seen, `"/var/lib/dpkg/status"`) {
-		t.Errorf("strace did not see dpkg-query read its database: did it follow the sessions?\n%s", seen)
+	// the positive control: the trace saw the probes themselves, in every
+	// session (a trace that sees nothing would find no write either)
+	if n := count(tr.Execs, "/usr/bin/dpkg-query"); n != 3 {
+		t.Errorf("strace saw %d execs of dpkg-query, want one a host: did it follow the sessions?\n%v", n, tr.Execs)
 	}
-	if len(written) > 0 {
-		t.Errorf("written on the host:\n%s", strings.Join(written, "\n"))
+	if count(tr.Execs, "/usr/bin/sudo") < 3 || !strings.Contains(tr.Raw, `"/var/lib/dpkg/status"`) {
+		t.Errorf("strace did not see sudo start or dpkg-query read its database:\n%v", tr.Execs)
 	}
+	if len(tr.Writes) > 0 {
+		t.Errorf("written on the host:\n%s", strings.Join(tr.Writes, "\n"))
+	}
+	t.Logf("%d programs started, none wrote: %v", len(tr.Execs), tr.Execs)
 }
 
-// writeCall matches strace lines of calls that change the file system.
-var writeCall = regexp.MustCompile(`^(\d+)\s+(openat\(.*O_(WRONLY|RDWR|CREAT).*|(mkdir|mkdirat|unlink|unlinkat|rename|renameat2?|rmdir|truncate|ftruncate|link|linkat|symlink|symlinkat|chmod|fchmodat|chown|fchownat|utimensat)\(.*)$`)
-
-// harmless are the only writes seen (strace on Debian 12's OpenSSH 9.2 and
-// sudo): /dev/null, and sshd setting its children's OOM score.
-var harmless = regexp.MustCompile(`"/dev/null"|"/proc/self/oom_score_adj"`)
-
-// startStrace follows sshd (pidfile) and all it forks, recording successful
-// calls that write; stop returns those not known harmless, and the whole
-// trace.
-func startStrace(t *testing.T, pidfile string) (stop func() (written []string, seen string)) {
-	t.Helper()
-	if _, err := exec.LookPath("strace"); err != nil {
-		t.Log("no strace: the host-side write check is skipped")
-		return func() ([]string, string) { return nil, "" }
-	}
-	var pid string
-	for i := 0; i < 50 && pid == ""; i++ {
-		b, _ := os.ReadFile(pidfile)
-		pid = strings.TrimSpace(string(b))
-		if pid == "" {
-			time.Sleep(100 * time.Millisecond)
+func count(xs []string, x string) int {
+	n := 0
+	for _, s := range xs {
+		if s == x {
+			n++
 		}
 	}
-	if pid == "" {
-		t.Fatalf("no sshd pid in %s", pidfile)
+	return n
+}
+
+// runHere runs a command on this machine, the host of the test's sshd.
+func runHere(ctx context.Context, command string) (string, error) {
+	out, err := exec.CommandContext(ctx, "sh", "-c", command).Output()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		err = fmt.Errorf("%w: %s", err, ee.Stderr)
 	}
-	out := filepath.Join(t.TempDir(), "strace.txt")
-	cmd := exec.Command("strace", "-f", "-qq", "-z", "-o", out, "-p", pid,
-		"-e", "trace=openat,mkdir,mkdirat,unlink,unlinkat,rename,renameat,renameat2,rmdir,truncate,ftruncate,link,linkat,symlink,symlinkat,chmod,fchmodat,chown,fchownat,utimensat")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(500 * time.Millisecond) // attached
-	var once sync.Once
-	var lines []string
-	var seen string
-	return func() ([]string, string) {
-		once.Do(func() {
-			time.Sleep(300 * time.Millisecond) // the sessions' last calls
-			_ = cmd.Process.Signal(syscall.SIGINT)
-			_ = cmd.Wait()
-			b, err := os.ReadFile(out)
-			if err != nil {
-				t.Fatal(err)
-			}
-			seen = string(b)
-			for _, l := range strings.Split(seen, "\n") {
-				switch {
-				case !writeCall.MatchString(l):
-				case harmless.MatchString(l):
-					t.Logf("harmless: %s", l)
-				default:
-					lines = append(lines, l)
-				}
-			}
-		})
-		return lines, seen
+	return string(out), err
+}
+
+// sshdPID reads sshd's pidfile, waiting for sshd to write it.
+func sshdPID(t *testing.T, pidfile string) int {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b, _ := os.ReadFile(pidfile)
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			return pid
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no sshd pid in %s", pidfile)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

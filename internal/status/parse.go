@@ -73,10 +73,7 @@ func (s section) failure() string {
 func firstLine(s string) string {
 	for _, l := range strings.Split(s, "\n") {
 		if l = strings.TrimSpace(report.Clean(l)); l != "" {
-			if len(l) > 80 {
-				l = l[:80] + "…"
-			}
-			return l
+			return cut(l, 81) // 80 runes and "…": never half a rune
 		}
 	}
 	return ""
@@ -178,9 +175,11 @@ const opensslTime = "Jan _2 15:04:05 2006 MST"
 
 // pemBlock is one certificate or CRL of a bundle, as openssl printed it.
 type pemBlock struct {
-	Name string    // subject or issuer CN
-	Time time.Time // notAfter or nextUpdate
-	SANs []string
+	Name   string    // subject or issuer CN
+	Time   time.Time // notAfter or nextUpdate
+	SANs   []string
+	Serial string // a certificate's serial, upper-case hex (openssl's serial=)
+	Issuer string // a certificate's issuer CN
 }
 
 // parsePEMs reads the eachpem output of `openssl x509 -noout -subject
@@ -206,12 +205,17 @@ func parsePEMs(body string) ([]pemBlock, error) {
 				return nil, fmt.Errorf("openssl date %q: %w", v, err)
 			}
 			cur.Time = tm.UTC()
+		case strings.HasPrefix(t, "serial="):
+			cur.Serial = strings.ToUpper(strings.TrimSpace(strings.TrimPrefix(t, "serial=")))
 		case strings.HasPrefix(t, "subject="), strings.HasPrefix(t, "issuer="):
-			_, v, _ := strings.Cut(t, "=")
+			k, v, _ := strings.Cut(t, "=")
 			if _, cn, ok := strings.Cut(v, "CN = "); ok {
 				v = cn
 			}
 			cur.Name = strings.TrimSpace(v)
+			if k == "issuer" {
+				cur.Issuer = cur.Name
+			}
 		case strings.HasPrefix(t, "X509v3 Subject Alternative Name"):
 			san = true
 		case san && t != "":

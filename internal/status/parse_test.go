@@ -1,6 +1,7 @@
 package status
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -133,14 +134,31 @@ func TestControlErrorMasksPassword(t *testing.T) {
 	}
 }
 
-func TestScrubURL(t *testing.T) {
-	for in, want := range map[string]string{
-		"https://user:tok3n-secret@git.example.com/x.git": "https://user:********@git.example.com/x.git",
-		"git@git.example.com:infra/control-repo.git":      "git@git.example.com:infra/control-repo.git",
-		"http://10.77.0.1:8800/control.git":               "http://10.77.0.1:8800/control.git",
-	} {
-		if got := scrubURL(in); got != want {
-			t.Errorf("scrubURL(%q) = %q, want %q", in, got, want)
+// The control repository's password is masked in the table and in the JSON
+// whether or not net/url can parse the URL, and wherever git quotes it.
+func TestControlPasswordMaskedTableAndJSON(t *testing.T) {
+	// the last one is cut inside the password by the 80-character error
+	for _, pass := range []string{"tok3n-secret", "tok/3n-secret", "tok%3n-secret", "tok#3n-secret", "tok/" + strings.Repeat("s3cr3t", 12)} {
+		remote := "https://deploy:" + pass + "@git.example.com/control.git"
+		for _, body := range []string{
+			"remote " + remote + "\n" + prodCommit + "\trefs/heads/production\n" + marker + " end 0",
+			"remote " + remote + "\nfatal: unable to access '" + remote + "/': 403\n" + marker + " end 128",
+		} {
+			h := fromText(t, "\n"+marker+" heads\n"+body+"\n", "c1.example.com", true, RoleCompiler)
+			site := Judge([]*Host{h}, now, DefaultHorizon)
+			js, err := json.Marshal(site)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tab := plainTable(site)
+			for name, out := range map[string]string{"table": tab, "json": string(js)} {
+				if strings.Contains(out, pass[:12]) {
+					t.Errorf("%s shows the password %q:\n%s", name, pass, out)
+				}
+				if !strings.Contains(out, "https://deploy:********@git.example.com/control.gi") {
+					t.Errorf("%s: no masked URL:\n%s", name, out)
+				}
+			}
 		}
 	}
 }

@@ -144,12 +144,14 @@ pcurl() {
 		b.WriteString("sec svc; systemctl is-active " + strings.Join(svcs, " ") + " 2>&1; end $?\n")
 	}
 	if s.enrolled() {
-		b.WriteString("sec cert; eachpem \"$cert\" openssl x509 -noout -enddate -ext subjectAltName 2>&1; end $?\n")
+		b.WriteString("sec cert; eachpem \"$cert\" openssl x509 -noout -serial -issuer -enddate -ext subjectAltName 2>&1; end $?\n")
 	}
 	if s.has(RoleCA) {
 		fmt.Fprintf(&b, "sec cacert; eachpem %s openssl x509 -noout -subject -enddate 2>&1; end $?\n", q(ssl+"/certs/ca.pem"))
 		fmt.Fprintf(&b, "sec crl; c=%s; [ -r \"$c\" ] || c=%s; eachpem \"$c\" openssl crl -noout -issuer -nextupdate 2>&1; end $?\n",
 			q(f.Paths.Cadir+"/ca_crl.pem"), q(ssl+"/ca/ca_crl.pem"))
+		// the CRL itself, for the serials it revokes (parsed here, not by openssl)
+		b.WriteString("sec crlpem; cat \"$c\" 2>&1; end $?\n")
 	}
 	if s.server() {
 		env := f.Paths.Codedir + "/environments"

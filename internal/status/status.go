@@ -152,8 +152,12 @@ type Cert struct {
 	NotAfter time.Time `json:"not_after"`
 	DaysLeft int       `json:"days_left"`
 	SANs     []string  `json:"sans,omitempty"`
-	Error    string    `json:"error,omitempty"`
-	Level    Level     `json:"level"`
+	Serial   string    `json:"serial,omitempty"` // upper-case hex
+	Issuer   string    `json:"issuer,omitempty"` // the issuing CA's CN
+	// Revoked: the CA's CRL lists this serial of this issuer.
+	Revoked bool   `json:"revoked,omitempty"`
+	Error   string `json:"error,omitempty"`
+	Level   Level  `json:"level"`
 }
 
 // CA is the CA's certificates and CRLs (a bundle may chain an intermediate
@@ -161,8 +165,12 @@ type Cert struct {
 type CA struct {
 	Certs []Expiry `json:"certs"`
 	CRLs  []Expiry `json:"crls"`
-	Error string   `json:"error,omitempty"`
-	Level Level    `json:"level"`
+	// Revoked is how many serials the CRLs list (-1: not read).
+	Revoked int    `json:"revoked"`
+	Error   string `json:"error,omitempty"`
+	Level   Level  `json:"level"`
+
+	revoked map[string]map[string]bool // issuer CN → serial (upper-case hex) → listed
 }
 
 // Expiry is one certificate's not-after or one CRL's next update.

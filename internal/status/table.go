@@ -34,10 +34,14 @@ var na = one("-", OK)
 type TableOptions struct {
 	Renderer *lipgloss.Renderer // colours (report.NewRenderer honours --color)
 	Unicode  bool               // rounded borders (a terminal); ASCII otherwise
+	// Wide draws every column, a cell's every line, in a bordered table
+	// (about 230 columns for a site of 8 hosts). The default is one line a
+	// host, every line of the output within MaxWidth cells.
+	Wide bool
 }
 
-// Table draws the site: the table, the control repository's branches, the
-// problems and a verdict line.
+// Table draws the site: the hosts (narrow or wide), the control
+// repository's branches, the problems and a verdict line.
 func Table(site *Site, o TableOptions) string {
 	r := o.Renderer
 	if r == nil {
@@ -48,6 +52,45 @@ func Table(site *Site, o TableOptions) string {
 		Warn: r.NewStyle().Foreground(lipgloss.Color("214")),
 		Bad:  r.NewStyle().Foreground(lipgloss.Color("196")).Bold(true),
 	}
+	var b strings.Builder
+	fit := func(s, indent string) string { return s }
+	if o.Wide {
+		b.WriteString(wide(site, o, r, styles))
+	} else {
+		b.WriteString(narrow(site, r, styles))
+		fit = func(s, indent string) string { return wrap(s, MaxWidth, indent) }
+	}
+	if c := site.Control; c != nil {
+		if c.Error != "" {
+			fmt.Fprintf(&b, "%s\n", fit("control repository: "+styles[Warn].Render(report.Clean(c.Error)), "  "))
+		} else {
+			var envs []string
+			for _, env := range slices.Sorted(maps.Keys(c.Branches)) {
+				envs = append(envs, env+" "+short(c.Branches[env]))
+			}
+			fmt.Fprintf(&b, "%s\n", fit(fmt.Sprintf("control repository %s (from %s): %s", report.Clean(c.Remote), c.From, strings.Join(envs, ", ")), "  "))
+		}
+	}
+	bad, warn := 0, 0
+	for _, p := range site.Problems {
+		if p.Level == Bad {
+			bad++
+		} else {
+			warn++
+		}
+		fmt.Fprintf(&b, "%s\n", fit(fmt.Sprintf("  %s %s %s: %s", styles[p.Level].Render(fmt.Sprintf("%-4s", p.Level)), p.Host, p.What, report.Clean(p.Text)), "       "))
+	}
+	verdict := styles[OK].Bold(true).Render("healthy")
+	if site.Level == Bad {
+		verdict = styles[Bad].Render("UNHEALTHY")
+	}
+	fmt.Fprintf(&b, "%s: %s, %s · %s in %s\n", verdict, plural(bad, "problem"), plural(warn, "warning"),
+		plural(len(site.Hosts), "host"), (time.Duration(site.WallMS) * time.Millisecond).Round(10*time.Millisecond))
+	return b.String()
+}
+
+// wide is the bordered table of every column.
+func wide(site *Site, o TableOptions, r *lipgloss.Renderer, styles map[Level]lipgloss.Style) string {
 	plain := r.NewStyle()
 	rows := make([][]string, 0, len(site.Hosts))
 	for _, h := range site.Hosts {
@@ -79,35 +122,7 @@ func Table(site *Site, o TableOptions) string {
 			}
 			return st
 		})
-	var b strings.Builder
-	b.WriteString(t.Render() + "\n")
-	if c := site.Control; c != nil {
-		if c.Error != "" {
-			fmt.Fprintf(&b, "control repository: %s\n", styles[Warn].Render(report.Clean(c.Error)))
-		} else {
-			var envs []string
-			for _, env := range slices.Sorted(maps.Keys(c.Branches)) {
-				envs = append(envs, env+" "+short(c.Branches[env]))
-			}
-			fmt.Fprintf(&b, "control repository %s (from %s): %s\n", report.Clean(c.Remote), c.From, strings.Join(envs, ", "))
-		}
-	}
-	bad, warn := 0, 0
-	for _, p := range site.Problems {
-		if p.Level == Bad {
-			bad++
-		} else {
-			warn++
-		}
-		fmt.Fprintf(&b, "  %s %s %s: %s\n", styles[p.Level].Render(fmt.Sprintf("%-4s", p.Level)), p.Host, p.What, report.Clean(p.Text))
-	}
-	verdict := styles[OK].Bold(true).Render("healthy")
-	if site.Level == Bad {
-		verdict = styles[Bad].Render("UNHEALTHY")
-	}
-	fmt.Fprintf(&b, "%s: %s, %s · %s in %s\n", verdict, plural(bad, "problem"), plural(warn, "warning"),
-		plural(len(site.Hosts), "host"), (time.Duration(site.WallMS) * time.Millisecond).Round(10*time.Millisecond))
-	return b.String()
+	return t.Render() + "\n"
 }
 
 func plural(n int, what string) string {
@@ -227,6 +242,9 @@ func certCell(h *Host) cell {
 		if ct.Error != "" {
 			c = append(c, line{ct.Error, ct.Level})
 		} else {
+			if ct.Revoked {
+				c = append(c, line{"REVOKED", Bad})
+			}
 			c = append(c, line{fmt.Sprintf("%s (%dd)", ct.NotAfter.Format(time.DateOnly), ct.DaysLeft), ct.Level})
 			for _, s := range ct.SANs {
 				c = append(c, line{s, OK})

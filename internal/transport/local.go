@@ -38,13 +38,15 @@ func (l localConn) Run(ctx context.Context, c Cmd) (Result, error) {
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var out, errOut lockedBuffer
+	out, errOut := lockedBuffer{max: c.MaxOutput}, lockedBuffer{max: c.MaxOutput}
 	cmd.Stdin = c.Stdin
 	cmd.Stdout = tee{&out, c.Stdout}
 	cmd.Stderr = tee{&errOut, c.Stderr}
 	// Do not let a grandchild holding the pipes open block Wait forever.
 	cmd.WaitDelay = cancelGrace
-	result := func() Result { return Result{Stdout: out.String(), Stderr: errOut.String()} }
+	result := func() Result {
+		return Result{Stdout: out.String(), Stderr: errOut.String(), Truncated: out.cut() || errOut.cut()}
+	}
 	if err := cmd.Start(); err != nil {
 		return Result{}, fmt.Errorf("local: %w", err)
 	}

@@ -39,13 +39,14 @@ func (c *sshConn) Run(ctx context.Context, cmd Cmd) (Result, error) {
 		// separation there): signal the wrapper from a second session.
 		kill = func() <-chan struct{} { return c.killRemote(pidfile) }
 	}
-	return c.exec(ctx, shellLine(cmd.Command, pidfile, sudo, withPW), stdin, cmd.Stdout, cmd.Stderr, kill)
+	return c.exec(ctx, shellLine(cmd.Command, pidfile, sudo, withPW), stdin, cmd.Stdout, cmd.Stderr, cmd.MaxOutput, kill)
 }
 
-// exec runs line in a new session. On ctx cancel it sends SIGTERM, calls kill
+// exec runs line in a new session, keeping at most maxOutput bytes (when
+// more than 0) of each stream. On ctx cancel it sends SIGTERM, calls kill
 // (when not nil) if the command is still running shortly after, waits up to
 // cancelGrace for it to end, then closes the session and returns ctx.Err().
-func (c *sshConn) exec(ctx context.Context, line string, stdin io.Reader, stdout, stderr io.Writer, kill func() <-chan struct{}) (Result, error) {
+func (c *sshConn) exec(ctx context.Context, line string, stdin io.Reader, stdout, stderr io.Writer, maxOutput int, kill func() <-chan struct{}) (Result, error) {
 	sess, release, err := c.session(ctx)
 	if err != nil {
 		return Result{}, err
@@ -53,11 +54,13 @@ func (c *sshConn) exec(ctx context.Context, line string, stdin io.Reader, stdout
 	defer release()
 	defer sess.Close()
 
-	var out, errOut lockedBuffer
+	out, errOut := lockedBuffer{max: maxOutput}, lockedBuffer{max: maxOutput}
 	sess.Stdin = stdin
 	sess.Stdout = tee{&out, stdout}
 	sess.Stderr = tee{&errOut, stderr}
-	result := func() Result { return Result{Stdout: out.String(), Stderr: errOut.String()} }
+	result := func() Result {
+		return Result{Stdout: out.String(), Stderr: errOut.String(), Truncated: out.cut() || errOut.cut()}
+	}
 	if err := sess.Start(line); err != nil {
 		return Result{}, c.connErr(fmt.Errorf("starting command: %w", err))
 	}
@@ -203,15 +206,31 @@ func signalNumber(s ssh.Signal) int {
 
 // lockedBuffer is written by the session's copy goroutines and may be read
 // after a cancelled Run returned while they still run.
+// With max > 0 it keeps the first max bytes and drops (but accepts) the
+// rest.
 type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu      sync.Mutex
+	b       bytes.Buffer
+	max     int
+	dropped bool
 }
 
 func (l *lockedBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.max > 0 && l.b.Len()+len(p) > l.max {
+		l.dropped = true
+		l.b.Write(p[:l.max-l.b.Len()])
+		return len(p), nil
+	}
 	return l.b.Write(p)
+}
+
+// cut reports whether output was dropped.
+func (l *lockedBuffer) cut() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.dropped
 }
 
 func (l *lockedBuffer) String() string {

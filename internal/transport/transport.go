@@ -41,8 +41,13 @@ type Cmd struct {
 	// and never appears in any argv on the host (which ps shows to all).
 	Hidden bool
 	// Stdout and Stderr, when set, receive the output as it arrives (the
-	// Result still carries all of it).
+	// Result still carries all of it, up to MaxOutput).
 	Stdout, Stderr io.Writer
+	// MaxOutput, when more than 0, bounds what the Result keeps of each of
+	// stdout and stderr, in bytes: the rest is read (so the command is not
+	// blocked) and dropped, and Result.Truncated says so. A caller reading
+	// an untrusted host's answer sets it so the host cannot fill memory.
+	MaxOutput int
 }
 
 // Result is what a finished command left behind.
@@ -50,6 +55,9 @@ type Result struct {
 	Stdout   string
 	Stderr   string
 	ExitCode int
+	// Truncated: stdout or stderr was longer than Cmd.MaxOutput and was
+	// cut there.
+	Truncated bool
 }
 
 // File is one file to write on a host.
