@@ -240,6 +240,17 @@ func revokeScenario(ctx context.Context, t *testing.T, s *site) {
 		t.Logf("REVOKE: from the CA's revocation to a TLS refusal on the last of %v: %s (bound %s)", endpoints, last.Round(100*time.Millisecond), refusalBound)
 		seconds(t, "revocation to a TLS refusal on every server", last)
 	}
+	// troupe status flags the revoked certificate (exit 1), and agent1's
+	// certificate, the control, is not flagged.
+	if st, code := s.status(ctx); code != 1 {
+		t.Errorf("status with agent2's certificate revoked: exit %d, want 1\n%s", code, st.problems())
+	} else {
+		for name, want := range map[string]bool{victim: true, "agent1.lab.test": false} {
+			if h := st.host(name); h == nil || h.Cert == nil || h.Cert.Revoked != want {
+				t.Errorf("status: %s's certificate revoked %v, want %v (%+v)", name, h != nil && h.Cert != nil && h.Cert.Revoked, want, h)
+			}
+		}
+	}
 	if out, rc := s.agentRun("agent2"); rc != 1 && !strings.Contains(out, "Error") {
 		t.Errorf("agent2's run through the load balancer with its revoked certificate: rc %d\n%s", rc, out)
 	}

@@ -47,6 +47,7 @@ type hostStatus struct {
 	Cert *struct {
 		DaysLeft int      `json:"days_left"`
 		SANs     []string `json:"sans"`
+		Revoked  bool     `json:"revoked"`
 	} `json:"cert"`
 	Code *struct {
 		Envs []struct {
