@@ -288,6 +288,7 @@ var scenarios = []scenario{
 	{"status", statusScenario, bookworm},
 	{"drain-cut", drainCutScenario, bookworm},
 	{"cert-expiry", certExpiryScenario, trixie},
+	{"release", releaseScenario, trixie}, // the .deb installed and run on a lab host
 	{"webhook", webhookScenario, bookworm},
 	{"remove-compiler", removeCompilerScenario, bookworm},
 	{"regen-cert", regenCertScenario, bookworm},
