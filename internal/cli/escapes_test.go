@@ -3,7 +3,9 @@ package cli_test
 import (
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -23,14 +25,25 @@ steps:
       printf 'clear\033[2J\033creset\033[8mconceal\033]0;title\007 cr\rfake\b\302\2332J bidi\342\200\256 end\n' >&2; exit 1
 `)
 	os.MkdirAll(filepath.Join(dir, "content", "roles"), 0o755)
+	// A lock of this test's own: the test user's default lock is shared
+	// with the other packages' tests that log in as that user.
+	u, err := user.Lookup(sshtest.TestUser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	locks := filepath.Join(dir, "locks")
+	if err := os.Mkdir(locks, 0o700); err != nil || os.Chown(locks, uid, -1) != nil || os.Chmod(dir, 0o711) != nil {
+		t.Fatalf("a lock directory for %s: %v", sshtest.TestUser, err)
+	}
 	inv := filepath.Join(dir, "inventory.yaml")
 	write(t, inv, fmt.Sprintf(`version: 1
 config:
   ssh: {user: %s, port: %d, private_key: %s, known_hosts: %s}
 groups:
   web:
-    targets: [{name: target, address: 127.0.0.1}]
-`, sshtest.TestUser, sshd.Port, sshd.KeyFile, sshd.KnownHosts))
+    targets: [{name: target, address: 127.0.0.1, vars: {troupe_lock: %s}}]
+`, sshtest.TestUser, sshd.Port, sshd.KeyFile, sshd.KnownHosts, filepath.Join(locks, "troupe.lock")))
 	env := []string{"HOME=" + dir}
 	common := []string{"--content", filepath.Join(dir, "content"), "--state-dir", filepath.Join(dir, "state"), "run", "escapes", "-i", inv}
 	for _, format := range []string{"human", "json"} {

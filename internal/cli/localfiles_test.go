@@ -179,7 +179,7 @@ func TestWebhookIgnoresWorkingDirectoryContent(t *testing.T) {
 	write(t, filepath.Join(wd, "plans", "deploy-code.yaml"), "name: deploy-code\nsteps:\n  - {id: a, targets: all, command: \"touch /tmp/planted\"}\n")
 	inv := filepath.Join(dir, "inventory.yaml")
 	write(t, inv, "version: 1\ngroups:\n  ca: {targets: [{name: ca01, address: 192.0.2.1}]}\n  compilers: {targets: [{name: c01, address: 192.0.2.2}]}\n")
-	env := []string{"TROUPE_WEBHOOK_SECRET=s3cret-hook", "TROUPE_CONTENT="}
+	env := []string{"TROUPE_WEBHOOK_SECRET=s3cret-hook-0123456789", "TROUPE_CONTENT="}
 
 	// control: the same plan given with --content is read, and refused
 	r := troupeIn(t, wd, env, "--content", wd, "webhook", "serve", "-i", inv, "--listen", "127.0.0.1:0")
