@@ -38,7 +38,9 @@ func statusReadOnly(ctx context.Context, t *testing.T, s *site) {
 			t.Fatal(err)
 		}
 		tr := &tracer{host: h, out: filepath.Join(t.TempDir(), h+".strace")}
-		tr.cmd = exec.Command("strace", "-f", "-z", "-s", "256", "-o", tr.out, "-p", strconv.Itoa(pid),
+		// --pidns-translation: a clone's result is the child's PID in the
+		// host's namespace, where its calls are reported, too
+		tr.cmd = exec.Command("strace", "-f", "-z", "--pidns-translation", "-s", "256", "-o", tr.out, "-p", strconv.Itoa(pid),
 			"-e", "trace=process,openat,mkdir,mkdirat,unlink,unlinkat,rename,renameat,renameat2,rmdir,truncate,ftruncate,link,linkat,symlink,symlinkat,chmod,fchmodat,chown,fchownat,utimensat")
 		stderr, _ := tr.cmd.StderrPipe()
 		if err := tr.cmd.Start(); err != nil {
@@ -110,8 +112,8 @@ func statusReadOnly(ctx context.Context, t *testing.T, s *site) {
 
 // probePrograms is every program status's probe (internal/status's script)
 // runs on a host, and the shells and sudo that start it.
-var probePrograms = []string{"bash", "sh", "dash", "sudo", "timeout", "curl", "openssl", "socat", "git", "puppet", "ruby", "r10k",
-	"systemctl", "dpkg-query", "cat", "sed", "head", "tr", "ls", "stat", "date", "env", "readlink", "dirname", "basename", "id"}
+var probePrograms = []string{"bash", "sh", "dash", "sudo", "timeout", "curl", "openssl", "socat", "git", "git-remote-http", "git-remote-https", "puppet", "ruby", "r10k",
+	"systemctl", "dpkg-query", "cat", "sed", "head", "tr", "ls", "stat"}
 
 type probeTrace struct {
 	root     int      // the login shell that ran troupe's command
@@ -121,7 +123,7 @@ type probeTrace struct {
 }
 
 var (
-	straceLine = regexp.MustCompile(`^(\d+)\s+(\w+)\((.*)\)\s+=\s+(-?\d+)`)
+	straceLine = regexp.MustCompile(`^(\d+)\s+(\w+)\((.*)\)\s+=\s+(-?\d+)(?: /\* (\d+) in strace's PID NS \*/)?`)
 	execArgs   = regexp.MustCompile(`^"([^"]*)", \["([^"]*)"(?:, "([^"]*)")?`)
 	fileWrite  = regexp.MustCompile(`O_(WRONLY|RDWR|CREAT|TRUNC)`)
 	writeCalls = map[string]bool{"mkdir": true, "mkdirat": true, "unlink": true, "unlinkat": true, "rename": true, "renameat": true,
@@ -129,9 +131,10 @@ var (
 		"symlinkat": true, "chmod": true, "fchmodat": true, "chown": true, "fchownat": true, "utimensat": true}
 )
 
-// probeCalls reads an strace -f -z trace of an sshd: the first login shell
-// that runs a command (argv[1] -c) is the probe's root, and every process
-// it or its descendants cloned belongs to the probe.
+// probeCalls reads an strace -f -z trace of an sshd: the first shell that
+// runs troupe's status command (argv[1] -c, the probe's marker in it) is
+// the probe's root, and every process it or its descendants cloned belongs
+// to the probe.
 func probeCalls(trace string) probeTrace {
 	var p probeTrace
 	in := map[int]bool{}
@@ -143,9 +146,15 @@ func probeCalls(trace string) probeTrace {
 		}
 		pid, _ := strconv.Atoi(m[1])
 		call, args, ret := m[2], m[3], m[4]
+		if m[5] != "" {
+			ret = m[5] // a PID, as the host sees it
+		}
 		switch {
 		case call == "execve" && p.root == 0:
-			if e := execArgs.FindStringSubmatch(args); e != nil && e[3] == "-c" && slices.Contains([]string{"sh", "bash", "dash"}, filepath.Base(strings.TrimPrefix(e[2], "-"))) {
+			// the login shell running troupe's command, which carries the
+			// probe's section marker (not PAM's motd shell, which sshd
+			// starts for every login)
+			if e := execArgs.FindStringSubmatch(args); e != nil && e[3] == "-c" && strings.Contains(args, "@@troupe-status@@") {
 				p.root, in[pid] = pid, true
 				progs[filepath.Base(e[1])] = true
 			}
