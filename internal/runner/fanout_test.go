@@ -1,0 +1,123 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/troupe/troupe/internal/inventory"
+	"github.com/troupe/troupe/internal/plan"
+	"github.com/troupe/troupe/internal/render"
+	"github.com/troupe/troupe/internal/report"
+	"github.com/troupe/troupe/internal/secret"
+	"github.com/troupe/troupe/internal/sshtest"
+	"github.com/troupe/troupe/internal/step"
+)
+
+// benchPlan loads the fan-out benchmark's plan (fixtures/bench, see
+// cmd/troupe-bench): the simple plan whose per-host cost is measured.
+func benchPlan(t *testing.T) *plan.Plan {
+	t.Helper()
+	l := &plan.Loader{FS: os.DirFS(filepath.Join("..", "..", "fixtures", "bench")), Actions: step.Registry{}, Funcs: render.Funcs()}
+	p, err := l.Load("fanout")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// serverInventory is an inventory of one host per in-process server, each
+// with its own scratch directory (the var the bench plan writes in) and
+// its lock there.
+func serverInventory(t *testing.T, servers []*sshtest.Server) *inventory.Inventory {
+	t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "version: 1\nconfig: {ssh: {user: %s, private_key: %s, connect_timeout: %s}}\ntargets:\n",
+		servers[0].Config.User, servers[0].KeyFile, servers[0].Config.ConnectTimeout)
+	for i, s := range servers {
+		scratch := t.TempDir()
+		fmt.Fprintf(&b, "  - {name: h%d, address: 127.0.0.1, port: %d, config: {ssh: {known_hosts: %s, private_key: %s}}, vars: {scratch: %q, troupe_lock: %q}}\n",
+			i, s.Port, s.KnownHosts, s.KeyFile, scratch, filepath.Join(scratch, "troupe.lock"))
+	}
+	inv, err := inventory.LoadBytes("inv.yaml", []byte(b.String()))
+	if err != nil {
+		t.Fatalf("inventory: %v\n%s", err, b.String())
+	}
+	return inv
+}
+
+// maxSessionsFanOut is what the bench plan may cost a host: one session per
+// step that runs a command (echo, touch, checksum) and the one SFTP
+// channel that the lock, the upload and its probe share.
+const maxSessionsFanOut = 4
+
+// A simple plan opens no more sessions per host than it has commands, plus
+// the shared SFTP channel, over one connection (each session is a fork and
+// a shell in sshd: the per-host cost of a fan-out).
+func TestFanOutSessionsPerHost(t *testing.T) {
+	sshtest.Hermetic(t)
+	var servers []*sshtest.Server
+	for range 3 {
+		servers = append(servers, sshtest.StartServer(t))
+	}
+	payload := filepath.Join(t.TempDir(), "payload")
+	os.WriteFile(payload, []byte("ten kibibytes, give or take"), 0o644)
+	rec := &recorder{}
+	_, err := Run(context.Background(), Options{Plan: benchPlan(t), Inventory: serverInventory(t, servers),
+		Params: map[string]any{"payload": payload}, StateDir: t.TempDir(), Reporter: rec, Redactor: &secret.Redactor{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(rec.kinds(report.HostResult)); n != 4*len(servers) {
+		t.Fatalf("%d host results, want %d", n, 4*len(servers))
+	}
+	for i, s := range servers {
+		st := s.Stats()
+		t.Logf("h%d: %d conns, %d sessions (%d sftp), %d sftp requests %v, commands %q", i, st.Conns, st.Sessions, st.SFTPChannels, st.SFTPRequests(), st.SFTP, st.Commands)
+		if st.Conns != 1 || st.Sessions > maxSessionsFanOut || st.SFTPChannels != 1 {
+			t.Errorf("h%d: %d connections, %d sessions (%d of them SFTP); want 1 connection, at most %d sessions, 1 SFTP",
+				i, st.Conns, st.Sessions, st.SFTPChannels, maxSessionsFanOut)
+		}
+	}
+}
+
+// Waiting for a handshake slot is not the host's fault: with two slots and
+// a server that answers one connection at a time, twenty hosts whose
+// connect_timeout is shorter than the whole queue all connect. Were the
+// deadline started before the slot (or were there no slots, so all twenty
+// queued at the server at once), the last ones would miss it.
+func TestHandshakeQueueDoesNotCountAgainstConnectTimeout(t *testing.T) {
+	sshtest.Hermetic(t)
+	defer func(n int) { handshakeSlots = n }(handshakeSlots)
+	handshakeSlots = 2
+	const hosts, delay, timeout = 20, 150 * time.Millisecond, 1500 * time.Millisecond // the queue: 3 s
+	srv := sshtest.StartServer(t, sshtest.SlowHandshakes(delay))
+	srv.Config.ConnectTimeout = timeout
+	servers := make([]*sshtest.Server, hosts)
+	for i := range servers {
+		servers[i] = srv
+	}
+	l := &plan.Loader{FS: fstest.MapFS{"plans/p.yaml": {Data: []byte("name: p\nsteps:\n  - {id: hi, targets: all, command: 'true'}\n")}},
+		Actions: step.Registry{}, Funcs: render.Funcs()}
+	p, err := l.Load("p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	_, err = Run(context.Background(), Options{Plan: p, Inventory: serverInventory(t, servers), Params: map[string]any{},
+		StateDir: t.TempDir(), Reporter: rec, Redactor: &secret.Redactor{}, Concurrency: hosts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(rec.kinds(report.HostResult)); n != hosts {
+		t.Errorf("%d host results, want %d", n, hosts)
+	}
+	if n := srv.Stats().Conns; n != hosts {
+		t.Errorf("the server saw %d connections, want %d", n, hosts)
+	}
+}
