@@ -145,5 +145,5 @@ func releaseFiles(fo transport.FileOps, l, token string) error {
 	if err := fo.Remove(l + "/owner"); err != nil {
 		return err
 	}
-	return fo.Remove(l)
+	return fo.RemoveDir(l)
 }
