@@ -2,7 +2,9 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"github.com/troupe/troupe/internal/transport"
 	"os"
 	"path/filepath"
 	"strings"
@@ -119,5 +121,43 @@ func TestHandshakeQueueDoesNotCountAgainstConnectTimeout(t *testing.T) {
 	}
 	if n := srv.Stats().Conns; n != hosts {
 		t.Errorf("the server saw %d connections, want %d", n, hosts)
+	}
+}
+
+// A host is locked as soon as it is connected, before the others are; when
+// another host then proves unreachable, the locks already taken are
+// released and no step runs.
+func TestUnreachableHostReleasesLocksTakenMeanwhile(t *testing.T) {
+	f := setup(t, `name: p
+steps:
+  - {id: one, targets: web, command: touch $H/one}
+`, "h1", "h2")
+	lock := filepath.Join(f.hostDir("h1"), "troupe.lock")
+	_, _, err := f.run(context.Background(), func(o *Options) {
+		local := o.Dial
+		o.Dial = func(ctx context.Context, cfg transport.Config) (transport.Conn, error) {
+			if cfg.Host == "h1" {
+				return local(ctx, cfg)
+			}
+			// h2 fails only once h1 holds its lock
+			give := time.After(10 * time.Second)
+			for !exists(lock) {
+				select {
+				case <-give:
+					return nil, errors.New("h1 was not locked while h2 was still connecting")
+				case <-time.After(5 * time.Millisecond):
+				}
+			}
+			return nil, errors.New("no route to host")
+		}
+	})
+	if err == nil || !strings.Contains(err.Error(), "cannot reach 1 of 2 hosts") || !strings.Contains(err.Error(), "no route to host") {
+		t.Fatalf("want the unreachable host named, got %v", err)
+	}
+	if exists(lock) {
+		t.Error("the lock taken on h1 was not released")
+	}
+	if exists(filepath.Join(f.hostDir("h1"), "one")) {
+		t.Error("a step ran although a host was unreachable")
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"os/user"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,62 +37,63 @@ const (
 )
 
 type locks struct {
-	conns  map[string]transport.Conn
-	paths  map[string]string
-	files  map[string]transport.FileOps // hosts locked over SFTP (see lockFiles)
-	token  string
-	stop   chan struct{}
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	failed []string
+	conns    map[string]transport.Conn
+	paths    map[string]string
+	files    map[string]transport.FileOps // hosts locked over SFTP (see lockFiles)
+	token    string
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	failed   []string
+	refusals []string // hosts take could not lock, with why
 }
 
-// acquireLocks locks every host or none: on any refusal the locks already
-// taken are released and the error names who holds the refusing host
-// (label: how to name a host, see pool.connect).
-func acquireLocks(ctx context.Context, p *pool, hosts []*inventory.Host, planName string, label map[string]string) (*locks, error) {
+// newLocks starts a run's locks: take locks each host as it is connected,
+// settle says whether every host was locked.
+func newLocks(planName string) *locks {
 	who := "unknown"
 	if u, err := user.Current(); err == nil {
 		who = u.Username
 	}
 	machine, _ := os.Hostname()
 	token := fmt.Sprintf("troupe run %s by %s@%s pid %d since %s", planName, who, machine, os.Getpid(), time.Now().UTC().Format(time.RFC3339))
-	l := &locks{conns: map[string]transport.Conn{}, paths: map[string]string{}, files: map[string]transport.FileOps{}, token: token, stop: make(chan struct{})}
-	var mu sync.Mutex
-	var refusals []string
-	var wg sync.WaitGroup
-	for _, h := range hosts {
-		c, err := p.get(ctx, h)
-		if err != nil {
-			return nil, err
-		}
-		path, _ := h.Vars["troupe_lock"].(string) // "" is the login user's own directory
-		wg.Add(1)
-		go func(name string, c transport.Conn) {
-			defer wg.Done()
-			path, fo, err := lockOne(ctx, c, path, token)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				refusals = append(refusals, fmt.Sprintf("  %s: %v", labelOf(label, name), err))
-				return
-			}
-			l.conns[name] = c
-			l.paths[name] = path
-			if fo != nil {
-				l.files[name] = fo
-			}
-		}(h.Name, c)
+	return &locks{conns: map[string]transport.Conn{}, paths: map[string]string{}, files: map[string]transport.FileOps{}, token: token, stop: make(chan struct{})}
+}
+
+// take locks host h over c, or notes who refused it (label: how to name a
+// host, see pool.connect). Safe for concurrent use.
+func (l *locks) take(ctx context.Context, h *inventory.Host, c transport.Conn, label map[string]string) {
+	path, _ := h.Vars["troupe_lock"].(string) // "" is the login user's own directory
+	path, fo, err := lockOne(ctx, c, path, l.token)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err != nil {
+		l.refusals = append(l.refusals, fmt.Sprintf("  %s: %v", labelOf(label, h.Name), err))
+		return
 	}
-	wg.Wait()
+	l.conns[h.Name] = c
+	l.paths[h.Name] = path
+	if fo != nil {
+		l.files[h.Name] = fo
+	}
+}
+
+// settle locks every host or none: on any refusal the locks already taken
+// are released and the error names who holds the refusing hosts. Once
+// settled, the locks are kept fresh until release.
+func (l *locks) settle() error {
+	l.mu.Lock()
+	refusals := slices.Clone(l.refusals)
+	l.mu.Unlock()
 	if len(refusals) > 0 {
+		sort.Strings(refusals)
 		l.release()
-		return nil, fmt.Errorf("another run holds the lock on %d host(s); nothing was changed:\n%s\n(if that run is dead, its lock expires %s after its last heartbeat)",
+		return fmt.Errorf("another run holds the lock on %d host(s); nothing was changed:\n%s\n(if that run is dead, its lock expires %s after its last heartbeat)",
 			len(refusals), strings.Join(refusals, "\n"), lockStale)
 	}
 	l.wg.Add(1)
 	go l.heartbeat()
-	return l, nil
+	return nil
 }
 
 // lockScript takes the lock: it prints "ok" and the lock's path on the next

@@ -38,8 +38,9 @@ func newPool(dial func(context.Context, transport.Config) (transport.Conn, error
 // connect dials every host in parallel, before any step runs, so an
 // unreachable host or an unknown host key stops the run before it changes
 // anything. label names a host in the message (a peer with the step that
-// needs it); by default its name.
-func (p *pool) connect(ctx context.Context, hosts []*inventory.Host, limit int, label map[string]string) error {
+// needs it); by default its name. then, when not nil, is called with each
+// host as soon as it is connected (the lock: one pass over the fleet).
+func (p *pool) connect(ctx context.Context, hosts []*inventory.Host, limit int, label map[string]string, then func(*inventory.Host, transport.Conn)) error {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, limit)
 	errs := map[string]error{}
@@ -53,10 +54,15 @@ func (p *pool) connect(ctx context.Context, hosts []*inventory.Host, limit int, 
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			if _, err := p.get(ctx, h); err != nil {
+			c, err := p.get(ctx, h)
+			if err != nil {
 				mu.Lock()
 				errs[h.Name] = err
 				mu.Unlock()
+				return
+			}
+			if then != nil {
+				then(h, c)
 			}
 		}(h)
 	}
