@@ -58,6 +58,16 @@ func serverInventory(t *testing.T, servers []*sshtest.Server) *inventory.Invento
 // channel that the lock, the upload and its probe share.
 const maxSessionsFanOut = 4
 
+// maxSFTPFanOut is the SFTP requests the bench plan may cost a host logged
+// in as root (a non-root login adds two: realpath and lstat of its home, to
+// learn its uid): init 1; the lock 7 (lstat of its directory, mkdir, chmod,
+// the owner file's open, write, chmod, close); the touch step's lstat 1;
+// the upload's probe of the destination 1, its write 5 (open, write, chmod,
+// close, posix-rename) and the listing for leftover temp files 4 (opendir,
+// readdir until its end, close), sent alongside the write; the release 5
+// (the owner file's open, read, close, then remove and rmdir).
+const maxSFTPFanOut = 24
+
 // A simple plan opens no more sessions per host than it has commands, plus
 // the shared SFTP channel, over one connection (each session is a fork and
 // a shell in sshd: the per-host cost of a fan-out).
@@ -84,6 +94,10 @@ func TestFanOutSessionsPerHost(t *testing.T) {
 		if st.Conns != 1 || st.Sessions > maxSessionsFanOut || st.SFTPChannels != 1 {
 			t.Errorf("h%d: %d connections, %d sessions (%d of them SFTP); want 1 connection, at most %d sessions, 1 SFTP",
 				i, st.Conns, st.Sessions, st.SFTPChannels, maxSessionsFanOut)
+		}
+		if n := st.SFTPRequests(); n > maxSFTPFanOut || st.SFTP["write"] == 0 || st.SFTP["mkdir"] == 0 {
+			t.Errorf("h%d: %d SFTP requests %v; want at most %d, the upload's write and the lock's mkdir among them",
+				i, n, st.SFTP, maxSFTPFanOut)
 		}
 	}
 }

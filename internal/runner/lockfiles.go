@@ -135,7 +135,10 @@ func hostNow(fo transport.FileOps, dir string) (time.Time, error) {
 // releaseFiles removes the lock l if it is still ours. An error means it
 // could not tell or could not remove it.
 func releaseFiles(fo transport.FileOps, l, token string) error {
-	b, err := fo.ReadFile(l+"/owner", 4096)
+	// Exactly as much as ours would hold: the read fills the buffer in one
+	// request (a larger buffer costs a second, to meet the end of the file).
+	// Tokens hold no newline, so no other run's file starts with ours.
+	b, err := fo.ReadFile(l+"/owner", len(token)+1)
 	if errors.Is(err, fs.ErrNotExist) || err == nil && string(b) != token+"\n" {
 		return nil // gone, or taken over as stale: not ours
 	}
