@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"github.com/troupe/troupe/internal/transport"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -174,4 +176,47 @@ steps:
 	if exists(filepath.Join(f.hostDir("h1"), "one")) {
 		t.Error("a step ran although a host was unreachable")
 	}
+}
+
+// beatingFiles is a host's file operations whose WriteFile (the lock's
+// heartbeat) waits until let is closed, counting the writes in flight.
+type beatingFiles struct {
+	transport.FileOps
+	inFlight *atomic.Int32
+	let      chan struct{}
+}
+
+func (b beatingFiles) WriteFile(string, []byte, fs.FileMode) error {
+	b.inFlight.Add(1)
+	defer b.inFlight.Add(-1)
+	<-b.let
+	return nil
+}
+
+// A heartbeat refreshes the hosts' locks side by side, not one after
+// another: a beat over hundreds of slow hosts would outlast lockBeat and
+// hold up the release, which waits for the beat under way.
+func TestHeartbeatRefreshesLocksSideBySide(t *testing.T) {
+	const hosts = 5
+	var inFlight atomic.Int32
+	let := make(chan struct{})
+	l := newLocks("p")
+	for i := range hosts {
+		name := fmt.Sprintf("h%d", i)
+		l.conns[name] = nil
+		l.paths[name] = "/nowhere/" + name
+		l.files[name] = beatingFiles{inFlight: &inFlight, let: let}
+	}
+	done := make(chan struct{})
+	go func() { l.beat(); close(done) }()
+	give := time.After(10 * time.Second)
+	for inFlight.Load() < hosts {
+		select {
+		case <-give:
+			t.Fatalf("%d of %d locks being refreshed at once, want all", inFlight.Load(), hosts)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	close(let)
+	<-done
 }

@@ -214,18 +214,41 @@ func (l *locks) heartbeat() {
 		case <-l.stop:
 			return
 		case <-t.C:
-			for _, h := range l.held() {
-				c, path, fo := h.conn, h.path, h.fo
-				// rewritten rather than given a time: SFTP would set this
-				// machine's clock, a write is stamped by the host's, as touch is
-				if fo != nil && fo.WriteFile(path+"/owner", []byte(l.token+"\n"), 0o600) == nil {
-					continue
-				}
-				ctx, cancel := context.WithTimeout(context.Background(), lockBeat)
-				c.Run(ctx, transport.Cmd{Command: "touch " + render.ShellQuote(path+"/owner")})
-				cancel()
-			}
+			l.beat()
 		}
+	}
+}
+
+// beatSlots bounds the locks refreshed at once. One after another, a beat
+// over hundreds of hosts outlasts lockBeat, and the release, which waits
+// for the beat under way, waits for all of it.
+const beatSlots = 64
+
+// beat refreshes every lock, beatSlots at a time, and stops starting new
+// ones once the locks are being released.
+func (l *locks) beat() {
+	sem := make(chan struct{}, beatSlots)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for _, h := range l.held() {
+		select {
+		case <-l.stop:
+			return
+		case sem <- struct{}{}:
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			c, path, fo := h.conn, h.path, h.fo
+			// rewritten rather than given a time: SFTP would set this
+			// machine's clock, a write is stamped by the host's, as touch is
+			if fo != nil && fo.WriteFile(path+"/owner", []byte(l.token+"\n"), 0o600) == nil {
+				return
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), lockBeat)
+			c.Run(ctx, transport.Cmd{Command: "touch " + render.ShellQuote(path+"/owner")})
+			cancel()
+		}()
 	}
 }
 

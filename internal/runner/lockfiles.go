@@ -37,7 +37,20 @@ func fileOps(c transport.Conn) transport.FileOps {
 // to its shell), a directory owned by someone other than the uid FileOps
 // guessed, and errors other than a refusal.
 func lockFiles(fo transport.FileOps, l, token string) (lock string, decided bool, err error) {
+	// A lock path named in the inventory is looked at while the login's
+	// identity is asked for: two requests in flight, not one after another.
+	var (
+		da     transport.Attrs
+		daErr  error
+		looked = make(chan struct{})
+	)
+	if l != "" {
+		go func() { defer close(looked); da, daErr = fo.Lstat(path.Dir(l)) }()
+	} else {
+		close(looked)
+	}
 	who, uid, err := fo.Identity()
+	<-looked
 	if err != nil {
 		return "", false, nil
 	}
@@ -47,12 +60,13 @@ func lockFiles(fo transport.FileOps, l, token string) (lock string, decided bool
 		}
 		_ = fo.Mkdir("/run/troupe", 0o700) // exists already, or the Lstat below says what is wrong
 		l = "/run/troupe/troupe.lock"
+		da, daErr = fo.Lstat(path.Dir(l))
 	}
 	unsafe := func(format string, args ...any) (string, bool, error) {
 		return "", true, fmt.Errorf("refusing the lock: "+format, args...)
 	}
 	d := path.Dir(l)
-	da, err := fo.Lstat(d)
+	err = daErr
 	switch {
 	case errors.Is(err, fs.ErrNotExist) || err == nil && !da.Mode.IsDir():
 		return unsafe("%s is not a directory", d)
