@@ -105,15 +105,16 @@ func TestFanOutSessionsPerHost(t *testing.T) {
 }
 
 // Waiting for a handshake slot is not the host's fault: with two slots and
-// a server that answers one connection at a time, twenty hosts whose
+// a server that answers one connection at a time, forty hosts whose
 // connect_timeout is shorter than the whole queue all connect. Were the
-// deadline started before the slot (or were there no slots, so all twenty
+// deadline started before the slot (or were there no slots, so all forty
 // queued at the server at once), the last ones would miss it.
 func TestHandshakeQueueDoesNotCountAgainstConnectTimeout(t *testing.T) {
 	sshtest.Hermetic(t)
 	defer func(n int) { handshakeSlots = n }(handshakeSlots)
 	handshakeSlots = 2
-	const hosts, delay, timeout = 20, 150 * time.Millisecond, 1500 * time.Millisecond // the queue: 3 s
+	// the queue: 4 s; a host's own wait: 2 × 100 ms, and its handshake
+	const hosts, delay, timeout = 40, 100 * time.Millisecond, 2500 * time.Millisecond
 	srv := sshtest.StartServer(t, sshtest.SlowHandshakes(delay))
 	srv.Config.ConnectTimeout = timeout
 	servers := make([]*sshtest.Server, hosts)

@@ -168,7 +168,11 @@ func (r *run) execute(ctx context.Context) (*Summary, error) {
 		locks = newLocks(r.o.Plan.Name)
 		lockNow = func(h *inventory.Host, c transport.Conn) { locks.take(ctx, h, c, label) }
 	}
-	if err := r.pool.connect(ctx, reach, r.o.Concurrency, label, lockNow); err != nil {
+	err = r.pool.connect(ctx, reach, r.o.Concurrency, label, lockNow)
+	if cerr := ctx.Err(); cerr != nil {
+		err = cerr // interrupted: not a host's fault, nor another run's lock
+	}
+	if err != nil {
 		if locks != nil {
 			locks.release()
 		}
