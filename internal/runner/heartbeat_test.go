@@ -44,7 +44,16 @@ func heartbeatHolds(t *testing.T, dial func(context.Context, transport.Config) (
 			pools[plan] = newPool(dial, &secret.Redactor{})
 			t.Cleanup(pools[plan].closeAll)
 		}
-		return acquireLocks(ctx, pools[plan], []*inventory.Host{h}, plan, nil, times)
+		c, err := pools[plan].get(ctx, h)
+		if err != nil {
+			return nil, err
+		}
+		l := newLocks(plan, times)
+		l.take(ctx, h, c, nil)
+		if err := l.settle(); err != nil {
+			return nil, err
+		}
+		return l, nil
 	}
 	first, err := acquire("first")
 	if err != nil {

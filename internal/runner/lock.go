@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"os/user"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -56,67 +58,68 @@ func (t LockTimes) stale() time.Duration {
 }
 
 type locks struct {
-	conns  map[string]transport.Conn
-	paths  map[string]string
-	files  map[string]transport.FileOps // hosts locked over SFTP (see lockFiles)
-	token  string
-	times  LockTimes
-	stop   chan struct{}
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	failed []string
+	conns    map[string]transport.Conn
+	paths    map[string]string
+	files    map[string]transport.FileOps // hosts locked over SFTP (see lockFiles)
+	token    string
+	times    LockTimes
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	failed   []string
+	refusals []string // hosts take could not lock, with why
+	heldBy   []error  // the refusals that are another run's lock
 }
 
-// acquireLocks locks every host or none: on any refusal the locks already
-// taken are released and the error names who holds the refusing host
-// (label: how to name a host, see pool.connect).
-func acquireLocks(ctx context.Context, p *pool, hosts []*inventory.Host, planName string, label map[string]string, times LockTimes) (*locks, error) {
+// newLocks starts a run's locks: take locks each host as it is connected,
+// settle says whether every host was locked.
+func newLocks(planName string, times LockTimes) *locks {
 	who := "unknown"
 	if u, err := user.Current(); err == nil {
 		who = u.Username
 	}
 	machine, _ := os.Hostname()
 	token := fmt.Sprintf("troupe run %s by %s@%s pid %d since %s", planName, who, machine, os.Getpid(), time.Now().UTC().Format(time.RFC3339))
-	l := &locks{conns: map[string]transport.Conn{}, paths: map[string]string{}, files: map[string]transport.FileOps{}, token: token, times: times, stop: make(chan struct{})}
-	var mu sync.Mutex
-	var refusals []string
-	var held []error // the refusals that are another run's lock
-	var wg sync.WaitGroup
-	for _, h := range hosts {
-		c, err := p.get(ctx, h)
-		if err != nil {
-			return nil, err
+	return &locks{conns: map[string]transport.Conn{}, paths: map[string]string{}, files: map[string]transport.FileOps{}, token: token, times: times, stop: make(chan struct{})}
+}
+
+// take locks host h over c, or notes who refused it (label: how to name a
+// host, see pool.connect). Safe for concurrent use.
+func (l *locks) take(ctx context.Context, h *inventory.Host, c transport.Conn, label map[string]string) {
+	path, _ := h.Vars["troupe_lock"].(string) // "" is the login user's own directory
+	path, fo, err := lockOne(ctx, c, path, l.token, l.times.stale())
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err != nil {
+		l.refusals = append(l.refusals, fmt.Sprintf("  %s: %v", labelOf(label, h.Name), err))
+		if held := (*LockHeldError)(nil); errors.As(err, &held) {
+			l.heldBy = append(l.heldBy, held)
 		}
-		path, _ := h.Vars["troupe_lock"].(string) // "" is the login user's own directory
-		wg.Add(1)
-		go func(name string, c transport.Conn) {
-			defer wg.Done()
-			path, fo, err := lockOne(ctx, c, path, token, times.stale())
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				refusals = append(refusals, fmt.Sprintf("  %s: %v", labelOf(label, name), err))
-				if h := (*LockHeldError)(nil); errors.As(err, &h) {
-					held = append(held, h)
-				}
-				return
-			}
-			l.conns[name] = c
-			l.paths[name] = path
-			if fo != nil {
-				l.files[name] = fo
-			}
-		}(h.Name, c)
+		return
 	}
-	wg.Wait()
+	l.conns[h.Name] = c
+	l.paths[h.Name] = path
+	if fo != nil {
+		l.files[h.Name] = fo
+	}
+}
+
+// settle locks every host or none: on any refusal the locks already taken
+// are released and the error names who holds the refusing hosts. Once
+// settled, the locks are kept fresh until release.
+func (l *locks) settle() error {
+	l.mu.Lock()
+	refusals, held := slices.Clone(l.refusals), slices.Clone(l.heldBy)
+	l.mu.Unlock()
 	if len(refusals) > 0 {
+		sort.Strings(refusals)
 		l.release()
-		return nil, &lockRefusal{held: held, msg: fmt.Sprintf("another run holds the lock on %d host(s); nothing was changed:\n%s\n(if that run is dead, its lock expires %s after its last heartbeat)",
-			len(refusals), strings.Join(refusals, "\n"), times.stale())}
+		return &lockRefusal{held: held, msg: fmt.Sprintf("another run holds the lock on %d host(s); nothing was changed:\n%s\n(if that run is dead, its lock expires %s after its last heartbeat)",
+			len(refusals), strings.Join(refusals, "\n"), l.times.stale())}
 	}
 	l.wg.Add(1)
 	go l.heartbeat()
-	return l, nil
+	return nil
 }
 
 // LockHeldError is one host's lock refused because another run holds it.
@@ -136,7 +139,7 @@ func (e *LockHeldError) Error() string {
 // it with errors.As on an interface{ LockHolder() string }.
 func (e *LockHeldError) LockHolder() string { return e.Holder }
 
-// lockRefusal is acquireLocks' refusal: its text names every refusing host,
+// lockRefusal is settle's refusal: its text names every refusing host,
 // and it unwraps to the LockHeldErrors among them.
 type lockRefusal struct {
 	msg  string
@@ -257,26 +260,48 @@ func (l *locks) held() []heldLock {
 
 func (l *locks) heartbeat() {
 	defer l.wg.Done()
-	beat := l.times.beat()
-	t := time.NewTicker(beat)
+	t := time.NewTicker(l.times.beat())
 	defer t.Stop()
 	for {
 		select {
 		case <-l.stop:
 			return
 		case <-t.C:
-			for _, h := range l.held() {
-				c, path, fo := h.conn, h.path, h.fo
-				// rewritten rather than given a time: SFTP would set this
-				// machine's clock, a write is stamped by the host's, as touch is
-				if fo != nil && fo.WriteFile(path+"/owner", []byte(l.token+"\n"), 0o600) == nil {
-					continue
-				}
-				ctx, cancel := context.WithTimeout(context.Background(), beat)
-				c.Run(ctx, transport.Cmd{Command: "touch " + render.ShellQuote(path+"/owner")})
-				cancel()
-			}
+			l.beat()
 		}
+	}
+}
+
+// beatSlots bounds the locks refreshed at once. One after another, a beat
+// over hundreds of hosts outlasts lockBeat, and the release, which waits
+// for the beat under way, waits for all of it.
+const beatSlots = 64
+
+// beat refreshes every lock, beatSlots at a time, and stops starting new
+// ones once the locks are being released.
+func (l *locks) beat() {
+	sem := make(chan struct{}, beatSlots)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for _, h := range l.held() {
+		select {
+		case <-l.stop:
+			return
+		case sem <- struct{}{}:
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			c, path, fo := h.conn, h.path, h.fo
+			// rewritten rather than given a time: SFTP would set this
+			// machine's clock, a write is stamped by the host's, as touch is
+			if fo != nil && fo.WriteFile(path+"/owner", []byte(l.token+"\n"), 0o600) == nil {
+				return
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), l.times.beat())
+			c.Run(ctx, transport.Cmd{Command: "touch " + render.ShellQuote(path+"/owner")})
+			cancel()
+		}()
 	}
 }
 

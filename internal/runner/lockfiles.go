@@ -37,7 +37,20 @@ func fileOps(c transport.Conn) transport.FileOps {
 // to its shell), a directory owned by someone other than the uid FileOps
 // guessed, and errors other than a refusal.
 func lockFiles(fo transport.FileOps, l, token string, stale time.Duration) (lock string, decided bool, err error) {
+	// A lock path named in the inventory is looked at while the login's
+	// identity is asked for: two requests in flight, not one after another.
+	var (
+		da     transport.Attrs
+		daErr  error
+		looked = make(chan struct{})
+	)
+	if l != "" {
+		go func() { defer close(looked); da, daErr = fo.Lstat(path.Dir(l)) }()
+	} else {
+		close(looked)
+	}
 	who, uid, err := fo.Identity()
+	<-looked
 	if err != nil {
 		return "", false, nil
 	}
@@ -47,12 +60,13 @@ func lockFiles(fo transport.FileOps, l, token string, stale time.Duration) (lock
 		}
 		_ = fo.Mkdir("/run/troupe", 0o700) // exists already, or the Lstat below says what is wrong
 		l = "/run/troupe/troupe.lock"
+		da, daErr = fo.Lstat(path.Dir(l))
 	}
 	unsafe := func(format string, args ...any) (string, bool, error) {
 		return "", true, fmt.Errorf("refusing the lock: "+format, args...)
 	}
 	d := path.Dir(l)
-	da, err := fo.Lstat(d)
+	err = daErr
 	switch {
 	case errors.Is(err, fs.ErrNotExist) || err == nil && !da.Mode.IsDir():
 		return unsafe("%s is not a directory", d)
@@ -135,7 +149,10 @@ func hostNow(fo transport.FileOps, dir string) (time.Time, error) {
 // releaseFiles removes the lock l if it is still ours. An error means it
 // could not tell or could not remove it.
 func releaseFiles(fo transport.FileOps, l, token string) error {
-	b, err := fo.ReadFile(l+"/owner", 4096)
+	// Exactly as much as ours would hold: the read fills the buffer in one
+	// request (a larger buffer costs a second, to meet the end of the file).
+	// Tokens hold no newline, so no other run's file starts with ours.
+	b, err := fo.ReadFile(l+"/owner", len(token)+1)
 	if errors.Is(err, fs.ErrNotExist) || err == nil && string(b) != token+"\n" {
 		return nil // gone, or taken over as stale: not ours
 	}
@@ -145,5 +162,5 @@ func releaseFiles(fo transport.FileOps, l, token string) error {
 	if err := fo.Remove(l + "/owner"); err != nil {
 		return err
 	}
-	return fo.Remove(l)
+	return fo.RemoveDir(l)
 }

@@ -12,24 +12,35 @@ import (
 	"github.com/troupe/troupe/internal/transport"
 )
 
+// handshakeSlots bounds the connections being set up at once, whatever
+// --concurrency is. A handshake costs CPU on both ends; a thousand at once
+// on a small machine (or a jump host) each take so long that some miss
+// connect_timeout though nothing is wrong. A host's connect_timeout starts
+// when its slot is free (transport.Dial starts it), so waiting in this
+// queue never fails a host. 64 keeps a fleet across a slow network fed
+// (a handshake there is mostly round trips).
+var handshakeSlots = 64
+
 // pool holds the one connection per host that the whole run shares.
 type pool struct {
-	dial     func(context.Context, transport.Config) (transport.Conn, error)
-	red      *secret.Redactor
-	mu       sync.Mutex
-	conns    map[string]transport.Conn
-	warnings []string
+	dial       func(context.Context, transport.Config) (transport.Conn, error)
+	red        *secret.Redactor
+	handshakes chan struct{} // see handshakeSlots
+	mu         sync.Mutex
+	conns      map[string]transport.Conn
+	warnings   []string
 }
 
 func newPool(dial func(context.Context, transport.Config) (transport.Conn, error), red *secret.Redactor) *pool {
-	return &pool{dial: dial, red: red, conns: map[string]transport.Conn{}}
+	return &pool{dial: dial, red: red, conns: map[string]transport.Conn{}, handshakes: make(chan struct{}, handshakeSlots)}
 }
 
 // connect dials every host in parallel, before any step runs, so an
 // unreachable host or an unknown host key stops the run before it changes
 // anything. label names a host in the message (a peer with the step that
-// needs it); by default its name.
-func (p *pool) connect(ctx context.Context, hosts []*inventory.Host, limit int, label map[string]string) error {
+// needs it); by default its name. then, when not nil, is called with each
+// host as soon as it is connected (the lock: one pass over the fleet).
+func (p *pool) connect(ctx context.Context, hosts []*inventory.Host, limit int, label map[string]string, then func(*inventory.Host, transport.Conn)) error {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, limit)
 	errs := map[string]error{}
@@ -43,10 +54,15 @@ func (p *pool) connect(ctx context.Context, hosts []*inventory.Host, limit int, 
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			if _, err := p.get(ctx, h); err != nil {
+			c, err := p.get(ctx, h)
+			if err != nil {
 				mu.Lock()
 				errs[h.Name] = err
 				mu.Unlock()
+				return
+			}
+			if then != nil {
+				then(h, c)
 			}
 		}(h)
 	}
@@ -75,7 +91,7 @@ func (p *pool) get(ctx context.Context, h *inventory.Host) (transport.Conn, erro
 	if ok {
 		return c, nil
 	}
-	c, err := p.dial(ctx, h.SSH)
+	c, err := p.dialInTurn(ctx, h.SSH)
 	if err != nil {
 		return nil, err
 	}
@@ -87,6 +103,17 @@ func (p *pool) get(ctx context.Context, h *inventory.Host) (transport.Conn, erro
 	}
 	p.conns[h.Name] = c
 	return c, nil
+}
+
+// dialInTurn dials once a handshake slot is free (see handshakeSlots).
+func (p *pool) dialInTurn(ctx context.Context, cfg transport.Config) (transport.Conn, error) {
+	select {
+	case p.handshakes <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("host %s: %w", cfg.Host, ctx.Err())
+	}
+	defer func() { <-p.handshakes }()
+	return p.dial(ctx, cfg)
 }
 
 // labelOf is how label names host n in a message.

@@ -163,13 +163,29 @@ func (r *run) execute(ctx context.Context) (*Summary, error) {
 
 	r.pool = newPool(r.o.Dial, r.o.Redactor)
 	defer r.pool.closeAll()
-	if err := r.pool.connect(ctx, reach, r.o.Concurrency, label); err != nil {
+	// Each host is locked as soon as it is connected; an unreachable host
+	// or a refused lock releases the locks taken (nothing else was done).
+	var lockNow func(*inventory.Host, transport.Conn)
+	var locks *locks
+	if !r.o.Noop {
+		locks = newLocks(r.o.Plan.Name, r.o.Lock)
+		lockNow = func(h *inventory.Host, c transport.Conn) { locks.take(ctx, h, c, label) }
+	}
+	err = r.pool.connect(ctx, reach, r.o.Concurrency, label, lockNow)
+	if cerr := ctx.Err(); cerr != nil {
+		err = cerr // interrupted: not a host's fault, nor another run's lock
+	}
+	if err != nil {
+		if locks != nil {
+			locks.release()
+		}
 		return sum, err
 	}
-	if !r.o.Noop {
-		if r.locks, err = acquireLocks(ctx, r.pool, reach, r.o.Plan.Name, label, r.o.Lock); err != nil {
+	if locks != nil {
+		if err := locks.settle(); err != nil {
 			return sum, err
 		}
+		r.locks = locks
 		defer r.locks.release()
 	}
 	for _, h := range reach {

@@ -51,15 +51,17 @@ type Server struct {
 	HostSigner ssh.Signer    // nil for a silent server
 
 	close func()
+	stats *stats
 }
 
 // Close stops the server; t.Cleanup does it too.
 func (s *Server) Close() { s.close() }
 
 type options struct {
-	silent     bool
-	noSFTP     bool
-	passphrase string
+	silent         bool
+	noSFTP         bool
+	passphrase     string
+	handshakeDelay time.Duration
 }
 
 // Option configures StartServer.
@@ -74,6 +76,11 @@ func NoSFTP() Option { return func(o *options) { o.noSFTP = true } }
 
 // KeyPassphrase encrypts the client key with p (Config.Passphrase stays empty).
 func KeyPassphrase(p string) Option { return func(o *options) { o.passphrase = p } }
+
+// SlowHandshakes makes the server wait d before it answers each new
+// connection, one connection at a time, as a host whose CPU is the queue:
+// n connections at once wait n×d for the last one's handshake.
+func SlowHandshakes(d time.Duration) Option { return func(o *options) { o.handshakeDelay = d } }
 
 // StartServer starts an in-process SSH server on 127.0.0.1:<free port> with an
 // ed25519 host key. It accepts only its generated client key, supports
@@ -122,8 +129,9 @@ func StartServer(t testing.TB, opts ...Option) *Server {
 		t.Fatal(err)
 	}
 	s.HostKey, s.HostSigner = signer.PublicKey(), signer
+	st := &stats{Stats: Stats{SFTP: map[string]int{}}}
+	s.stats = st
 	srv := &gssh.Server{
-		Handler: execHandler,
 		PublicKeyHandler: func(_ gssh.Context, key gssh.PublicKey) bool {
 			return gssh.KeysEqual(key, clientPub)
 		},
@@ -131,12 +139,31 @@ func StartServer(t testing.TB, opts ...Option) *Server {
 			return host == "127.0.0.1" || host == "localhost"
 		},
 		ChannelHandlers: map[string]gssh.ChannelHandler{
-			"session":      gssh.DefaultSessionHandler,
+			"session": func(srv *gssh.Server, conn *ssh.ServerConn, ch ssh.NewChannel, ctx gssh.Context) {
+				st.add(func() { st.Sessions++ })
+				gssh.DefaultSessionHandler(srv, conn, ch, ctx)
+			},
 			"direct-tcpip": gssh.DirectTCPIPHandler,
 		},
+		ConnCallback: func(_ gssh.Context, c net.Conn) net.Conn {
+			st.add(func() { st.Conns++ })
+			if d := o.handshakeDelay; d > 0 {
+				st.queue.Lock()
+				time.Sleep(d)
+				st.queue.Unlock()
+			}
+			return c
+		},
+	}
+	srv.Handler = func(sess gssh.Session) {
+		st.add(func() { st.Commands = append(st.Commands, sess.RawCommand()) })
+		execHandler(sess)
 	}
 	if !o.noSFTP {
-		srv.SubsystemHandlers = map[string]gssh.SubsystemHandler{"sftp": sftpHandler}
+		srv.SubsystemHandlers = map[string]gssh.SubsystemHandler{"sftp": func(sess gssh.Session) {
+			st.add(func() { st.SFTPChannels++ })
+			sftpHandler(sftpCounter{sess, st, &frames{}})
+		}}
 	}
 	srv.AddHostKey(signer)
 	go func() { _ = srv.Serve(ln) }()
@@ -235,7 +262,7 @@ func unixSignal(s gssh.Signal) syscall.Signal {
 	return syscall.SIGTERM
 }
 
-func sftpHandler(s gssh.Session) {
+func sftpHandler(s io.ReadWriteCloser) {
 	srv, err := sftp.NewServer(s)
 	if err != nil {
 		return

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/troupe/troupe/internal/render"
+	"github.com/troupe/troupe/internal/transport"
 )
 
 // Wait polls until a TCP port opens, an HTTP(S) URL answers with the expected
@@ -99,22 +100,23 @@ func (w *Wait) Run(ctx context.Context, x *Exec) (Result, error) {
 	deadline := time.Now().Add(timeout)
 	start := time.Now()
 	for {
-		ok, seen, err := w.check(ctx, x, target)
+		ok, seen, whileExit, err := w.check(ctx, x, target, while)
 		if err != nil {
 			return Result{}, err
 		}
 		if ok {
 			return Result{Msg: fmt.Sprintf("ready after %s", time.Since(start).Round(100*time.Millisecond))}, nil
 		}
-		if while != "" {
+		if while != "" && whileExit < 0 { // the probe ended before it could tell
 			res, err := x.Probe(ctx, while)
 			if err != nil {
 				return Result{}, err
 			}
-			if res.ExitCode != 0 {
-				return Result{}, fmt.Errorf("gave up after %s: %q failed (exit %d), last seen: %s",
-					time.Since(start).Round(100*time.Millisecond), while, res.ExitCode, seen)
-			}
+			whileExit = res.ExitCode
+		}
+		if while != "" && whileExit != 0 {
+			return Result{}, fmt.Errorf("gave up after %s: %q failed (exit %d), last seen: %s",
+				time.Since(start).Round(100*time.Millisecond), while, whileExit, seen)
 		}
 		if time.Now().After(deadline) {
 			return Result{}, fmt.Errorf("not ready after %s: %s", timeout, seen)
@@ -127,68 +129,102 @@ func (w *Wait) Run(ctx context.Context, x *Exec) (Result, error) {
 	}
 }
 
+// whileMark ends the stderr of a probe that ran the while command too,
+// before that command's exit status.
+const whileMark = "troupe-wait-while-exit="
+
+// probe runs cmd on the host. With while set, the while command runs after
+// it in the same session (one session per poll, not two), in a subshell of
+// its own as cmd is (an exit in either ends only that), and whileExit is its
+// exit status; -1 when it did not tell.
+func probe(ctx context.Context, x *Exec, cmd, while string) (res transport.Result, whileExit int, err error) {
+	if while == "" {
+		res, err = x.Probe(ctx, cmd)
+		return res, -1, err
+	}
+	line := "(\n" + cmd + "\n)\nrc=$?\n(\n" + while + "\n) </dev/null >/dev/null 2>&1\n" +
+		"printf '\\n" + whileMark + "%d\\n' $? >&2\nexit $rc"
+	res, err = x.Probe(ctx, line)
+	if err != nil {
+		return res, -1, err
+	}
+	whileExit = -1
+	i := strings.LastIndex(res.Stderr, "\n"+whileMark)
+	if i < 0 {
+		return res, -1, nil
+	}
+	if n, err := strconv.Atoi(strings.TrimSpace(res.Stderr[i+1+len(whileMark):])); err == nil {
+		whileExit = n
+	}
+	res.Stderr = res.Stderr[:i]
+	return res, whileExit, nil
+}
+
 // check makes one attempt; seen describes what it found when not ready.
-func (w *Wait) check(ctx context.Context, x *Exec, target string) (bool, string, error) {
+// While, when set, runs in the same probe (see probe); whileExit is its
+// exit status, -1 when it did not run.
+func (w *Wait) check(ctx context.Context, x *Exec, target, while string) (ready bool, seen string, whileExit int, err error) {
 	status := w.Status
 	if status == 0 {
 		status = 200
 	}
 	expect, err := x.Render(w.Expect)
 	if err != nil {
-		return false, "", err
+		return false, "", -1, err
 	}
 	local := w.From == "local"
 	switch {
 	case w.TCP != "" && local:
 		c, err := net.DialTimeout("tcp", target, 3*time.Second)
 		if err != nil {
-			return false, err.Error(), nil
+			return false, err.Error(), -1, nil
 		}
 		c.Close()
-		return true, "", nil
+		return true, "", -1, nil
 	case w.TCP != "":
 		host, port, err := net.SplitHostPort(target)
 		if err != nil {
-			return false, "", err
+			return false, "", -1, err
 		}
-		res, err := x.Probe(ctx, fmt.Sprintf("timeout 3 bash -c '</dev/tcp/%s/%s' 2>&1", host, port))
+		res, whileExit, err := probe(ctx, x, fmt.Sprintf("timeout 3 bash -c '</dev/tcp/%s/%s' 2>&1", host, port), while)
 		if err != nil {
-			return false, "", err
+			return false, "", -1, err
 		}
-		return res.ExitCode == 0, strings.TrimSpace(res.Stdout), nil
+		return res.ExitCode == 0, strings.TrimSpace(res.Stdout), whileExit, nil
 	case w.Command != "":
-		res, err := x.Probe(ctx, target)
+		res, whileExit, err := probe(ctx, x, target, while)
 		if err != nil {
-			return false, "", err
+			return false, "", -1, err
 		}
-		return res.ExitCode == 0, fmt.Sprintf("exit %d: %s", res.ExitCode, lastLine(res.Stderr+res.Stdout)), nil
+		return res.ExitCode == 0, fmt.Sprintf("exit %d: %s", res.ExitCode, lastLine(res.Stderr+res.Stdout)), whileExit, nil
 	}
 	var body string
 	var code int
 	if local {
 		body, code, err = httpGet(ctx, target)
 		if err != nil {
-			return false, err.Error(), nil
+			return false, err.Error(), -1, nil
 		}
 	} else {
-		res, err := x.Probe(ctx, "curl -sk --max-time 10 -w '\\n%{http_code}' "+render.ShellQuote(target))
+		var res transport.Result
+		res, whileExit, err = probe(ctx, x, "curl -sk --max-time 10 -w '\\n%{http_code}' "+render.ShellQuote(target), while)
 		if err != nil {
-			return false, "", err
+			return false, "", -1, err
 		}
 		out := strings.TrimRight(res.Stdout, "\n")
 		i := strings.LastIndex(out, "\n")
 		body, code = out[:max(i, 0)], atoi(out[i+1:])
 		if res.ExitCode != 0 {
-			return false, fmt.Sprintf("curl exit %d", res.ExitCode), nil
+			return false, fmt.Sprintf("curl exit %d", res.ExitCode), whileExit, nil
 		}
 	}
 	if code != status {
-		return false, fmt.Sprintf("HTTP %d %s", code, lastLine(body)), nil
+		return false, fmt.Sprintf("HTTP %d %s", code, lastLine(body)), whileExit, nil
 	}
 	if expect != "" && !strings.Contains(body, expect) {
-		return false, fmt.Sprintf("body %q lacks %q", lastLine(body), expect), nil
+		return false, fmt.Sprintf("body %q lacks %q", lastLine(body), expect), whileExit, nil
 	}
-	return true, "", nil
+	return true, "", whileExit, nil
 }
 
 func httpGet(ctx context.Context, url string) (string, int, error) {

@@ -77,7 +77,7 @@ func keyMethods(cfg Config) (methods []ssh.AuthMethod, err error) {
 		if _, err := os.Stat(path); err != nil || keyPermissions(path) != nil {
 			continue // OpenSSH, too, ignores a default key others can read
 		}
-		if a, err := goph.Key(path, cfg.Passphrase); err == nil {
+		if a, err := parseKey(path, cfg.Passphrase); err == nil {
 			methods = append(methods, a...)
 		}
 	}
@@ -105,7 +105,7 @@ func keyAuth(cfg Config, path string) (goph.Auth, error) {
 	if err := keyPermissions(path); err != nil {
 		return nil, fmt.Errorf("host %s: private_key %s: %w", cfg.Host, path, err)
 	}
-	a, err := goph.Key(path, "")
+	a, err := parseKey(path, "")
 	var missing *ssh.PassphraseMissingError
 	if !errors.As(err, &missing) {
 		if err != nil {
@@ -120,7 +120,7 @@ func keyAuth(cfg Config, path string) (goph.Auth, error) {
 		}
 		return nil, fmt.Errorf("host %s: private_key %s is encrypted: %w (%s)", cfg.Host, path, ErrKeyPassphrase, how)
 	}
-	a, err = goph.Key(path, cfg.Passphrase)
+	a, err = parseKey(path, cfg.Passphrase)
 	if errors.Is(err, x509.IncorrectPasswordError) {
 		return nil, fmt.Errorf("host %s: private_key %s: %w: the passphrase is wrong", cfg.Host, path, ErrKeyPassphrase)
 	}

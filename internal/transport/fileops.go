@@ -37,6 +37,9 @@ type FileOps interface {
 	Rename(oldPath, newPath string) error
 	// Remove removes a file or an empty directory.
 	Remove(p string) error
+	// RemoveDir removes an empty directory (one request, where Remove of
+	// a directory costs two on OpenSSH: remove, then rmdir).
+	RemoveDir(p string) error
 	// RemoveAll removes p and, if it is a directory, what it holds.
 	RemoveAll(p string) error
 }
@@ -175,6 +178,10 @@ func (o sftpOps) Rename(oldPath, newPath string) error {
 
 func (o sftpOps) Remove(p string) error {
 	return o.do(func(sc *sftp.Client) error { return sc.Remove(p) })
+}
+
+func (o sftpOps) RemoveDir(p string) error {
+	return o.do(func(sc *sftp.Client) error { return sc.RemoveDirectory(p) })
 }
 
 func (o sftpOps) RemoveAll(p string) error {

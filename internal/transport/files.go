@@ -103,9 +103,10 @@ func tempName(dest string) string { return tempPrefix(dest) + randomHex() }
 // staleLine is the shell that removes dest's leftover temp files.
 func staleLine(dest string) string { return "rm -f -- " + Quote(tempPrefix(dest)) + "*" }
 
-// removeStale removes dest's leftover temp files over sftp; failing to is
-// not an error (the upload itself will say what is wrong with the directory).
-func removeStale(sc *sftp.Client, dest string) {
+// removeStale removes dest's leftover temp files over sftp, all but keep
+// (the upload's own); failing to is not an error (the upload itself will
+// say what is wrong with the directory).
+func removeStale(sc *sftp.Client, dest, keep string) {
 	prefix := tempPrefix(dest)
 	dir, base := path.Split(prefix)
 	entries, err := sc.ReadDir(path.Clean(dir + "."))
@@ -113,7 +114,7 @@ func removeStale(sc *sftp.Client, dest string) {
 		return
 	}
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), base) && e.Mode().IsRegular() {
+		if strings.HasPrefix(e.Name(), base) && e.Mode().IsRegular() && dir+e.Name() != keep {
 			_ = sc.Remove(dir + e.Name())
 		}
 	}
@@ -151,8 +152,13 @@ func (c *sshConn) uploadSFTP(ctx context.Context, sc *sftp.Client, f File) (err 
 			return err
 		}
 	}
-	removeStale(sc, f.Path)
 	tmp := tempName(f.Path)
+	// The directory is listed for leftovers while the content goes out:
+	// its requests (opendir, readdir …, close) overlap the upload's
+	// instead of coming first, one round trip after another.
+	stale := make(chan struct{})
+	go func() { defer close(stale); removeStale(sc, f.Path, tmp) }()
+	defer func() { <-stale }()
 	fh, err := sc.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
 	if err != nil {
 		return fmt.Errorf("sftp create %s: %w", tmp, err)

@@ -95,9 +95,10 @@ func knownHostsPath(cfg Config) (string, error) {
 	return filepath.Join(home, ".ssh", "known_hosts"), nil
 }
 
-// loadKnownHosts returns nil (no entries) for a missing file.
+// loadKnownHosts returns nil (no entries) for a missing file. It parses the
+// file once while it is unchanged (see fileCache).
 func loadKnownHosts(path string) (*skh.HostKeyDB, error) {
-	db, err := skh.NewDB(path)
+	db, err := knownHostsFiles.load(path, path, func() (*skh.HostKeyDB, error) { return skh.NewDB(path) })
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
