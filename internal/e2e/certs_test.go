@@ -183,7 +183,7 @@ func revokeScenario(ctx context.Context, t *testing.T, s *site) {
 	stolen := clientCert{"/root/stolen/cert.pem", "/root/stolen/key.pem"}
 	control := clientCert{"$(puppet config print hostcert)", "$(puppet config print hostprivkey)"}
 	endpoints := append(s.compilers(), "puppet") // puppet.lab.test: the load balancer
-	path := "/puppet/v3/node/" + victim + "?environment=production"
+	path := "/puppet/v3/environments" // any client certificate of the CA may read it
 	for h, p := range s.tlsSweep("agent1", endpoints, path, stolen, control) {
 		if !p.probe.accepted() || !p.control.accepted() {
 			t.Fatalf("before the revocation, %s answers agent2's certificate with %s and agent1's with %s; want both served", h, p.probe, p.control)
@@ -591,7 +591,7 @@ func caRebuildScenario(ctx context.Context, t *testing.T, s *site) {
 	// The old CA's certificate, presented to the servers that now trust only
 	// the new CA (verified against the new CA's bundle on agent1).
 	// Each server refuses it by TLS while it serves agent1's new certificate.
-	s.refusedBy("agent1", append(s.compilers(), "puppet"), "/puppet/v3/node/agent1.lab.test?environment=production",
+	s.refusedBy("agent1", append(s.compilers(), "puppet"), "/puppet/v3/environments",
 		clientCert{"/root/old-ca/cert.pem", "/root/old-ca/key.pem"},
 		clientCert{"$(puppet config print hostcert)", "$(puppet config print hostprivkey)"}, time.Now().Add(30*time.Second))
 	// Refused for the reason it must be: the confirmation names a CA that
