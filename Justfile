@@ -57,6 +57,10 @@ bench: build
     scripts/install-test-deps.sh --bench
     go run ./cmd/troupe-bench -troupe {{bin}} -n 50,200 -out docs/benchmarks.md
 
+# docs/reference/ (plan, inventory, template functions) from the JSON Schemas and the action registry
+reference:
+    go run ./cmd/troupe-docs -out docs/reference
+
 # docs/proof.md from the figures the last end-to-end run recorded (results/e2e.jsonl)
 proof:
     go run ./cmd/troupe-proof -in results/e2e.jsonl -out docs/proof.md

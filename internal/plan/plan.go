@@ -21,7 +21,7 @@
 //	    serial: 1                         # or "25%": rolling batches
 //	    max_failures: 0                   # or "10%"
 //	    steps:                            # a block; child ids become compilers/drain ...
-//	      - {id: drain, lb_drain: {backend: compilers}}
+//	      - {id: drain, lb_server: {state: drain}}
 //	      - {id: upgrade, package: {names: [puppetserver], version: "{{ .params.version }}"}}
 //
 // Targets are a selector, or {host: NAME}: exactly the inventory host of
