@@ -5,9 +5,10 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 bin := "bin/troupe"
 # packages that need a lab (namespaces, root): run one at a time, they share the bridge
 lab_pkgs := "./internal/lab ./internal/e2e"
-# packages whose tests run hosts in parallel (the runner, reporters emitting
-# from many goroutines): under the race detector, which needs cgo and gcc
-race_pkgs := "./internal/report ./internal/runner"
+# packages that start goroutines (or whose tests drive code that does, as
+# the reporters emitting from many hosts): under the race detector, which
+# needs cgo and gcc
+race_pkgs := "./internal/report ./internal/runner ./internal/transport ./internal/status ./internal/webhook ./internal/step ./internal/sshtest ./internal/cli"
 
 # build the troupe binary into bin/
 build:
@@ -32,7 +33,7 @@ test: deps check unit fuzz
 
 # fast tests only (no lab); race_pkgs under the race detector
 unit:
-    go test -count=1 -timeout 20m $(go list ./... | grep -v -e /internal/lab -e /internal/e2e -e /internal/report$ -e /internal/runner$)
+    go test -count=1 -timeout 20m $(go list ./... | grep -v -e /internal/lab$ -e /internal/e2e$ $(for p in {{race_pkgs}}; do printf -- '-e %s$ ' "${p#.}"; done))
     CGO_ENABLED=1 go test -count=1 -timeout 20m -race {{race_pkgs}}
 
 # fuzz plan loading, inventory loading and rendering, `time` each (CI: briefly; by hand: just fuzz 10m)

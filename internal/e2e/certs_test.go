@@ -183,7 +183,7 @@ func revokeScenario(ctx context.Context, t *testing.T, s *site) {
 	stolen := clientCert{"/root/stolen/cert.pem", "/root/stolen/key.pem"}
 	control := clientCert{"$(puppet config print hostcert)", "$(puppet config print hostprivkey)"}
 	endpoints := append(s.compilers(), "puppet") // puppet.lab.test: the load balancer
-	path := "/puppet/v3/environments" // any client certificate of the CA may read it
+	path := "/puppet/v3/environments"            // any client certificate of the CA may read it
 	for h, p := range s.tlsSweep("agent1", endpoints, path, stolen, control) {
 		if !p.probe.accepted() || !p.control.accepted() {
 			t.Fatalf("before the revocation, %s answers agent2's certificate with %s and agent1's with %s; want both served", h, p.probe, p.control)
