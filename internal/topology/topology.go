@@ -96,7 +96,7 @@ func Build(inv *inventory.Inventory) Graph {
 	}
 	if has["loadbalancer"] {
 		add("agents", "loadbalancer", lb, false)
-		add("loadbalancer", server, "round robin :8140", false)
+		add("loadbalancer", server, "leastconn :8140", false)
 	} else if server == "ca" {
 		add("agents", "ca", ca, false)
 	} else {
