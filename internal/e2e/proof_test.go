@@ -126,34 +126,32 @@ func (s *site) refusedBy(from string, servers []string, path string, probe, cont
 // span is the time a troupe run worked: from the start of its first host
 // result to the end of its last.
 func span(r run) [2]time.Time {
-	var w [2]time.Time
-	for _, e := range r.events {
-		if e.Kind != "host_result" {
-			continue
-		}
-		if start := e.Time.Add(-e.Duration); w[0].IsZero() || start.Before(w[0]) {
-			w[0] = start
-		}
-		if e.Time.After(w[1]) {
-			w[1] = e.Time
-		}
-	}
-	return w
+	return resultsWindow(func(event) bool { return true }, r)
 }
 
 // hostWindow is when host was worked on in the steps under prefix (not
 // skipped): from the start of its first such step to the end of its last.
 func hostWindow(r run, prefix, host string) [2]time.Time {
+	return resultsWindow(func(e event) bool {
+		return e.Host == host && e.Status != "skipped" && strings.HasPrefix(e.Step, prefix)
+	}, r)
+}
+
+// resultsWindow is from the start of the first host result that keep
+// takes, over the runs, to the end of the last (zero when none).
+func resultsWindow(keep func(event) bool, runs ...run) [2]time.Time {
 	var w [2]time.Time
-	for _, e := range r.events {
-		if e.Kind != "host_result" || e.Host != host || e.Status == "skipped" || !strings.HasPrefix(e.Step, prefix) {
-			continue
-		}
-		if start := e.Time.Add(-e.Duration); w[0].IsZero() || start.Before(w[0]) {
-			w[0] = start
-		}
-		if e.Time.After(w[1]) {
-			w[1] = e.Time
+	for _, x := range runs {
+		for _, e := range x.events {
+			if e.Kind != "host_result" || !keep(e) {
+				continue
+			}
+			if start := e.Time.Add(-e.Duration); w[0].IsZero() || start.Before(w[0]) {
+				w[0] = start
+			}
+			if e.Time.After(w[1]) {
+				w[1] = e.Time
+			}
 		}
 	}
 	return w

@@ -298,23 +298,10 @@ func drained(r run, prefix string) []string {
 // over the given runs: from the start of the first such step to the end of
 // the last.
 func window(id string, runs ...run) [2]time.Time {
-	var w [2]time.Time
-	for _, x := range runs {
-		for _, e := range x.events {
-			// Nothing is down while packages download (before the stop).
-			if e.Kind != "host_result" || e.Status == "skipped" || !strings.HasPrefix(e.Step, id+"/") ||
-				strings.HasSuffix(e.Step, "/download") {
-				continue
-			}
-			if start := e.Time.Add(-e.Duration); w[0].IsZero() || start.Before(w[0]) {
-				w[0] = start
-			}
-			if e.Time.After(w[1]) {
-				w[1] = e.Time
-			}
-		}
-	}
-	return w
+	// Nothing is down while packages download (before the stop).
+	return resultsWindow(func(e event) bool {
+		return e.Status != "skipped" && strings.HasPrefix(e.Step, id+"/") && !strings.HasSuffix(e.Step, "/download")
+	}, runs...)
 }
 
 // agentRun is one `puppet agent -t` of the agent loop.
