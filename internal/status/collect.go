@@ -85,9 +85,14 @@ func Specs(inv *inventory.Inventory) ([]*Host, error) {
 	return hosts, nil
 }
 
-// Collect reads every host of inv in parallel, one connection each, and
-// judges the site. It never fails as a whole: what could not be read is in
-// the rows.
+// probeSlots bounds the hosts read at once: a thousand SSH handshakes at
+// once queue for the CPU here and on the network, and time out. A host's
+// timeout starts when it gets its slot.
+const probeSlots = 64
+
+// Collect reads every host of inv in parallel (probeSlots at a time), one
+// connection each, and judges the site. It never fails as a whole: what
+// could not be read is in the rows.
 func Collect(ctx context.Context, inv *inventory.Inventory, o Options) (*Site, error) {
 	hosts, err := Specs(inv)
 	if err != nil {
@@ -108,10 +113,13 @@ func Collect(ctx context.Context, inv *inventory.Inventory, o Options) (*Site, e
 		byName[h.Name] = h
 	}
 	var wg sync.WaitGroup
+	slots := make(chan struct{}, probeSlots)
 	for _, h := range hosts {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			slots <- struct{}{}
+			defer func() { <-slots }()
 			probe(ctx, h, byName[h.Name].SSH, o)
 		}()
 	}
