@@ -714,7 +714,7 @@ func (r *run) exec(ctx context.Context, s *plan.Step, h, on *inventory.Host, dat
 	_, groups := r.groupData()
 	return &step.Exec{
 		Host: h, Conn: conn, Sudo: sudo, Noop: r.o.Noop && !readOnly, Data: data, Files: r.o.Files, Secrets: r.o.Redactor,
-		Flavor: flavor, Groups: groups,
+		Flavor: flavor, Groups: groups, Memo: r.memo,
 		Emit: func(e report.Event) {
 			e.Step, e.Host = s.ID, h.Name
 			r.emit(e)

@@ -21,6 +21,7 @@ import (
 	"github.com/troupe/troupe/internal/render"
 	"github.com/troupe/troupe/internal/report"
 	"github.com/troupe/troupe/internal/secret"
+	"github.com/troupe/troupe/internal/step"
 	"github.com/troupe/troupe/internal/transport"
 )
 
@@ -87,6 +88,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		registered: map[string]map[string]any{},
 		counts:     map[report.Status]int{},
 		ready:      map[string]bool{},
+		memo:       &step.Memo{},
 	}
 	start := time.Now()
 	sum, err := r.execute(ctx)
@@ -121,6 +123,8 @@ type run struct {
 	groupsOnce sync.Once
 	groups     map[string]any      // .groups, built once
 	groupNames map[string][]string // the same as Exec.Groups
+
+	memo *step.Memo // what the steps learned of the hosts, for this run only
 }
 
 func (r *run) emit(e report.Event) {

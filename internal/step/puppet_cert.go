@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"path"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/troupe/troupe/internal/puppet"
@@ -123,11 +122,6 @@ type caSide struct {
 	dir  string // its cadir
 }
 
-// cadirs remembers each CA host's cadir for the life of the process (one
-// run): every host's certificate step reads it, and a `puppet config print`
-// on the CA per host would load the CA host with a Ruby start each.
-var cadirs sync.Map // CA host name → cadir
-
 func (c *caSide) open(ctx context.Context, x *Exec) error {
 	if c.x != nil {
 		return nil
@@ -136,15 +130,20 @@ func (c *caSide) open(ctx context.Context, x *Exec) error {
 	if err != nil {
 		return fmt.Errorf("ca %s: %w", c.name, err)
 	}
-	if dir, ok := cadirs.Load(c.name); ok {
-		c.x, c.dir = ca, dir.(string)
+	// The cadir is read once a run (x.Memo): every host's certificate step
+	// needs it, and a `puppet config print` on the CA per host would load
+	// the CA with a Ruby start each. Not once a process: a long-lived
+	// `webhook serve` outlives a ca-rebuild.
+	key := "cadir " + c.name
+	if dir, ok := x.Memo.Get(key); ok {
+		c.x, c.dir = ca, dir
 		return nil
 	}
 	s, err := puppetSettings(ctx, ca, "server", "", "cadir")
 	if err != nil {
 		return fmt.Errorf("ca %s: %w", c.name, err)
 	}
-	cadirs.Store(c.name, s["cadir"])
+	x.Memo.Put(key, s["cadir"])
 	c.x, c.dir = ca, s["cadir"]
 	return nil
 }

@@ -329,3 +329,28 @@ func TestPuppetCertRevoked(t *testing.T) {
 		t.Errorf("after the reissue: %+v %v", res, err)
 	}
 }
+
+// The CA's cadir is read once a run (Exec.Memo), and again in the next run:
+// a long-lived process (webhook serve) outlives a ca-rebuild.
+func TestPuppetCertReadsTheCadirOncePerRun(t *testing.T) {
+	s := newCertSite(t)
+	ctx := context.Background()
+	ca := s.hosts["ca.lab.test"]
+	run := func(memo *Memo, times int) {
+		for range times {
+			x := s.exec(t, "compile1.lab.test")
+			x.Memo = memo
+			if _, err := compilerCert().Run(ctx, x); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	run(&Memo{}, 3)
+	if n := len(ca.ranMatching("config print cadir")); n != 1 {
+		t.Errorf("one run, three certificate steps: the cadir read %d times, want 1", n)
+	}
+	run(&Memo{}, 1)
+	if n := len(ca.ranMatching("config print cadir")); n != 2 {
+		t.Errorf("a second run: the cadir read %d times in all, want 2", n)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/troupe/troupe/internal/inventory"
@@ -72,6 +73,32 @@ type Exec struct {
 	// Secrets: a command holding one is sent to the host on stdin rather
 	// than in argv (transport.Cmd.Hidden).
 	Secrets *secret.Redactor
+	// Memo is what the run has learned of its hosts that does not change
+	// while it runs (a CA's cadir), shared by every Exec of one run and
+	// gone with it; nil: nothing is remembered.
+	Memo *Memo
+}
+
+// Memo is a run's memory of facts read from hosts, keyed by what they are.
+type Memo struct{ m sync.Map }
+
+// Get is the value stored under key, if any (a nil Memo holds nothing).
+func (m *Memo) Get(key string) (string, bool) {
+	if m == nil {
+		return "", false
+	}
+	v, ok := m.m.Load(key)
+	if !ok {
+		return "", false
+	}
+	return v.(string), true
+}
+
+// Put stores value under key (a nil Memo forgets it).
+func (m *Memo) Put(key, value string) {
+	if m != nil {
+		m.m.Store(key, value)
+	}
 }
 
 // Render renders a template string against the host's scope.
