@@ -18,6 +18,7 @@ import (
 	"text/template"
 
 	"github.com/goccy/go-yaml"
+	"github.com/troupe/troupe/internal/transport"
 )
 
 // Funcs is the curated function set available to every template.
@@ -168,13 +169,15 @@ func cleanErr(err error) error {
 	return fmt.Errorf("template: %s", msg)
 }
 
-// ShellQuote quotes s for a POSIX shell.
+// ShellQuote quotes s for a POSIX shell: as it is when every character is
+// one a shell gives no meaning, else with transport.Quote, troupe's one
+// shell quoter.
 func ShellQuote(s any) string {
 	str := fmt.Sprint(s)
 	if str != "" && strings.Trim(str, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:=@%+,") == "" {
 		return str
 	}
-	return "'" + strings.ReplaceAll(str, "'", `'\''`) + "'"
+	return transport.Quote(str)
 }
 
 func join(sep string, v any) (string, error) {
