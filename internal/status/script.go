@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/troupe/troupe/internal/inventory"
 	"github.com/troupe/troupe/internal/puppet"
 	"github.com/troupe/troupe/internal/transport"
 )
@@ -40,7 +41,8 @@ const (
 
 // groupRoles maps the inventory groups the shipped plans target to roles.
 var groupRoles = map[string]string{
-	"ca": RoleCA, "compilers": RoleCompiler, "loadbalancer": RoleLB, "puppetdb": RolePuppetDB, "agents": RoleAgent,
+	inventory.GroupCA: RoleCA, inventory.GroupCompilers: RoleCompiler, inventory.GroupLoadBalancer: RoleLB,
+	inventory.GroupPuppetDB: RolePuppetDB, inventory.GroupAgents: RoleAgent,
 }
 
 // roleOrder is the order roles are listed in.

@@ -3,6 +3,7 @@ package step
 import (
 	"fmt"
 
+	"github.com/troupe/troupe/internal/inventory"
 	"github.com/troupe/troupe/internal/render"
 )
 
@@ -35,7 +36,7 @@ func (x *Exec) Scope() Scope { return Scope{Data: x.Data, Groups: x.Groups} }
 // lbHosts are the HAProxy hosts: the hosts of inventory group lb (a
 // template; default loadbalancer).
 func lbHosts(sc Scope, lb string) ([]string, error) {
-	group, err := sc.Render(dflt(lb, "loadbalancer"))
+	group, err := sc.Render(dflt(lb, inventory.GroupLoadBalancer))
 	if err != nil {
 		return nil, fmt.Errorf("lb: %w", err)
 	}

@@ -42,11 +42,11 @@ type Graph struct {
 
 // tiers are the groups the site's plans give a meaning to, in drawing order.
 var tiers = []struct{ group, title string }{
-	{"agents", "agents"},
-	{"loadbalancer", "load balancer (HAProxy)"},
-	{"compilers", "compilers (puppetserver)"},
-	{"ca", "CA (puppetserver)"},
-	{"puppetdb", "PuppetDB (PostgreSQL)"},
+	{inventory.GroupAgents, "agents"},
+	{inventory.GroupLoadBalancer, "load balancer (HAProxy)"},
+	{inventory.GroupCompilers, "compilers (puppetserver)"},
+	{inventory.GroupCA, "CA (puppetserver)"},
+	{inventory.GroupPuppetDB, "PuppetDB (PostgreSQL)"},
 }
 
 // Build reads the graph out of an inventory.
@@ -85,33 +85,33 @@ func Build(inv *inventory.Inventory) Graph {
 	}
 	// the catalog path: agents, then the LB when there is one, then the
 	// compilers, or the CA alone on a site without compilers
-	server := "compilers"
+	server := inventory.GroupCompilers
 	if !has[server] {
-		server = "ca"
+		server = inventory.GroupCA
 	}
 	add := func(from, to, label string, dashed bool) {
 		if has[from] && has[to] {
 			g.Edges = append(g.Edges, Edge{From: from, To: to, Label: label, Dashed: dashed})
 		}
 	}
-	if has["loadbalancer"] {
-		add("agents", "loadbalancer", lb, false)
-		add("loadbalancer", server, "leastconn :8140", false)
-	} else if server == "ca" {
-		add("agents", "ca", ca, false)
+	if has[inventory.GroupLoadBalancer] {
+		add(inventory.GroupAgents, inventory.GroupLoadBalancer, lb, false)
+		add(inventory.GroupLoadBalancer, server, "leastconn :8140", false)
+	} else if server == inventory.GroupCA {
+		add(inventory.GroupAgents, inventory.GroupCA, ca, false)
 	} else {
-		add("agents", server, ":8140", false)
+		add(inventory.GroupAgents, server, ":8140", false)
 	}
-	if server == "compilers" {
-		add("compilers", "ca", "certificates :8140", false)
+	if server == inventory.GroupCompilers {
+		add(inventory.GroupCompilers, inventory.GroupCA, "certificates :8140", false)
 	}
-	add(server, "puppetdb", "facts, catalogs, reports :8081", false)
+	add(server, inventory.GroupPuppetDB, "facts, catalogs, reports :8081", false)
 	// agents reach the CA by its own name, or through the LB when it
 	// routes the CA's name by SNI (ca_route: sni)
-	if str("ca_route") == "sni" && has["loadbalancer"] {
-		add("loadbalancer", "ca", "SNI "+ca, true)
-	} else if server != "ca" {
-		add("agents", "ca", "certificates "+ca, true)
+	if str("ca_route") == "sni" && has[inventory.GroupLoadBalancer] {
+		add(inventory.GroupLoadBalancer, inventory.GroupCA, "SNI "+ca, true)
+	} else if server != inventory.GroupCA {
+		add(inventory.GroupAgents, inventory.GroupCA, "certificates "+ca, true)
 	}
 	return g
 }
