@@ -9,4 +9,3 @@ const (
 	GroupPuppetDB     = "puppetdb"     // PuppetDB and its PostgreSQL
 	GroupAgents       = "agents"       // the Puppet agents
 )
-
