@@ -152,7 +152,15 @@ func upgradeScenario(ctx context.Context, t *testing.T, s *site) {
 	record(t, "upgrade: second run changed", float64(len(again.with("changed"))), "count")
 
 	// Going back is refused: bookworm's own version is offered still.
-	orig := strings.Fields(strings.Split(before["compile1"], "\n")[0])
+	var orig []string // puppetserver's version before the upgrade
+	for _, l := range strings.Split(before["compile1"], "\n") {
+		if f := strings.Fields(l); len(f) == 2 && f[0] == "puppetserver" {
+			orig = f
+		}
+	}
+	if orig == nil {
+		t.Fatalf("no puppetserver in compile1's packages before the upgrade: %q", before["compile1"])
+	}
 	down := s.troupeRun(ctx, "run", "upgrade", "-p", "server_version="+orig[1])
 	if down.code != 1 || len(down.with("changed")) != 0 || !strings.Contains(strings.Join(down.with("failed"), ""), "would be a downgrade") {
 		t.Errorf("upgrade to %s %s: exit %d, changed %v, failed %v (want exit 1 at the preflight: a downgrade)",
