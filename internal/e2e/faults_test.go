@@ -132,9 +132,9 @@ func killJVMScenario(ctx context.Context, t *testing.T, s *site) {
 	}
 	seconds(t, "kill-jvm: DOWN after the kill", down.Sub(killed))
 	record(t, "kill-jvm: runs in flight at the kill", float64(inFlight), "count")
-	record(t, "kill-jvm: of them failed", float64(inFlightFailed), "count")
+	record(t, "kill-jvm: runs in flight at the kill that failed", float64(inFlightFailed), "count")
 	record(t, "kill-jvm: runs started after the kill", float64(after), "count")
-	record(t, "kill-jvm: of them failed", float64(afterFailed), "count")
+	record(t, "kill-jvm: runs started after the kill that failed", float64(afterFailed), "count")
 }
 
 // runsAfter is the runs that started after t.
