@@ -45,7 +45,7 @@ func releaseScenario(ctx context.Context, t *testing.T, s *site) {
 		t.Fatalf("the .deb on %s (%v) is not the one in SHA256SUMS:\n%s", host, remote, sums)
 	}
 
-	if out, ok := sshOK(s, host, "dpkg -i /tmp/troupe.deb"); !ok {
+	if out, rc := s.sshRC(host, "dpkg -i /tmp/troupe.deb"); rc != 0 {
 		t.Fatalf("dpkg -i on %s:\n%s", host, out)
 	}
 	removed := false
@@ -65,8 +65,8 @@ func releaseScenario(ctx context.Context, t *testing.T, s *site) {
 		t.Errorf("troupe version on %s:\n%s\nwant commit %s, linux/%s", host, got, r.Commit, runtime.GOARCH)
 	}
 	// from a directory without plans/: the built-in ones
-	list, ok := sshOK(s, host, "cd /tmp && troupe plan list")
-	if !ok {
+	list, rc := s.sshRC(host, "cd /tmp && troupe plan list")
+	if rc != 0 {
 		t.Fatalf("troupe plan list on %s:\n%s", host, list)
 	}
 	for _, plan := range []string{"bootstrap", "upgrade", "add-compiler", "ca-renew"} {
@@ -83,19 +83,12 @@ func releaseScenario(ctx context.Context, t *testing.T, s *site) {
 	if got := s.ssh(host, "zcat "+release.ManPath+" | grep -c -e '^.TH TROUPE 1' -e '^.SS \"troupe plan list\"'"); strings.TrimSpace(got) != "2" {
 		t.Errorf("man page on %s: %q", host, got)
 	}
-	if got, ok := sshOK(s, host, "bash -c '. "+release.BashPath+" && complete -p troupe'"); !ok || !strings.Contains(got, "troupe") {
+	if got, rc := s.sshRC(host, "bash -c '. "+release.BashPath+" && complete -p troupe'"); rc != 0 || !strings.Contains(got, "troupe") {
 		t.Errorf("bash completion on %s: %s", host, got)
 	}
 
-	if out, ok := sshOK(s, host, "dpkg -r troupe && rm -f /tmp/troupe.deb && ! command -v troupe && ! test -e "+release.ManPath); !ok {
+	if out, rc := s.sshRC(host, "dpkg -r troupe && rm -f /tmp/troupe.deb && ! command -v troupe && ! test -e "+release.ManPath); rc != 0 {
 		t.Errorf("dpkg -r troupe on %s left something:\n%s", host, out)
 	}
 	removed = true
-}
-
-// sshOK runs cmd on host and says whether it exited 0.
-func sshOK(s *site, host, cmd string) (string, bool) {
-	s.t.Helper()
-	out, err := s.l.SSHCommand(host, cmd).CombinedOutput()
-	return string(out), err == nil
 }

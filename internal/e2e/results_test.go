@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -79,7 +80,5 @@ func machine() string {
 		}
 	}
 	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
-	return strings.Join([]string{runtime.GOOS + "/" + runtime.GOARCH, itoa(runtime.NumCPU()) + " CPUs", mem, "kernel " + strings.TrimSpace(string(kernel))}, ", ")
+	return strings.Join([]string{runtime.GOOS + "/" + runtime.GOARCH, strconv.Itoa(runtime.NumCPU()) + " CPUs", mem, "kernel " + strings.TrimSpace(string(kernel))}, ", ")
 }
-
-func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
