@@ -26,6 +26,7 @@ import (
 	"strings"
 
 	"github.com/troupe/troupe/internal/plan"
+	"github.com/troupe/troupe/internal/puppet"
 	"github.com/troupe/troupe/internal/render"
 	"github.com/troupe/troupe/internal/schema"
 	"github.com/troupe/troupe/internal/step"
@@ -306,8 +307,16 @@ func planDoc(c *comments) ([]byte, error) {
 	b.WriteString("The shape is what `troupe schema plan` checks; the decoder checks more (template references, selectors, roles that exist).\n\n")
 	b.WriteString("## Plan\n\n")
 	fields(&b, p, nil)
+	b.WriteString("\n`packages` names package sets once: each maps parts of the site (" + codeList(puppet.PartNames) + ") to the version to reach (\"\" for the newest offered); ")
+	b.WriteString("an action with `parts` (`package`, `package_facts`) takes `set: NAME` (or a list of names) instead, and the host's flavor says which package each part is:\n\n")
+	b.WriteString("```yaml\npackages:\n  server: {server: \"{{ .params.server_version }}\", agent: \"{{ .params.agent_version }}\"}\nsteps:\n  - id: packages\n    targets: compilers\n    package: {set: server, state: upgraded}\n```\n")
 	b.WriteString("\n## Role\n\n")
-	b.WriteString("A role has the same shape as a plan minus `params`; its `vars` hold defaults.\n\n")
+	b.WriteString("A role has the shape of a plan without `packages`. Its `vars` hold defaults. Its `params` are declared once, by the role that reads them, ")
+	b.WriteString("and join the params of every plan that includes it (a plan's own declaration of the same name wins; the type must match): ")
+	b.WriteString("`roles/pool-leave.yaml` declares `drain_timeout`, so every plan that drains a compiler takes `-p drain_timeout=...`.\n\n")
+	b.WriteString("A role can wrap a body of steps. Where its steps list `- body: DESCRIPTION`, the including step's own `steps` are placed, ")
+	b.WriteString("read in the including file (its params, registers and package sets); a role has at most one such slot, and an include without `steps` leaves it empty:\n\n")
+	b.WriteString("```yaml\n  - id: reissue\n    role: pool-cycle            # pause, leave, the body, reload, gate, join, resume\n    vars: {restart: reloaded}\n    steps:\n      - id: certificate\n        puppet_cert: {reissue: true}\n```\n\n")
 	fields(&b, r, nil)
 	b.WriteString("\n## param\n\n")
 	fields(&b, defs["param"].(obj), nil)
@@ -411,7 +420,7 @@ func templatesDoc(c *comments) ([]byte, error) {
 	fmt.Fprintf(&b, header, "render.Funcs (internal/render/render.go)")
 	b.WriteString("# Template functions\n\n")
 	b.WriteString("Every template in plans, roles and template files is Go's text/template with `missingkey=error` and these functions, nothing else. ")
-	b.WriteString("The data a template reads (`.params`, `.vars`, `.host`, `.groups`, `.registered`, `.flavor`) is described in [template-data.md](template-data.md).\n\n")
+	b.WriteString("The data a template reads (`.params`, `.vars`, `.host`, `.site`, `.groups`, `.registered`, `.flavor`) is described in [template-data.md](template-data.md).\n\n")
 	for _, name := range sortedKeys(fm) {
 		f := reflect.ValueOf(fm[name])
 		line := fmt.Sprintf("- `%s`: `%s`", name, signature(name, f.Type()))

@@ -24,7 +24,7 @@ func (g *Globals) loader() (*plan.Loader, fs.FS, error) {
 		fmt.Fprintln(os.Stderr, "troupe: "+note)
 		g.contentNote = note
 	}
-	l := &plan.Loader{FS: fsys, Actions: step.Registry{}, Funcs: render.Funcs()}
+	l := &plan.Loader{FS: fsys, Actions: step.Registry{}, Funcs: render.Funcs(), SiteKeys: inventory.SiteKeys}
 	if o, ok := fsys.(overlay); ok && o.disk != nil {
 		l.FSName = "content" // files on disk over the embedded ones
 	}

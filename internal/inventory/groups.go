@@ -1,5 +1,10 @@
 package inventory
 
+import (
+	"fmt"
+	"strings"
+)
+
 // The groups the shipped plans and roles give a meaning to: an inventory
 // names its hosts' parts in the site by putting them in these groups.
 const (
@@ -9,3 +14,93 @@ const (
 	GroupPuppetDB     = "puppetdb"     // PuppetDB and its PostgreSQL
 	GroupAgents       = "agents"       // the Puppet agents
 )
+
+// Site is what plans call the site's well-known hosts and names, for one
+// host (names are the host's vars, so a group may set them): `.site.ca`
+// rather than `(index .groups.ca 0).name`.
+type Site struct {
+	CA           string   // the CA host (the first of group ca)
+	PuppetDB     string   // the first PuppetDB host
+	Compilers    []string // every compiler host
+	LoadBalancer string   // the first HAProxy host
+	CAName       string   // the name agents reach the CA by: var ca_name, else the CA host
+	LBName       string   // the name agents reach the compilers by: var lb_name, else the first HAProxy host
+	PuppetDBName string   // the name the servers reach PuppetDB by: var puppetdb_name, else the PuppetDB host
+	// The dns_alt_names a certificate of this host carries (Puppet's
+	// comma-separated form) when it is a compiler, or the CA: the name
+	// agents use (lb_name, ca_name), its aliases (lb_aliases, ca_aliases),
+	// the host's own name and short name.
+	CompilerAltNames string
+	CAAltNames       string
+}
+
+// SiteKeys are the keys of Site.Data, in the order documented.
+var SiteKeys = []string{"ca", "puppetdb", "compilers", "loadbalancer", "ca_name", "lb_name", "puppetdb_name",
+	"compiler_alt_names", "ca_alt_names"}
+
+// SiteFor is the site as host h sees it (h's vars name the site's names).
+func (inv *Inventory) SiteFor(h *Host) Site {
+	first := func(group string) string {
+		if names := inv.groupHosts(group); len(names) > 0 {
+			return names[0]
+		}
+		return ""
+	}
+	named := func(v, fallback string) string {
+		if s, ok := h.Vars[v].(string); ok && s != "" {
+			return s
+		}
+		return fallback
+	}
+	s := Site{
+		CA:           first(GroupCA),
+		PuppetDB:     first(GroupPuppetDB),
+		Compilers:    inv.groupHosts(GroupCompilers),
+		LoadBalancer: first(GroupLoadBalancer),
+	}
+	s.CAName = named("ca_name", s.CA)
+	s.LBName = named("lb_name", s.LoadBalancer)
+	s.PuppetDBName = named("puppetdb_name", s.PuppetDB)
+	short, _, _ := strings.Cut(h.Name, ".")
+	altNames := func(name, aliases string) string {
+		list := []string{name}
+		if l, ok := h.Vars[aliases].([]any); ok {
+			for _, a := range l {
+				list = append(list, fmt.Sprint(a))
+			}
+		}
+		return strings.Join(append(list, h.Name, short), ",")
+	}
+	s.CompilerAltNames = altNames(s.LBName, "lb_aliases")
+	s.CAAltNames = altNames(s.CAName, "ca_aliases")
+	return s
+}
+
+// Data is the site as templates see it (.site), keyed by SiteKeys.
+func (s Site) Data() map[string]any {
+	compilers := make([]any, len(s.Compilers))
+	for i, c := range s.Compilers {
+		compilers[i] = c
+	}
+	return map[string]any{
+		"ca": s.CA, "puppetdb": s.PuppetDB, "compilers": compilers, "loadbalancer": s.LoadBalancer,
+		"ca_name": s.CAName, "lb_name": s.LBName, "puppetdb_name": s.PuppetDBName,
+		"compiler_alt_names": s.CompilerAltNames, "ca_alt_names": s.CAAltNames,
+	}
+}
+
+// groupHosts are the names of the hosts of group name that exist, in order.
+func (inv *Inventory) groupHosts(name string) []string {
+	var out []string
+	for _, g := range inv.Groups {
+		if g.Name != name {
+			continue
+		}
+		for _, t := range g.Targets {
+			if h := inv.Host(t); h != nil {
+				out = append(out, h.Name)
+			}
+		}
+	}
+	return out
+}

@@ -28,14 +28,16 @@ type Loader struct {
 	// FSName prefixes the names of files read from FS in positions
 	// ("embedded:plans/x.yaml"); "" means "embedded".
 	FSName string
+	// SiteKeys are the keys of .site templates may read; nil: not checked.
+	SiteKeys []string
 }
 
 // ParamTypes are the declared types a param may have.
 var ParamTypes = []string{"string", "int", "bool", "list", "map", "secret", "certname", "serial"}
 
 var (
-	planKeys  = []string{"name", "description", "params", "steps"}
-	roleKeys  = []string{"name", "description", "vars", "steps"}
+	planKeys  = []string{"name", "description", "params", "packages", "steps"}
+	roleKeys  = []string{"name", "description", "params", "vars", "steps"}
 	paramKeys = []string{"type", "description", "required", "default"}
 
 	// controlKeys are the keys every step may carry besides its action.
@@ -70,8 +72,9 @@ type include struct{ key, label string }
 // scope is what templates of a step may reference.
 type scope struct {
 	plan      string
-	params    []Param
+	params    *[]Param            // the plan's (or sub-plan's) params, which the roles it includes add to
 	registers map[string]ast.Node // register names defined in this file (uniqueness)
+	sets      packageSets         // the plan file's package sets (none in a role)
 }
 
 type loadCtx struct {
@@ -85,6 +88,8 @@ type loadCtx struct {
 	secrets    secret.Redactor // secret params' defaults, masked in every error
 	nsteps     int             // steps decoded so far, includes expanded
 	cur        *Step           // the step whose templates are being checked (see noteRead)
+	paramRefs  []paramRef      // .params references, checked at the end (checkParamRefs)
+	body       *body           // the steps the role being expanded wraps (see slot)
 }
 
 // Load reads a plan by name (plans/NAME.yaml in FS) or by path (ending in
@@ -108,7 +113,7 @@ func (l *Loader) Load(nameOrPath string) (*Plan, error) {
 	top, _ := f.d.Mapping(f.body, "a plan")
 	f.d.CheckKeys(top, "a plan", planKeys...)
 	p.Name = strings.TrimSuffix(strings.TrimSuffix(path.Base(filepath.ToSlash(nameOrPath)), ".yaml"), ".yml")
-	var stepsN ast.Node
+	var stepsN, setsN ast.Node
 	for _, kv := range top {
 		switch kv.Key {
 		case "name":
@@ -119,6 +124,8 @@ func (l *Loader) Load(nameOrPath string) (*Plan, error) {
 			p.Description, _ = f.d.Str(kv.Val, "description")
 		case "params":
 			p.Params = c.params(f, kv.Val)
+		case "packages":
+			setsN = kv.Val
 		case "steps":
 			stepsN = kv.Val
 		}
@@ -128,11 +135,15 @@ func (l *Loader) Load(nameOrPath string) (*Plan, error) {
 	} else if !hasKey(top, "steps") {
 		f.d.Errorf(f.body, "plan %q has no steps", p.Name)
 	}
-	sc := &scope{plan: p.Name, params: p.Params, registers: map[string]ast.Node{}}
+	sc := &scope{plan: p.Name, params: &p.Params, registers: map[string]ast.Node{}}
+	if setsN != nil {
+		sc.sets = c.packageSets(f, setsN, sc)
+	}
 	if stepsN != nil {
 		p.Steps = c.steps(f, stepsN, "", sc, "plan "+strconv.Quote(p.Name))
 		c.untargeted(p.Steps)
 	}
+	c.checkParamRefs()
 	for name, sf := range c.files {
 		p.sources[name] = sf.d.Src
 	}
@@ -422,6 +433,10 @@ func (c *loadCtx) steps(f *srcFile, n ast.Node, parent string, sc *scope, owner 
 	ids := map[string]ast.Node{}
 	var out []*Step
 	for _, item := range seq.Values {
+		if _, isSlot := slotPair(d, item); isSlot {
+			out = append(out, c.slot(f, item, parent, ids)...)
+			continue
+		}
 		if s := c.step(f, item, parent, sc, ids); s != nil {
 			out = append(out, s)
 		}
@@ -463,8 +478,12 @@ func (c *loadCtx) step(f *srcFile, n ast.Node, parent string, sc *scope, ids map
 		s.Kind = form // blocks, roles and sub-plans keep Kind ""
 	}
 	late, varsN, paramsN := c.controls(d, s, ps, form, label, sc)
+	var wrapped *yamldoc.Pair
+	if i := indexKey(ps, "steps"); form == "role" && i >= 0 {
+		wrapped = &ps[i]
+	}
 	if form != "" {
-		c.stepBody(f, s, act, form, varsN, paramsN, label, sc)
+		c.stepBody(f, s, act, form, varsN, paramsN, wrapped, label, sc)
 	}
 	if s.Register != "" {
 		c.registered[s.Register] = true
@@ -536,6 +555,10 @@ func (c *loadCtx) stepForm(d *yamldoc.Doc, n ast.Node, ps []yamldoc.Pair, label 
 			d.Errorf(kv.KeyN, "unknown key %q in %s%s: not a step control or an action (actions: %s)",
 				kv.Key, label, yamldoc.Suggest(kv.Key, append(append([]string{}, controlKeys...), c.kinds...)), strings.Join(c.kinds, ", "))
 		}
+	}
+	if len(found) == 2 && slicesContains(found, "role") && slicesContains(found, "steps") {
+		// a role that wraps a body: the steps go in its slot (see slot)
+		return "role", actN[indexOf(found, "role")]
 	}
 	switch {
 	case len(found) > 1:
@@ -663,13 +686,13 @@ func (c *loadCtx) register(d *yamldoc.Doc, n ast.Node, what string, sc *scope) s
 
 // stepBody decodes the step's action, or its block: inline steps, an
 // expanded role or an expanded sub-plan.
-func (c *loadCtx) stepBody(f *srcFile, s *Step, kv yamldoc.Pair, form string, varsN, paramsN ast.Node, label string, sc *scope) {
+func (c *loadCtx) stepBody(f *srcFile, s *Step, kv yamldoc.Pair, form string, varsN, paramsN ast.Node, wrapped *yamldoc.Pair, label string, sc *scope) {
 	d := f.d
 	switch form {
 	case "steps":
 		s.Steps = c.steps(f, kv.Val, s.ID, sc, label)
 	case "role":
-		c.expandRole(f, s, kv, varsN, sc, label)
+		c.expandRole(f, s, kv, varsN, wrapped, sc, label)
 	case "plan":
 		c.expandPlan(f, s, kv, paramsN, sc, label)
 	default:
@@ -677,7 +700,7 @@ func (c *loadCtx) stepBody(f *srcFile, s *Step, kv yamldoc.Pair, form string, va
 		if body == nil {
 			body = ast.Null(kv.KeyN.GetToken())
 		}
-		v, err := c.l.Actions.Decode(s.Kind, body)
+		v, err := c.l.Actions.Decode(s.Kind, c.withSet(d, body, sc, label))
 		if err != nil {
 			for _, e := range d.FromYAML(err).(diag.List) {
 				e.Msg = fmt.Sprintf("%s %s: %s", label, s.Kind, e.Msg)
@@ -864,7 +887,7 @@ func (c *loadCtx) duration(d *yamldoc.Doc, n ast.Node, what string, zeroOK bool)
 }
 
 // expandRole turns `role: NAME` into a block of the role's steps.
-func (c *loadCtx) expandRole(f *srcFile, s *Step, kv yamldoc.Pair, varsN ast.Node, sc *scope, label string) {
+func (c *loadCtx) expandRole(f *srcFile, s *Step, kv yamldoc.Pair, varsN ast.Node, wrapped *yamldoc.Pair, sc *scope, label string) {
 	d := f.d
 	name, ok := d.Str(kv.Val, label+" role")
 	if !ok {
@@ -895,6 +918,8 @@ func (c *loadCtx) expandRole(f *srcFile, s *Step, kv yamldoc.Pair, varsN ast.Nod
 		switch p.Key {
 		case "name", "description":
 			rd.Str(p.Val, p.Key)
+		case "params":
+			c.roleParams(rf, p.Val, sc)
 		case "vars":
 			if ps, ok := rd.Mapping(p.Val, "role vars"); ok {
 				for _, v := range ps {
@@ -925,8 +950,18 @@ func (c *loadCtx) expandRole(f *srcFile, s *Step, kv yamldoc.Pair, varsN ast.Nod
 	}
 	c.stack = append(c.stack, inc)
 	rsc := &scope{plan: sc.plan, params: sc.params, registers: map[string]ast.Node{}}
+	outer := c.body
+	var b *body
+	if wrapped != nil {
+		b = &body{f: f, n: wrapped.Val, sc: sc, outer: outer, key: wrapped.KeyN}
+	}
+	c.body = b
 	s.Steps = c.steps(rf, stepsN, s.ID, rsc, "role "+strconv.Quote(name))
+	c.body = outer
 	c.stack = c.stack[:len(c.stack)-1]
+	if b != nil && !b.used {
+		d.Errorf(wrapped.KeyN, "%s: role %q has no body slot (- body: ...) for these steps", label, name)
+	}
 }
 
 // expandPlan turns `plan: NAME` into a block of the sub-plan's steps.
@@ -955,7 +990,7 @@ func (c *loadCtx) expandPlan(f *srcFile, s *Step, kv yamldoc.Pair, paramsN ast.N
 	pd.CheckKeys(top, "a plan", planKeys...)
 	subName := strings.TrimSuffix(strings.TrimSuffix(path.Base(filepath.ToSlash(ref)), ".yaml"), ".yml")
 	var params []Param
-	var stepsN ast.Node
+	var stepsN, setsN ast.Node
 	for _, p := range top {
 		switch p.Key {
 		case "name":
@@ -966,6 +1001,8 @@ func (c *loadCtx) expandPlan(f *srcFile, s *Step, kv yamldoc.Pair, paramsN ast.N
 			pd.Str(p.Val, "description")
 		case "params":
 			params = c.params(pf, p.Val)
+		case "packages":
+			setsN = p.Val
 		case "steps":
 			stepsN = p.Val
 		}
@@ -1001,8 +1038,12 @@ func (c *loadCtx) expandPlan(f *srcFile, s *Step, kv yamldoc.Pair, paramsN ast.N
 		return
 	}
 	c.stack = append(c.stack, inc)
-	psc := &scope{plan: subName, params: params, registers: map[string]ast.Node{}}
+	psc := &scope{plan: subName, params: &params, registers: map[string]ast.Node{}}
+	if setsN != nil {
+		psc.sets = c.packageSets(pf, setsN, psc)
+	}
 	s.Steps = c.steps(pf, stepsN, s.ID, psc, "plan "+strconv.Quote(subName))
+	s.subParams = params // with the params of the roles it includes
 	c.stack = c.stack[:len(c.stack)-1]
 }
 
@@ -1058,6 +1099,15 @@ func indexKey(ps []yamldoc.Pair, k string) int {
 }
 
 func hasKey(ps []yamldoc.Pair, k string) bool { return indexKey(ps, k) >= 0 }
+
+func indexOf(list []string, s string) int {
+	for i, x := range list {
+		if x == s {
+			return i
+		}
+	}
+	return -1
+}
 
 func slicesContains(list []string, s string) bool {
 	for _, x := range list {

@@ -60,10 +60,14 @@ func (c *loadCtx) template(d *yamldoc.Doc, n ast.Node, s string, sc *scope) {
 		}
 		switch root {
 		case "params":
-			if findParam(sc.params, name) == nil {
+			// checked at the end: a role included later may declare it
+			reported[key] = true
+			c.paramRefs = append(c.paramRefs, paramRef{d: d, n: n, name: name, sc: sc})
+		case "site":
+			if c.l.SiteKeys != nil && !slicesContains(c.l.SiteKeys, name) {
 				reported[key] = true
-				d.Errorf(n, "template references .params.%s but plan %q has no param %q (it declares: %s)%s",
-					name, sc.plan, name, paramNames(sc.params), yamldoc.Suggest(name, paramList(sc.params)))
+				d.Errorf(n, "template references .site.%s: the site has %s%s",
+					name, strings.Join(c.l.SiteKeys, ", "), yamldoc.Suggest(name, c.l.SiteKeys))
 			}
 		case "registered":
 			if !c.registered[name] {
@@ -85,6 +89,26 @@ func (c *loadCtx) template(d *yamldoc.Doc, n ast.Node, s string, sc *scope) {
 	for _, tr := range t.Templates() {
 		if tr.Tree != nil {
 			walkTemplate(tr.Tree.Root, true, check)
+		}
+	}
+}
+
+// paramRef is a template's .params.NAME, checked once every role the plan
+// includes has added its params.
+type paramRef struct {
+	d    *yamldoc.Doc
+	n    ast.Node
+	name string
+	sc   *scope
+}
+
+// checkParamRefs reports the .params references no param answers.
+func (c *loadCtx) checkParamRefs() {
+	for _, r := range c.paramRefs {
+		ps := *r.sc.params
+		if findParam(ps, r.name) == nil {
+			r.d.Errorf(r.n, "template references .params.%s but plan %q has no param %q (it declares: %s)%s",
+				r.name, r.sc.plan, r.name, paramNames(ps), yamldoc.Suggest(r.name, paramList(ps)))
 		}
 	}
 }

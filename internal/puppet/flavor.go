@@ -247,3 +247,22 @@ func (f Flavor) Map() map[string]any {
 		},
 	}
 }
+
+// PartNames are the parts of a site a package can be named by (plans'
+// `parts:`), each the package the flavor gives it.
+var PartNames = []string{"server", "agent", "termini", "db"}
+
+// Part is the package that is part name of a site in this flavor.
+func (p Packages) Part(name string) (string, bool) {
+	switch name {
+	case "server":
+		return p.Server, p.Server != ""
+	case "agent":
+		return p.Agent, p.Agent != ""
+	case "termini":
+		return p.Termini, p.Termini != ""
+	case "db":
+		return p.DB, p.DB != ""
+	}
+	return "", false
+}

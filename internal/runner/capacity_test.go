@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -83,7 +84,13 @@ steps:
 			if c.inventory != nil {
 				f.inv.Host("c2").Vars["min_ready"] = c.inventory
 			}
-			_, _, err := f.run(context.Background(), func(o *Options) { o.Params = map[string]any{"min_ready": c.param} })
+			// the params as the CLI binds them: the role's drain_timeout and
+			// drain_on_timeout defaults with them
+			params, err := f.plan.BindParams(map[string]string{"min_ready": strconv.Itoa(c.param)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _, err = f.run(context.Background(), func(o *Options) { o.Params = params })
 			log, _ := os.ReadFile(filepath.Join(lb, "haproxy.log"))
 			sent := strings.Contains(string(log), "set server compilers/c2 state drain")
 			if !strings.Contains(string(log), "show stat") || sent != c.drained {

@@ -54,7 +54,7 @@ func (r *run) enter(l scopeLayer, s *plan.Step) (scopeLayer, error) {
 
 // data builds one host's template scope:
 //
-//	.params .vars .host .groups .registered .flavor
+//	.params .vars .host .groups .site .registered .flavor
 //
 // vars precedence, lowest first: role defaults < inventory (already merged
 // by the inventory's own precedence) < include vars.
@@ -66,11 +66,8 @@ func (r *run) data(h *inventory.Host, l scopeLayer) (map[string]any, error) {
 // the run: .registered): a template that reads one fails, role vars too.
 func (r *run) scope(h *inventory.Host, l scopeLayer, unknown []string) (map[string]any, error) {
 	r.mu.Lock()
-	reg := maps.Clone(r.registered[h.Name])
+	reg := registeredData(r.registered[h.Name])
 	r.mu.Unlock()
-	if reg == nil {
-		reg = map[string]any{}
-	}
 	flavor, err := r.flavor(h)
 	if err != nil {
 		return nil, err
@@ -82,6 +79,7 @@ func (r *run) scope(h *inventory.Host, l scopeLayer, unknown []string) (map[stri
 		"groups":     groups,
 		"registered": reg,
 		"flavor":     flavor.Data(),
+		"site":       r.o.Inventory.SiteFor(h).Data(),
 	}
 	for _, k := range unknown {
 		delete(d, k)
@@ -110,6 +108,25 @@ func (r *run) scope(h *inventory.Host, l scopeLayer, unknown []string) (map[stri
 		}
 	}
 	return d, nil
+}
+
+// registeredData is .registered: each result as registered, with its
+// data's keys beside the result's own (.registered.pkgs.upgrade for
+// .registered.pkgs.data.upgrade), a result's own key winning a clash.
+func registeredData(reg map[string]any) map[string]any {
+	out := make(map[string]any, len(reg))
+	for name, v := range reg {
+		res, ok := v.(map[string]any)
+		data, hasData := res["data"].(map[string]any)
+		if !ok || !hasData {
+			out[name] = v
+			continue
+		}
+		flat := maps.Clone(data)
+		maps.Copy(flat, res)
+		out[name] = flat
+	}
+	return out
 }
 
 // renderValue renders templates inside strings, lists and maps.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/troupe/troupe/internal/inventory"
 	"github.com/troupe/troupe/internal/plan"
+	"github.com/troupe/troupe/internal/puppet"
 	"github.com/troupe/troupe/internal/step"
 )
 
@@ -42,9 +43,19 @@ func Plan() (map[string]any, error) {
 	return document("plan", func(v plan.Vocab) []string { return v.PlanKeys })
 }
 
-// Role is the schema of role files.
+// Role is the schema of role files. A role's steps may hold its body slot
+// (`- body: DESCRIPTION`): where the including step's own steps go.
 func Role() (map[string]any, error) {
-	return document("role", func(v plan.Vocab) []string { return v.RoleKeys })
+	s, err := document("role", func(v plan.Vocab) []string { return v.RoleKeys })
+	if err != nil {
+		return nil, err
+	}
+	defs := s["$defs"].(obj)
+	defs["slot"] = obj{"type": "object", "properties": obj{"body": obj{"type": "string"}},
+		"required": []string{"body"}, "additionalProperties": false}
+	defs["steps"] = obj{"type": "array", "minItems": 1,
+		"items": obj{"anyOf": []any{obj{"$ref": "#/$defs/step"}, obj{"$ref": "#/$defs/slot"}}}}
+	return s, nil
 }
 
 func document(what string, keys func(plan.Vocab) []string) (map[string]any, error) {
@@ -59,6 +70,10 @@ func document(what string, keys func(plan.Vocab) []string) (map[string]any, erro
 		"params": obj{"type": "object", "propertyNames": obj{"pattern": v.ParamPattern}, "additionalProperties": obj{"$ref": "#/$defs/param"}},
 		"vars":   obj{"type": "object"},
 		"steps":  obj{"$ref": "#/$defs/steps"},
+		// named package sets: part of the site → the version it moves to
+		"packages": obj{"type": "object", "additionalProperties": obj{
+			"type": "object", "minProperties": 1, "propertyNames": obj{"enum": puppet.PartNames},
+			"additionalProperties": obj{"type": "string"}}},
 	})
 	if err != nil {
 		return nil, err
@@ -103,8 +118,12 @@ func stepDefs(v plan.Vocab) (map[string]any, error) {
 			props[k] = obj{"type": "string"}
 		}
 	}
-	var one []any // exactly one action or block key
+	var one []any // exactly one action or block key; a role may wrap steps
 	for _, k := range append(append([]string{}, kinds...), v.BlockKinds...) {
+		if k == "steps" {
+			one = append(one, obj{"required": []string{k}, "not": obj{"required": []string{"role"}}})
+			continue
+		}
 		one = append(one, obj{"required": []string{k}})
 	}
 	for _, k := range kinds {
@@ -194,6 +213,10 @@ func actionSchema(kind string) (map[string]any, error) {
 		return nil, fmt.Errorf("schema: action %s: %w", kind, err)
 	}
 	s["title"] = kind
+	if props, ok := s["properties"].(obj); ok && props["parts"] != nil {
+		// set: a plan's package set (or a list of them), read as parts
+		props["set"] = obj{"anyOf": []any{obj{"type": "string"}, obj{"type": "array", "items": obj{"type": "string"}}}}
+	}
 	if _, ok := reflect.New(t).Interface().(step.Shorthand); ok {
 		return obj{"title": kind, "anyOf": []any{obj{"type": "string"}, s}}, nil
 	}

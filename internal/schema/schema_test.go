@@ -103,7 +103,14 @@ func TestSchemasRejectWhatTheDecodersReject(t *testing.T) {
 		{"plan", "name: x", false},                                                             // no steps
 		{"plan", "steps: [{id: a, puppet_code: 'remote'}]", false},                             // no shorthand for puppet_code
 		{"role", "vars: {heap: 2g}\nsteps: [{id: a, role: other}]", true},                      // roles have vars
-		{"role", "params: {v: {type: string}}\nsteps: [{id: a, command: x}]", false},           // not params
+		{"role", "params: {v: {type: string}}\nsteps: [{id: a, command: x}]", true},            // a role declares the params it reads
+		{"role", "params: {v: {type: float}}\nsteps: [{id: a, command: x}]", false},            // unknown param type
+		{"role", "steps: [{id: a, command: x}, {body: the work}]", true},                       // a body slot
+		{"role", "steps: [{id: a, command: x}, {body: the work, id: b}]", false},               // a slot stands alone
+		{"plan", "steps: [{id: a, role: r, steps: [{id: b, command: x}]}]", true},              // a role wrapping steps
+		{"plan", "steps: [{id: a, command: y, steps: [{id: b, command: x}]}]", false},          // an action does not
+		{"plan", "packages: {s: {server: '1.2'}}\nsteps: [{id: a, package: {set: s}}]", true},  // a package set
+		{"plan", "packages: {s: {sever: '1.2'}}\nsteps: [{id: a, package: {set: s}}]", false},  // parts are the site's
 		{"inventory", "version: 1\ngroups: {ca: {targets: [ca01]}}", true},                     // minimal
 		{"inventory", "version: 2\ngroups: {ca: {targets: [ca01]}}", false},                    // version
 		{"inventory", "version: 1\nconfig: {ssh: {usr: admin}}", false},                        // misspelt setting

@@ -18,6 +18,8 @@ import (
 // optional version pin. Only what differs is touched.
 type Package struct {
 	Names []string `yaml:"names"`
+	// Parts adds the flavor's packages by part, each with its version.
+	Parts Parts `yaml:"parts"`
 	// ForGroups adds names by inventory group: a host installs those of
 	// every group it is in, besides Names, so one step installs each tier's
 	// packages on all hosts at once. A name that renders empty is left out.
@@ -42,7 +44,11 @@ func (p *Package) Title() string {
 	if len(p.ForGroups) > 0 {
 		return "Packages of each host's groups " + p.state()
 	}
-	return fmt.Sprintf("Package %s %s", strings.Join(p.Names, " "), p.state())
+	what := strings.Join(p.Names, " ")
+	if len(p.Parts) > 0 {
+		what = strings.TrimSpace(what + " " + p.Parts.partList())
+	}
+	return fmt.Sprintf("Package %s %s", what, p.state())
 }
 
 func (p *Package) state() string {
@@ -53,15 +59,18 @@ func (p *Package) state() string {
 }
 
 func (p *Package) Validate() error {
-	if len(p.Names) == 0 && len(p.ForGroups) == 0 {
-		return errors.New("names: at least one package is required (or for_groups)")
+	if len(p.Names) == 0 && len(p.ForGroups) == 0 && len(p.Parts) == 0 {
+		return errors.New("names: at least one package is required (or parts, or for_groups)")
+	}
+	if err := p.Parts.validate(); err != nil {
+		return err
 	}
 	switch p.state() {
 	case "present", "latest", "upgraded", "absent":
 	default:
 		return fmt.Errorf("state %q: want present, latest, upgraded or absent", p.State)
 	}
-	if (p.Version != "" || len(p.Versions) > 0) && p.state() == "absent" {
+	if (p.Version != "" || len(p.Versions) > 0 || p.Parts.pinned()) && p.state() == "absent" {
 		return errors.New("version makes no sense with state absent")
 	}
 	if p.DownloadOnly && p.state() == "absent" {
@@ -209,6 +218,13 @@ func (p *Package) names(x *Exec) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	parts, err := p.Parts.resolve(x)
+	if err != nil {
+		return nil, err
+	}
+	for _, pt := range parts {
+		rendered = append(rendered, pt.pkg)
+	}
 	var out []string
 	for _, n := range rendered {
 		if n = strings.TrimSpace(n); n != "" && !slices.Contains(out, n) {
@@ -249,6 +265,15 @@ func (p *Package) pins(x *Exec, names []string) (map[string]string, error) {
 	out := map[string]string{}
 	for _, n := range names {
 		out[n] = all
+	}
+	parts, err := p.Parts.resolve(x)
+	if err != nil {
+		return nil, err
+	}
+	for _, pt := range parts {
+		if pt.version != "" {
+			out[pt.pkg] = pt.version
+		}
 	}
 	for k, v := range p.Versions {
 		name, err := x.Render(k)

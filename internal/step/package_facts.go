@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -20,7 +21,11 @@ import (
 // upgrade must not start: target not offered, a hold, a downgrade), so plans
 // branch on facts rather than on parsed command output.
 type PackageFacts struct {
-	Names    []string          `yaml:"names"`
+	Names []string `yaml:"names"`
+	// Parts adds the flavor's packages by part, each with its target
+	// version; their records are also under data.parts by part
+	// (.registered.pkgs.parts.agent.target).
+	Parts    Parts             `yaml:"parts"`
 	Versions map[string]string `yaml:"versions"` // name → target version (templates); "" or absent = the newest offered
 	// Refresh runs apt-get update first. It changes only the package
 	// lists, never what is installed, so it runs under --noop too: a dry
@@ -28,12 +33,17 @@ type PackageFacts struct {
 	Refresh bool `yaml:"refresh"`
 }
 
-func (p *PackageFacts) Title() string  { return "Read package versions: " + strings.Join(p.Names, " ") }
+func (p *PackageFacts) Title() string {
+	return "Read package versions: " + strings.TrimSpace(strings.Join(p.Names, " ")+" "+p.Parts.partList())
+}
 func (p *PackageFacts) ReadOnly() bool { return true }
 
 func (p *PackageFacts) Validate() error {
-	if len(p.Names) == 0 {
-		return errors.New("names: at least one package is required")
+	if len(p.Names) == 0 && len(p.Parts) == 0 {
+		return errors.New("names: at least one package is required (or parts)")
+	}
+	if err := p.Parts.validate(); err != nil {
+		return err
 	}
 	for n := range p.Versions {
 		if !slices.Contains(p.Names, n) && !strings.Contains(n, "{{") {
@@ -64,6 +74,15 @@ func (p *PackageFacts) Run(ctx context.Context, x *Exec) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	parts, err := p.Parts.resolve(x)
+	if err != nil {
+		return Result{}, err
+	}
+	for _, pt := range parts {
+		if !slices.Contains(names, pt.pkg) {
+			names = append(names, pt.pkg)
+		}
+	}
 	q := make([]string, len(names))
 	for i, n := range names {
 		q[i] = render.ShellQuote(n)
@@ -88,6 +107,11 @@ func (p *PackageFacts) Run(ctx context.Context, x *Exec) (Result, error) {
 		}
 		if pins[k], err = x.Render(v); err != nil {
 			return Result{}, err
+		}
+	}
+	for _, pt := range parts {
+		if pt.version != "" {
+			pins[pt.pkg] = pt.version
 		}
 	}
 	out := map[string]any{}
@@ -127,8 +151,16 @@ func (p *PackageFacts) Run(ctx context.Context, x *Exec) (Result, error) {
 	if len(moves) > 0 {
 		msg = strings.Join(moves, ", ")
 	}
+	byPart := map[string]any{}
+	for _, pt := range parts {
+		if rec, ok := out[pt.pkg].(map[string]any); ok {
+			rec = maps.Clone(rec)
+			rec["package"] = pt.pkg // which package the flavor makes that part
+			byPart[pt.name] = rec
+		}
+	}
 	return Result{Msg: msg, Data: map[string]any{
-		"packages": out, "upgrade": len(moves) > 0, "moves": toAny(moves), "problems": toAny(problems),
+		"packages": out, "parts": byPart, "upgrade": len(moves) > 0, "moves": toAny(moves), "problems": toAny(problems),
 	}}, nil
 }
 

@@ -211,19 +211,16 @@ func verifyUnder(leafPEM, bundlePEM []byte) error {
 // anywhere. A bundle of another CA is refused (that is a new CA: plan
 // ca-rebuild). check: true only reads: Data.state is same or differs.
 type PuppetCABundle struct {
-	CA    string `yaml:"ca"`    // inventory name of the CA host
+	CA    string `yaml:"ca"`    // inventory name of the CA host; default the site's (first of group ca)
 	Path  string `yaml:"path"`  // default: the host's localcacert
 	Owner string `yaml:"owner"` // owner and group of the file; default: as written
 	Check bool   `yaml:"check"`
 }
 
 func (p *PuppetCABundle) ReadOnly() bool { return p.Check }
-func (p *PuppetCABundle) Title() string  { return "The CA's certificate bundle from " + p.CA }
+func (p *PuppetCABundle) Title() string  { return "The CA's certificate bundle from " + caTitle(p.CA) }
 
 func (p *PuppetCABundle) Validate() error {
-	if p.CA == "" {
-		return errors.New("ca is required (the inventory name of the CA host)")
-	}
 	return nil
 }
 

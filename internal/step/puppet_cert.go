@@ -43,20 +43,25 @@ import (
 // completed by the next one. Never for the CA host itself, whose certificate
 // is generated offline on the CA (`puppetserver ca generate --ca-client`).
 type PuppetCert struct {
-	Certname    string   `yaml:"certname"`      // default: the host's `puppet config print certname`
+	Certname    string   `yaml:"certname"`      // default: the host's inventory name (troupe's certname for it)
 	DNSAltNames []string `yaml:"dns_alt_names"` // besides the certname; none for an agent
-	CA          string   `yaml:"ca"`            // inventory name of the CA host that signs
+	CA          string   `yaml:"ca"`            // inventory name of the CA host that signs; default the site's (first of group ca)
 	Check       bool     `yaml:"check"`         // read only: report the state
 	Reissue     bool     `yaml:"reissue"`       // replace a certificate that is not ok
 	BackupDir   string   `yaml:"backup_dir"`    // reissue: where the old certificate and key are kept (default /var/lib/troupe/backups)
 }
 
-func (p *PuppetCert) Title() string { return "Puppet certificate signed by " + p.CA }
+func (p *PuppetCert) Title() string { return "Puppet certificate signed by " + caTitle(p.CA) }
+
+// caTitle names the CA host of an action for its title.
+func caTitle(ref string) string {
+	if ref == "" {
+		return "the site's CA"
+	}
+	return ref
+}
 
 func (p *PuppetCert) Validate() error {
-	if p.CA == "" {
-		return errors.New("ca is required (the inventory name of the CA host)")
-	}
 	if p.Check && p.Reissue {
 		return errors.New("check (read only) and reissue exclude each other")
 	}
@@ -81,6 +86,12 @@ func (p *PuppetCert) caName(sc Scope) ([]string, error) { return caPeer(sc, p.CA
 
 // caPeer renders an action's ca: field into the CA host it names.
 func caPeer(sc Scope, ref string) ([]string, error) {
+	if ref == "" { // the site's CA
+		if cas := sc.Groups["ca"]; len(cas) > 0 {
+			return cas[:1], nil
+		}
+		return nil, fmt.Errorf("ca: no host in group ca (name the CA host with ca:)")
+	}
 	ca, err := sc.Render(ref)
 	if err != nil {
 		return nil, fmt.Errorf("ca: %w", err)
@@ -176,6 +187,9 @@ func (p *PuppetCert) Run(ctx context.Context, x *Exec) (Result, error) {
 	certname, err := x.Render(p.Certname)
 	if err != nil {
 		return Result{}, err
+	}
+	if certname == "" {
+		certname = x.Host.Name
 	}
 	alts, err := x.RenderAll(p.DNSAltNames)
 	if err != nil {

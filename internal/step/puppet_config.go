@@ -20,7 +20,7 @@ import (
 type PuppetConfig struct {
 	Keys     []string `yaml:"keys"`
 	Section  string   `yaml:"section"`  // default main
-	Certname string   `yaml:"certname"` // paths derived for this certname
+	Certname string   `yaml:"certname"` // paths derived for this certname; default the host's inventory name
 }
 
 func (p *PuppetConfig) ReadOnly() bool { return true }
@@ -37,6 +37,9 @@ func (p *PuppetConfig) Run(ctx context.Context, x *Exec) (Result, error) {
 	certname, err := x.Render(p.Certname)
 	if err != nil {
 		return Result{}, err
+	}
+	if certname == "" { // troupe names a host's certificate by its inventory name
+		certname = x.Host.Name
 	}
 	section := p.Section
 	if section == "" {

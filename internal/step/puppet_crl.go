@@ -22,16 +22,13 @@ import (
 // when the file changes while its filesystem-watch-service runs (kept on
 // troupe's compilers; openvox-docs crl_refresh.markdown).
 type PuppetCRL struct {
-	CA    string `yaml:"ca"`    // inventory name of the CA host
+	CA    string `yaml:"ca"`    // inventory name of the CA host; default the site's (first of group ca)
 	Owner string `yaml:"owner"` // owner of the file (puppet on a server); default: as written
 }
 
-func (p *PuppetCRL) Title() string { return "The CA's CRL from " + p.CA }
+func (p *PuppetCRL) Title() string { return "The CA's CRL from " + caTitle(p.CA) }
 
 func (p *PuppetCRL) Validate() error {
-	if p.CA == "" {
-		return errors.New("ca is required (the inventory name of the CA host)")
-	}
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/troupe/troupe/internal/render"
@@ -11,16 +12,33 @@ import (
 
 // Service drives a systemd unit through systemctl.
 type Service struct {
-	Name    string `yaml:"name"`
+	Name string `yaml:"name"`
+	// Part names the unit by the part of the site it runs (server, db,
+	// agent): the host's flavor says which unit that is.
+	Part    string `yaml:"part"`
 	State   string `yaml:"state"`   // started | stopped | restarted | reloaded
 	Enabled *bool  `yaml:"enabled"` // nil leaves it as it is
 }
 
-func (s *Service) Title() string { return fmt.Sprintf("Service %s %s", s.Name, s.State) }
+func (s *Service) Title() string {
+	name := s.Name
+	if s.Part != "" {
+		name = "the " + s.Part + "'s"
+	}
+	return fmt.Sprintf("Service %s %s", name, s.State)
+}
+
+// serviceParts are the parts a service can be named by.
+var serviceParts = []string{"server", "db", "agent"}
 
 func (s *Service) Validate() error {
-	if s.Name == "" {
-		return errors.New("name is required")
+	switch {
+	case s.Name == "" && s.Part == "":
+		return errors.New("name is required (or part: server, db or agent)")
+	case s.Name != "" && s.Part != "":
+		return errors.New("name or part, not both")
+	case s.Part != "" && !slices.Contains(serviceParts, s.Part):
+		return fmt.Errorf("part %q: want server, db or agent", s.Part)
 	}
 	switch s.State {
 	case "", "started", "stopped", "restarted", "reloaded":
@@ -34,7 +52,7 @@ func (s *Service) Validate() error {
 }
 
 func (s *Service) Run(ctx context.Context, x *Exec) (Result, error) {
-	name, err := x.Render(s.Name)
+	name, err := s.unit(x)
 	if err != nil {
 		return Result{}, err
 	}
@@ -84,4 +102,15 @@ func (s *Service) Run(ctx context.Context, x *Exec) (Result, error) {
 		return Result{Msg: name + " already " + s.State}, nil
 	}
 	return Result{Changed: true, Msg: name + ": " + strings.Join(did, ", ")}, nil
+}
+
+// unit is the systemd unit: the name, or the flavor's unit for the part.
+func (s *Service) unit(x *Exec) (string, error) {
+	if s.Part == "" {
+		return x.Render(s.Name)
+	}
+	if x.Flavor == nil {
+		return "", fmt.Errorf("part %s needs the host's flavor (vars.flavor) to name its unit", s.Part)
+	}
+	return map[string]string{"server": x.Flavor.Services.Server, "db": x.Flavor.Services.DB, "agent": x.Flavor.Services.Agent}[s.Part], nil
 }

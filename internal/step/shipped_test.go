@@ -53,23 +53,27 @@ func TestEveryShippedDrainIsGuarded(t *testing.T) {
 	}
 }
 
-// pool-leave's min_up: -p min_ready of a plan that has it (0: not given),
-// else the vars (an inventory var over the role's default 1).
+// pool-leave's min_up: -p min_ready (the role declares it for every plan
+// that includes it; 0: not given), else the vars (an inventory var over
+// the role's default 1).
 func TestPoolLeaveMinReady(t *testing.T) {
 	l := &plan.Loader{FS: troupe.Content, Actions: Registry{}, Funcs: render.Funcs()}
 	p, err := l.Load("upgrade")
 	if err != nil {
 		t.Fatal(err)
 	}
+	if mr := p.Param("min_ready"); mr == nil || mr.Type != "int" || mr.Default != 0 {
+		t.Fatalf("upgrade's min_ready (from roles/pool-leave.yaml): %+v", mr)
+	}
 	var minUp string
 	var defaults map[string]any
 	var find func([]*plan.Step, map[string]any)
 	find = func(steps []*plan.Step, d map[string]any) {
 		for _, s := range steps {
-			if s.ID == "compilers/leave" {
+			if s.ID == "compilers/upgrade/leave" {
 				d = s.Defaults
 			}
-			if lb, ok := s.Action.(*LBServer); ok && s.ID == "compilers/leave/drain" {
+			if lb, ok := s.Action.(*LBServer); ok && s.ID == "compilers/upgrade/leave/drain" {
 				minUp, defaults = lb.MinUp, d
 			}
 			find(s.Steps, d)
@@ -77,7 +81,7 @@ func TestPoolLeaveMinReady(t *testing.T) {
 	}
 	find(p.Steps, nil)
 	if minUp == "" || defaults == nil {
-		t.Fatalf("compilers/leave/drain: min_up %q, role defaults %v", minUp, defaults)
+		t.Fatalf("compilers/upgrade/leave/drain: min_up %q, role defaults %v", minUp, defaults)
 	}
 	for _, c := range []struct {
 		params, inventory map[string]any
@@ -86,7 +90,6 @@ func TestPoolLeaveMinReady(t *testing.T) {
 		{map[string]any{"min_ready": 0}, nil, "1"},
 		{map[string]any{"min_ready": 0}, map[string]any{"min_ready": 2}, "2"},
 		{map[string]any{"min_ready": 3}, map[string]any{"min_ready": 2}, "3"},
-		{map[string]any{}, nil, "1"}, // a plan without the param
 	} {
 		vars := map[string]any{}
 		for k, v := range defaults {
