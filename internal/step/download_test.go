@@ -11,8 +11,8 @@ import (
 	"github.com/troupe/troupe/internal/inventory"
 )
 
-func downloadExec(noop bool) (*Exec, *fakeConn) {
-	c := newFake()
+func downloadExec(t *testing.T, noop bool) (*Exec, *fakeConn) {
+	c := newFake(t)
 	c.set("/var/backups/ca-ca.example-1.tar.gz", []byte("ca_key.pem and friends"))
 	return &Exec{Host: &inventory.Host{Name: "ca.example"}, Conn: c, Noop: noop, Data: map[string]any{}}, c
 }
@@ -33,7 +33,7 @@ func TestDownloadRefusesAnotherUsersHostDirectory(t *testing.T) {
 		os.Lchown(filepath.Join(hostDir, name), 65534, 65534)
 	}
 
-	x, _ := downloadExec(false)
+	x, _ := downloadExec(t, false)
 	d := &Download{Src: "/var/backups/ca-ca.example-1.tar.gz", Dest: tmp}
 	res, err := d.Run(context.Background(), x)
 	if err == nil || !strings.Contains(err.Error(), hostDir) || !strings.Contains(err.Error(), "owned by uid 65534") {
@@ -67,7 +67,7 @@ func TestDownloadRefusesAnotherUsersHostDirectory(t *testing.T) {
 }
 
 func TestDownloadNoopWritesNothing(t *testing.T) {
-	x, _ := downloadExec(true)
+	x, _ := downloadExec(t, true)
 	dest := filepath.Join(t.TempDir(), "backups")
 	res, err := (&Download{Src: "/var/backups/ca-ca.example-1.tar.gz", Dest: dest}).Run(context.Background(), x)
 	if err != nil || !res.Changed || !strings.HasPrefix(res.Msg, "would write") {
