@@ -2,6 +2,7 @@ package step
 
 import (
 	"context"
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -9,10 +10,11 @@ import (
 	"testing"
 
 	"github.com/troupe/troupe/internal/inventory"
+	"github.com/troupe/troupe/internal/transport/transporttest"
 )
 
-func downloadExec(noop bool) (*Exec, *fakeConn) {
-	c := newFake()
+func downloadExec(t *testing.T, noop bool) (*Exec, *fakeConn) {
+	c := newFake(t)
 	c.set("/var/backups/ca-ca.example-1.tar.gz", []byte("ca_key.pem and friends"))
 	return &Exec{Host: &inventory.Host{Name: "ca.example"}, Conn: c, Noop: noop, Data: map[string]any{}}, c
 }
@@ -33,7 +35,7 @@ func TestDownloadRefusesAnotherUsersHostDirectory(t *testing.T) {
 		os.Lchown(filepath.Join(hostDir, name), 65534, 65534)
 	}
 
-	x, _ := downloadExec(false)
+	x, _ := downloadExec(t, false)
 	d := &Download{Src: "/var/backups/ca-ca.example-1.tar.gz", Dest: tmp}
 	res, err := d.Run(context.Background(), x)
 	if err == nil || !strings.Contains(err.Error(), hostDir) || !strings.Contains(err.Error(), "owned by uid 65534") {
@@ -67,7 +69,7 @@ func TestDownloadRefusesAnotherUsersHostDirectory(t *testing.T) {
 }
 
 func TestDownloadNoopWritesNothing(t *testing.T) {
-	x, _ := downloadExec(true)
+	x, _ := downloadExec(t, true)
 	dest := filepath.Join(t.TempDir(), "backups")
 	res, err := (&Download{Src: "/var/backups/ca-ca.example-1.tar.gz", Dest: dest}).Run(context.Background(), x)
 	if err != nil || !res.Changed || !strings.HasPrefix(res.Msg, "would write") {
@@ -75,5 +77,60 @@ func TestDownloadNoopWritesNothing(t *testing.T) {
 	}
 	if _, err := os.Stat(dest); err == nil {
 		t.Error("noop made the directory")
+	}
+}
+
+// src and dest are templates; the host's file lands in DEST/HOST/BASENAME,
+// read with the step's sudo; a changed remote file is written again.
+func TestDownloadWritesChanges(t *testing.T) {
+	x, c := downloadExec(t, false)
+	x.Sudo = true
+	x.Data["vars"] = map[string]any{"dir": "/var/backups"}
+	x.Data["host"] = map[string]any{"name": "ca.example"}
+	dest := t.TempDir()
+	d := &Download{Src: "{{ .vars.dir }}/ca-{{ .host.name }}-1.tar.gz", Dest: dest}
+	res, err := d.Run(context.Background(), x)
+	local := filepath.Join(dest, "ca.example", "ca-ca.example-1.tar.gz")
+	if err != nil || !res.Changed || res.Msg != local {
+		t.Fatalf("%+v %v", res, err)
+	}
+	if got := c.Downloads(transporttest.Any()); len(got) != 1 || got[0].Path != "/var/backups/ca-ca.example-1.tar.gz" || !got[0].Sudo {
+		t.Errorf("downloads %+v", got)
+	}
+	c.set("/var/backups/ca-ca.example-1.tar.gz", []byte("a newer archive"))
+	if res, err := d.Run(context.Background(), x); err != nil || !res.Changed {
+		t.Fatalf("changed remote: %+v %v", res, err)
+	}
+	if b, _ := os.ReadFile(local); string(b) != "a newer archive" {
+		t.Errorf("local %q", b)
+	}
+	if len(c.ran()) != 0 {
+		t.Errorf("commands sent: %q", c.ran())
+	}
+	if !d.ReadOnly() {
+		t.Error("download is not read-only")
+	}
+}
+
+// A file the host does not have, or will not give, is the step's error,
+// and nothing is made here.
+func TestDownloadHostErrors(t *testing.T) {
+	x, c := downloadExec(t, false)
+	dest := filepath.Join(t.TempDir(), "backups")
+	_, err := (&Download{Src: "/var/backups/none.tar.gz", Dest: dest}).Run(context.Background(), x)
+	if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "/var/backups/none.tar.gz") {
+		t.Errorf("missing: %v", err)
+	}
+	c.FailDownload(transporttest.HasPrefix("/root/"), &fs.PathError{Op: "sudo cat", Path: "/root/x", Err: fs.ErrPermission})
+	if _, err = (&Download{Src: "/root/x", Dest: dest}).Run(context.Background(), x); !errors.Is(err, fs.ErrPermission) {
+		t.Errorf("refused: %v", err)
+	}
+	if _, err := os.Stat(dest); err == nil {
+		t.Error("a failed download made the directory")
+	}
+	for _, d := range []Download{{Src: "/x"}, {Dest: "/tmp"}} {
+		if err := d.Validate(); err == nil {
+			t.Errorf("%+v accepted", d)
+		}
 	}
 }

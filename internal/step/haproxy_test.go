@@ -42,7 +42,7 @@ func newFakeHAProxy(t *testing.T, servers map[string]bool) *fakeHAProxy {
 	}
 	stateHead, stateRow := fixtureRows(t, string(b), "lbstate", "# be_id")
 	statHead, statRow := fixtureRows(t, string(b), "lbstat", "# pxname")
-	h := &fakeHAProxy{conn: newFake(), servers: map[string]*fakeServer{}}
+	h := &fakeHAProxy{conn: newFake(t), servers: map[string]*fakeServer{}}
 	for name, up := range servers {
 		h.servers[name] = &fakeServer{up: up}
 	}
@@ -152,10 +152,10 @@ func index(list []string, s string) int {
 }
 
 // lbSite is compilers compile1..3 behind the given HAProxies.
-func lbSite(lbs ...*fakeHAProxy) *fakeSite {
+func lbSite(t *testing.T, lbs ...*fakeHAProxy) *fakeSite {
 	s := &fakeSite{hosts: map[string]*fakeConn{}, groups: map[string][]string{}}
 	for i := 1; i <= 3; i++ {
-		s.hosts[fmt.Sprintf("compile%d.lab.test", i)] = newFake()
+		s.hosts[fmt.Sprintf("compile%d.lab.test", i)] = newFake(t)
 	}
 	for i, lb := range lbs {
 		name := fmt.Sprintf("lb%d.lab.test", i+1)
@@ -172,7 +172,7 @@ const drainCompile2 = "set server compilers/compile2 state drain"
 // UP the same step drains it: the control.
 func TestLBServerCapacityRefused(t *testing.T) {
 	lb := newFakeHAProxy(t, map[string]bool{"compile1": true, "compile2": true, "compile3": false})
-	s := lbSite(lb)
+	s := lbSite(t, lb)
 	drain := &LBServer{State: "drain", MinUp: "2", CapacityWait: "0s"}
 	_, err := drain.Run(context.Background(), s.exec(t, "compile2.lab.test"))
 	want := "draining compile2 would leave 1 of 3 compilers UP (compile3 DOWN), below min_ready 2, still after 0s (capacity_wait): compilers/compile2 left as it was"
@@ -207,7 +207,7 @@ func TestLBServerCapacityWaitsThenDrains(t *testing.T) {
 			drained = len(lb.conn.ranMatching(drainCompile2))
 		}
 	}
-	s := lbSite(lb)
+	s := lbSite(t, lb)
 	drain := &LBServer{State: "drain", MinUp: "2", CapacityWait: "1m", poll: time.Millisecond}
 	res, err := drain.Run(context.Background(), s.exec(t, "compile2.lab.test"))
 	if err != nil || !res.Changed {
@@ -235,7 +235,7 @@ func TestLBServerCapacityWaitsThenDrains(t *testing.T) {
 func TestLBServerCapacityEveryLB(t *testing.T) {
 	lb1 := newFakeHAProxy(t, map[string]bool{"compile1": true, "compile2": true, "compile3": true})
 	lb2 := newFakeHAProxy(t, map[string]bool{"compile1": true, "compile2": true, "compile3": false})
-	s := lbSite(lb1, lb2)
+	s := lbSite(t, lb1, lb2)
 	drain := &LBServer{State: "drain", MinUp: "2", CapacityWait: "0s"}
 	_, err := drain.Run(context.Background(), s.exec(t, "compile2.lab.test"))
 	if err == nil || !strings.Contains(err.Error(), "(compile3 DOWN on lb2.lab.test)") {
@@ -272,7 +272,7 @@ func TestLBServerCapacityBatch(t *testing.T) {
 		case <-time.After(300 * time.Millisecond):
 		}
 	}
-	s := lbSite(lb)
+	s := lbSite(t, lb)
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
 	for i, host := range []string{"compile1.lab.test", "compile2.lab.test"} {
@@ -304,7 +304,7 @@ func TestLBServerCapacityBatch(t *testing.T) {
 // leave however few are UP: --resume can work on it.
 func TestLBServerCapacityServerAlreadyOut(t *testing.T) {
 	lb := newFakeHAProxy(t, map[string]bool{"compile1": true, "compile2": false, "compile3": false})
-	s := lbSite(lb)
+	s := lbSite(t, lb)
 	res, err := (&LBServer{State: "drain", MinUp: "2", CapacityWait: "0s"}).Run(context.Background(), s.exec(t, "compile2.lab.test"))
 	if err != nil || !strings.Contains(res.Msg, "takes nothing from the pool") {
 		t.Fatalf("%+v %v", res, err)

@@ -111,7 +111,7 @@ func (e *expiryCA) wantLines() []string {
 }
 
 func expirySite(t *testing.T, e *expiryCA) *fakeSite {
-	s := &fakeSite{hosts: map[string]*fakeConn{"ca.lab.test": newFake()}}
+	s := &fakeSite{hosts: map[string]*fakeConn{"ca.lab.test": newFake(t)}}
 	ca := s.hosts["ca.lab.test"]
 	ca.reply("config print cadir --section server", caDir+"\n")
 	var names []string
@@ -150,7 +150,7 @@ func TestPuppetCertExpiry(t *testing.T) {
 		t.Errorf("first item %v", first)
 	}
 	// One settings read and one listing; the files are downloads, not commands.
-	if ran := s.hosts["ca.lab.test"].ran; len(ran) != 2 {
+	if ran := s.hosts["ca.lab.test"].ran(); len(ran) != 2 {
 		t.Errorf("commands run: %q", ran)
 	}
 
@@ -173,7 +173,7 @@ func TestPuppetCertExpiry(t *testing.T) {
 		t.Errorf("horizon 0d: %+v %v", res, err)
 	}
 	// A horizon of 9 days and nothing expired: passes with fail_within.
-	delete(s.hosts["ca.lab.test"].files, caDir+"/signed/agent2.lab.test.pem") // cleaned after the listing: skipped
+	s.hosts["ca.lab.test"].remove(caDir + "/signed/agent2.lab.test.pem") // cleaned after the listing: skipped
 	res, err = (&PuppetCertExpiry{Horizon: "216h", FailWithin: "true"}).Run(context.Background(), s.exec(t, "ca.lab.test"))
 	if err != nil || res.Data.(map[string]any)["soonest"] != "agent1.lab.test" {
 		t.Errorf("horizon 216h: %+v %v", res, err)
@@ -194,7 +194,7 @@ func TestPuppetCertExpiryProblems(t *testing.T) {
 		t.Errorf("broken file: report %+v, lines %q", res, expiryLines(s.events))
 	}
 	// Not a CA: no ca_crt.pem.
-	delete(s.hosts["ca.lab.test"].files, caDir+"/ca_crt.pem")
+	s.hosts["ca.lab.test"].remove(caDir + "/ca_crt.pem")
 	if _, err := (&PuppetCertExpiry{}).Run(context.Background(), s.exec(t, "ca.lab.test")); err == nil || !strings.Contains(err.Error(), "is this the CA host?") {
 		t.Errorf("no ca_crt.pem: %v", err)
 	}

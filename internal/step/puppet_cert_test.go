@@ -43,7 +43,7 @@ func newCertSite(t *testing.T) *certSite {
 	der, _ := x509.CreateCertificate(rand.Reader, tpl, tpl, &key.PublicKey, key)
 	caCert, _ := x509.ParseCertificate(der)
 	s := &certSite{
-		fakeSite: &fakeSite{hosts: map[string]*fakeConn{"ca.lab.test": newFake(), "compile1.lab.test": newFake()}},
+		fakeSite: &fakeSite{hosts: map[string]*fakeConn{"ca.lab.test": newFake(t), "compile1.lab.test": newFake(t)}},
 		caKey:    key, caCert: caCert, caPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 	}
 	ca, host := s.hosts["ca.lab.test"], s.hosts["compile1.lab.test"]
@@ -55,6 +55,9 @@ func newCertSite(t *testing.T) *certSite {
 		"hostprivkey = " + sslDir + "/private_keys/compile1.lab.test.pem",
 		"localcacert = " + sslDir + "/certs/ca.pem",
 		"hostcrl = " + sslDir + "/crl.pem"}, "\n")+"\n")
+	host.reply("install -d -m 0755 "+sslDir+"/certs", "") // trustCA's directory for the CA bundle
+	// retire's backup of the certificate and key: it prints where they went
+	host.reply("cp -p \"$f\"", "/var/lib/troupe/backups/ssl-compile1.lab.test-20250101T000000Z\n")
 	altRe := regexp.MustCompile(`--dns_alt_names (\S+)`)
 	var hostKey *ecdsa.PrivateKey
 	var pubPEM string // what `openssl pkey -pubout` prints once the host has a key
@@ -132,7 +135,7 @@ func TestPuppetCertSignsThenKeeps(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The host had no CA certificate: troupe gave it the CA's, over SSH.
-	if got := s.hosts["compile1.lab.test"].files[sslDir+"/certs/ca.pem"]; string(got) != string(s.caPEM) {
+	if got := s.hosts["compile1.lab.test"].file(sslDir + "/certs/ca.pem"); string(got) != string(s.caPEM) {
 		t.Error("the host's CA certificate is not the CA's bundle")
 	}
 	if !res.Changed || !strings.Contains(res.Msg, "signed") {
@@ -203,7 +206,7 @@ func TestPuppetCertReissuesWithNewNames(t *testing.T) {
 	if _, err := compilerCert().Run(ctx, s.exec(t, "compile1.lab.test")); err != nil {
 		t.Fatal(err)
 	}
-	old := host.files[sslDir+"/certs/compile1.lab.test.pem"]
+	old := host.file(sslDir + "/certs/compile1.lab.test.pem")
 
 	wider := compilerCert()
 	wider.DNSAltNames = append(wider.DNSAltNames, "puppet-alias.lab.test")
@@ -236,7 +239,7 @@ func TestPuppetCertReissuesWithNewNames(t *testing.T) {
 	// The order that keeps something to go back to: backup, then the CA's
 	// clean (revokes the old certificate), then the host's, then a request.
 	var order []string
-	for _, cmd := range host.ran {
+	for _, cmd := range host.ran() {
 		for _, w := range []string{"cmp -s", "ssl clean", "submit_request"} {
 			if strings.Contains(cmd, w) {
 				order = append(order, w)
@@ -277,6 +280,7 @@ func TestPuppetCertNeverReissuesTheCAHost(t *testing.T) {
 	}
 	p := compilerCert()
 	p.DNSAltNames, p.Reissue, p.CA = nil, true, "compile1.lab.test"
+	s.hosts["compile1.lab.test"].reply("config print cadir", caDir+"\n") // the CA named is compile1
 	_, err := p.Run(ctx, s.exec(t, "compile1.lab.test"))
 	if err == nil || !strings.Contains(err.Error(), "CA host") {
 		t.Fatalf("err = %v", err)
@@ -304,7 +308,7 @@ func TestPuppetCertRevoked(t *testing.T) {
 	if _, err := compilerCert().Run(ctx, s.exec(t, "compile1.lab.test")); err != nil {
 		t.Fatal(err)
 	}
-	c, _ := x509.ParseCertificate(mustPEM(t, host.files[sslDir+"/certs/compile1.lab.test.pem"]))
+	c, _ := x509.ParseCertificate(mustPEM(t, host.file(sslDir+"/certs/compile1.lab.test.pem")))
 	s.revoke(c.SerialNumber)
 
 	_, err := compilerCert().Run(ctx, s.exec(t, "compile1.lab.test"))
@@ -316,7 +320,7 @@ func TestPuppetCertRevoked(t *testing.T) {
 	if res, err := check.Run(ctx, s.exec(t, "compile1.lab.test")); err != nil || res.Data.(map[string]any)["state"] != "ok" {
 		t.Errorf("check with the host's old CRL (none): %+v %v", res, err)
 	}
-	host.set(sslDir+"/crl.pem", s.hosts["ca.lab.test"].files[caDir+"/ca_crl.pem"])
+	host.set(sslDir+"/crl.pem", s.hosts["ca.lab.test"].file(caDir+"/ca_crl.pem"))
 	if res, err := check.Run(ctx, s.exec(t, "compile1.lab.test")); err != nil || res.Data.(map[string]any)["state"] != "revoked" {
 		t.Errorf("check with the CA's CRL on the host: %+v %v", res, err)
 	}

@@ -27,7 +27,7 @@ func TestPuppetCRL(t *testing.T) {
 	if err != nil || !res.Changed || !strings.Contains(res.Msg, "2 revoked") {
 		t.Fatalf("first push: %+v %v", res, err)
 	}
-	if string(host.files[sslDir+"/crl.pem"]) != string(ca.files[caDir+"/ca_crl.pem"]) {
+	if string(host.file(sslDir+"/crl.pem")) != string(ca.file(caDir+"/ca_crl.pem")) {
 		t.Error("the host's CRL is not the CA's")
 	}
 	// Same file: nothing written (the fake's stat says 644 root root, so
@@ -37,13 +37,13 @@ func TestPuppetCRL(t *testing.T) {
 		t.Errorf("second push: %+v %v", res, err)
 	}
 	// The CA's CRL older than the host's: refused, the host's kept.
-	newer := host.files[sslDir+"/crl.pem"]
+	newer := host.file(sslDir + "/crl.pem")
 	s.revoked = s.revoked[:0]
 	s.revoke(big.NewInt(9)) // number 1 again
 	if _, err := push.Run(ctx, s.exec(t, "compile1.lab.test")); err == nil || !strings.Contains(err.Error(), "older") {
 		t.Errorf("older CRL: %v", err)
 	}
-	if string(host.files[sslDir+"/crl.pem"]) != string(newer) {
+	if string(host.file(sslDir+"/crl.pem")) != string(newer) {
 		t.Error("the host's newer CRL was replaced")
 	}
 	// A CRL of another CA: refused.
@@ -79,7 +79,7 @@ func TestPuppetCABundle(t *testing.T) {
 	if res, err := put.Run(ctx, s.exec(t, "compile1.lab.test")); err != nil || !res.Changed {
 		t.Fatalf("renewed bundle: %+v %v", res, err)
 	}
-	if string(host.files[sslDir+"/certs/ca.pem"]) != string(renewed) {
+	if string(host.file(sslDir+"/certs/ca.pem")) != string(renewed) {
 		t.Error("the host's bundle is not the renewed one")
 	}
 	// Another CA's bundle: refused.
@@ -97,7 +97,7 @@ func TestPuppetCARenewRefusesDaysInsideWithin(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "not longer than within") {
 		t.Fatalf("err = %v", err)
 	}
-	if n := len(s.hosts["ca.lab.test"].ran); n != 0 {
+	if n := len(s.hosts["ca.lab.test"].ran()); n != 0 {
 		t.Errorf("ran %d commands first", n)
 	}
 	// A check only reports: it takes no days (plan ca-renew's "due" step).

@@ -2,7 +2,7 @@ package step
 
 import (
 	"context"
-	"io/fs"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -11,88 +11,75 @@ import (
 	"github.com/troupe/troupe/internal/puppet"
 	"github.com/troupe/troupe/internal/report"
 	"github.com/troupe/troupe/internal/transport"
+	"github.com/troupe/troupe/internal/transport/transporttest"
 )
 
-// fakeConn is a host for the puppet-site kinds' tests: files in a map,
-// commands answered by the first matching rule (substring → handler).
-type fakeConn struct {
-	mu    sync.Mutex
-	files map[string][]byte
-	rules []fakeRule
-	ran   []string
+// fakeConn is a host for the step kinds' tests: transporttest's recording
+// fake (a command no rule answers fails the test), files in its map, and
+// shorthands for the rules the tests write most: a substring → answer.
+type fakeConn struct{ *transporttest.Conn }
+
+func newFake(t testing.TB) *fakeConn {
+	f := &fakeConn{transporttest.New(t)}
+	// Exec.WriteFile's attribute probe, answered from the files (owner and
+	// group root unless set, mode 0644 unless set).
+	f.On(transporttest.HasPrefix(statAttrs), func(c transporttest.Command) transport.Result {
+		p := unquote(strings.TrimPrefix(c.Command, statAttrs))
+		file, ok := f.File(p)
+		if !ok {
+			return transport.Result{ExitCode: 1, Stderr: "stat: cannot statx '" + p + "': No such file or directory\n"}
+		}
+		mode, owner, group := file.Mode.Perm(), file.Owner, file.Group
+		if mode == 0 {
+			mode = 0o644
+		}
+		if owner == "" {
+			owner = "root"
+		}
+		if group == "" {
+			group = "root"
+		}
+		return transport.Result{Stdout: fmt.Sprintf("%o %s %s\n", mode, owner, group)}
+	})
+	return f
 }
 
-type fakeRule struct {
-	match string
-	fn    func(cmd string) transport.Result
+const statAttrs = "stat -c '%a %U %G' "
+
+// unquote undoes render.ShellQuote.
+func unquote(s string) string {
+	if len(s) < 2 || s[0] != '\'' || s[len(s)-1] != '\'' {
+		return s
+	}
+	return strings.ReplaceAll(s[1:len(s)-1], `'\''`, "'")
 }
 
-func newFake() *fakeConn { return &fakeConn{files: map[string][]byte{}} }
-
+// on answers the commands containing match with fn's result.
 func (f *fakeConn) on(match string, fn func(cmd string) transport.Result) {
-	f.rules = append(f.rules, fakeRule{match, fn})
+	f.On(transporttest.Contains(match), func(c transporttest.Command) transport.Result { return fn(c.Command) })
 }
 
-func (f *fakeConn) reply(match, stdout string) {
-	f.on(match, func(string) transport.Result { return transport.Result{Stdout: stdout} })
+// reply answers the commands containing match with stdout.
+func (f *fakeConn) reply(match, stdout string) { f.Reply(transporttest.Contains(match), stdout) }
+
+func (f *fakeConn) set(path string, b []byte) { f.WriteFile(path, b) }
+
+func (f *fakeConn) remove(path string) { f.RemoveFile(path) }
+
+// file is the content of path on the host, nil when there is none.
+func (f *fakeConn) file(path string) []byte {
+	file, _ := f.File(path)
+	return file.Content
 }
 
-func (f *fakeConn) Run(_ context.Context, c transport.Cmd) (transport.Result, error) {
-	f.mu.Lock()
-	f.ran = append(f.ran, c.Command)
-	rules := append([]fakeRule(nil), f.rules...)
-	f.mu.Unlock()
-	if strings.HasPrefix(c.Command, "stat -c '%a %U %G' ") {
-		return transport.Result{Stdout: "644 root root\n"}, nil
-	}
-	for _, r := range rules {
-		if strings.Contains(c.Command, r.match) {
-			return r.fn(c.Command), nil
-		}
-	}
-	return transport.Result{}, nil
-}
+// ran lists every command received, in order.
+func (f *fakeConn) ran() []string { return f.ranMatching("") }
 
-func (f *fakeConn) Upload(_ context.Context, file transport.File) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.files[file.Path] = file.Content
-	return nil
-}
-
-func (f *fakeConn) Download(_ context.Context, path string, _ bool) ([]byte, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	b, ok := f.files[path]
-	if !ok {
-		return nil, fs.ErrNotExist
-	}
-	return b, nil
-}
-
-func (f *fakeConn) Close() error { return nil }
-
-func (f *fakeConn) set(path string, b []byte) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.files[path] = b
-}
-
-func (f *fakeConn) remove(path string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	delete(f.files, path)
-}
-
-// ranMatching lists the commands that contain s.
+// ranMatching lists the commands received that contain s.
 func (f *fakeConn) ranMatching(s string) []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	var out []string
-	for _, c := range f.ran {
-		if strings.Contains(c, s) {
-			out = append(out, c)
-		}
+	for _, c := range f.Commands(transporttest.Contains(s)) {
+		out = append(out, c.Command)
 	}
 	return out
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/troupe/troupe/internal/haproxy"
 	"github.com/troupe/troupe/internal/transport"
+	"github.com/troupe/troupe/internal/transport/transporttest"
 )
 
 func TestPuppetIni(t *testing.T) {
@@ -34,7 +35,7 @@ vardir = /var/lib/puppetserver
 [server]
 storeconfigs = true
 `
-	s := &fakeSite{hosts: map[string]*fakeConn{"h": newFake()}}
+	s := &fakeSite{hosts: map[string]*fakeConn{"h": newFake(t)}}
 	s.hosts["h"].set("/etc/puppet/puppet.conf", []byte(before))
 	step := &PuppetIni{Path: "{{ .flavor.paths.confdir }}/puppet.conf", Settings: map[string]map[string]string{
 		"main":   {"server": "ca.lab.test", "ca_server": "ca.lab.test"},
@@ -44,7 +45,7 @@ storeconfigs = true
 	if err != nil || !res.Changed {
 		t.Fatalf("%+v %v", res, err)
 	}
-	if got := string(s.hosts["h"].files["/etc/puppet/puppet.conf"]); got != want {
+	if got := string(s.hosts["h"].file("/etc/puppet/puppet.conf")); got != want {
 		t.Errorf("got:\n%s\nwant:\n%s", got, want)
 	}
 	if res, _ := step.Run(context.Background(), s.exec(t, "h")); res.Changed {
@@ -55,13 +56,13 @@ storeconfigs = true
 	step = &PuppetIni{Path: "/etc/puppet/puppet.conf", Settings: map[string]map[string]string{"main": {"server": "ca.lab.test"}},
 		Absent: map[string][]string{"main": {"foo"}}}
 	step.Run(context.Background(), s.exec(t, "h"))
-	if got := string(s.hosts["h"].files["/etc/puppet/puppet.conf"]); got != "[main]\nserver=ca.lab.test\n" {
+	if got := string(s.hosts["h"].file("/etc/puppet/puppet.conf")); got != "[main]\nserver=ca.lab.test\n" {
 		t.Errorf("got %q", got)
 	}
 }
 
 func TestPuppetConfig(t *testing.T) {
-	s := &fakeSite{hosts: map[string]*fakeConn{"h": newFake()}}
+	s := &fakeSite{hosts: map[string]*fakeConn{"h": newFake(t)}}
 	s.hosts["h"].reply("/usr/bin/puppet config print ssldir hostcert --section server", "ssldir = /var/lib/puppet/ssl\nhostcert = /var/lib/puppet/ssl/certs/h.pem\n")
 	s.hosts["h"].reply("/usr/bin/puppet config print cadir --section server", "/etc/puppet/puppetserver/ca\n")
 	res, err := (&PuppetConfig{Keys: []string{"ssldir", "hostcert"}, Section: "server"}).Run(context.Background(), s.exec(t, "h"))
@@ -72,6 +73,8 @@ func TestPuppetConfig(t *testing.T) {
 	if err != nil || res.Data.(map[string]any)["cadir"] != "/etc/puppet/puppetserver/ca" {
 		t.Fatalf("%+v %v", res, err)
 	}
+	// an unknown setting: Puppet prints the known ones only
+	s.hosts["h"].Respond(transporttest.Contains("config print ssldir nope"), transport.Result{Stdout: "ssldir = /var/lib/puppet/ssl\n", Stderr: "Warning: No such setting: nope\n"})
 	_, err = (&PuppetConfig{Keys: []string{"ssldir", "nope"}}).Run(context.Background(), s.exec(t, "h"))
 	if err == nil {
 		t.Error("missing key accepted")
@@ -93,7 +96,7 @@ compilers,BACKEND,0,0,0,1,,6,,,,,,0,0,0,0,UP,2,2,0
 `
 
 func TestLBServer(t *testing.T) {
-	lb := newFake()
+	lb := newFake(t)
 	admin, scur := 0, 2
 	lb.on("show servers state", func(string) transport.Result { return transport.Result{Stdout: fmt.Sprintf(serversState, admin)} })
 	lb.on("show stat", func(string) transport.Result {
@@ -109,7 +112,7 @@ func TestLBServer(t *testing.T) {
 	lb.on("set server compilers/compile1 state drain", func(string) transport.Result { admin = haproxy.AdmForcedDrain; return transport.Result{Stdout: "\n"} })
 	lb.on("set server compilers/compile1 state ready", func(string) transport.Result { admin = 0; return transport.Result{} })
 	s := &fakeSite{
-		hosts:  map[string]*fakeConn{"compile1.lab.test": newFake(), "lb.lab.test": lb},
+		hosts:  map[string]*fakeConn{"compile1.lab.test": newFake(t), "lb.lab.test": lb},
 		groups: map[string][]string{"loadbalancer": {"lb.lab.test"}},
 	}
 	ctx := context.Background()
@@ -151,7 +154,7 @@ func TestLBServer(t *testing.T) {
 }
 
 func TestPuppetCode(t *testing.T) {
-	h := newFake()
+	h := newFake(t)
 	sha := "1111111111111111111111111111111111111111"
 	h.on("git ls-remote", func(string) transport.Result {
 		return transport.Result{Stdout: sha + "\trefs/heads/production\n2222222222222222222222222222222222222222\trefs/heads/feature/x\n"}
@@ -185,7 +188,7 @@ func TestPuppetCode(t *testing.T) {
 // TestPuppetCodeOneEnvironment: with environment set, only that branch is
 // compared and deployed; another branch's drift neither triggers nor fails it.
 func TestPuppetCodeOneEnvironment(t *testing.T) {
-	h := newFake()
+	h := newFake(t)
 	prod, feat := strings.Repeat("1", 40), strings.Repeat("2", 40)
 	h.reply("git ls-remote", prod+"\trefs/heads/production\n"+feat+"\trefs/heads/feature/x\n")
 	envs := ""

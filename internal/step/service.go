@@ -99,7 +99,14 @@ func (s *Service) Run(ctx context.Context, x *Exec) (Result, error) {
 		}
 	}
 	if len(did) == 0 {
-		return Result{Msg: name + " already " + s.State}, nil
+		var is []string
+		if s.Enabled != nil {
+			is = append(is, map[bool]string{true: "enabled", false: "disabled"}[*s.Enabled])
+		}
+		if s.State != "" {
+			is = append(is, s.State)
+		}
+		return Result{Msg: name + " already " + strings.Join(is, ", ")}, nil
 	}
 	return Result{Changed: true, Msg: name + ": " + strings.Join(did, ", ")}, nil
 }

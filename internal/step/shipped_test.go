@@ -131,7 +131,7 @@ func TestBootstrapInstallsEveryTierAtOnce(t *testing.T) {
 		"loadbalancer": "haproxy socat",
 		"agents":       "puppet-agent",
 	}
-	s := &fakeSite{hosts: map[string]*fakeConn{"h": newFake()}}
+	s := &fakeSite{hosts: map[string]*fakeConn{"h": newFake(t)}}
 	for g, w := range want {
 		x := s.exec(t, "h")
 		x.Groups = map[string][]string{g: {"h"}}
