@@ -21,6 +21,7 @@ const (
 type Site struct {
 	CA           string   // the CA host (the first of group ca)
 	PuppetDB     string   // the first PuppetDB host
+	PuppetDBs    []string // every PuppetDB host
 	Compilers    []string // every compiler host
 	LoadBalancer string   // the first HAProxy host
 	CAName       string   // the name agents reach the CA by: var ca_name, else the CA host
@@ -35,7 +36,7 @@ type Site struct {
 }
 
 // SiteKeys are the keys of Site.Data, in the order documented.
-var SiteKeys = []string{"ca", "puppetdb", "compilers", "loadbalancer", "ca_name", "lb_name", "puppetdb_name",
+var SiteKeys = []string{"ca", "puppetdb", "puppetdbs", "compilers", "loadbalancer", "ca_name", "lb_name", "puppetdb_name",
 	"compiler_alt_names", "ca_alt_names"}
 
 // SiteFor is the site as host h sees it (h's vars name the site's names).
@@ -55,6 +56,7 @@ func (inv *Inventory) SiteFor(h *Host) Site {
 	s := Site{
 		CA:           first(GroupCA),
 		PuppetDB:     first(GroupPuppetDB),
+		PuppetDBs:    inv.groupHosts(GroupPuppetDB),
 		Compilers:    inv.groupHosts(GroupCompilers),
 		LoadBalancer: first(GroupLoadBalancer),
 	}
@@ -78,12 +80,8 @@ func (inv *Inventory) SiteFor(h *Host) Site {
 
 // Data is the site as templates see it (.site), keyed by SiteKeys.
 func (s Site) Data() map[string]any {
-	compilers := make([]any, len(s.Compilers))
-	for i, c := range s.Compilers {
-		compilers[i] = c
-	}
 	return map[string]any{
-		"ca": s.CA, "puppetdb": s.PuppetDB, "compilers": compilers, "loadbalancer": s.LoadBalancer,
+		"ca": s.CA, "puppetdb": s.PuppetDB, "puppetdbs": anyList(s.PuppetDBs), "compilers": anyList(s.Compilers), "loadbalancer": s.LoadBalancer,
 		"ca_name": s.CAName, "lb_name": s.LBName, "puppetdb_name": s.PuppetDBName,
 		"compiler_alt_names": s.CompilerAltNames, "ca_alt_names": s.CAAltNames,
 	}
@@ -101,6 +99,14 @@ func (inv *Inventory) groupHosts(name string) []string {
 				out = append(out, h.Name)
 			}
 		}
+	}
+	return out
+}
+
+func anyList(names []string) []any {
+	out := make([]any, len(names))
+	for i, n := range names {
+		out[i] = n
 	}
 	return out
 }
