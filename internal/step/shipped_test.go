@@ -141,3 +141,80 @@ func TestBootstrapInstallsEveryTierAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// No shipped plan pauses an agent while a pause of the same hosts is still
+// open: a step skipped by when registers as skipped, so a second pause
+// (conditional, or nested in another pool cycle) would overwrite the
+// agent_service of the open one, and its resume would leave the agent
+// stopped. Targets are compared by the selectors written (groups), which
+// is what the shipped plans use.
+func TestShippedAgentPausesDoNotNest(t *testing.T) {
+	entries, err := fs.ReadDir(troupe.Content, "plans")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &plan.Loader{FS: troupe.Content, Actions: Registry{}, Funcs: render.Funcs()}
+	pauses := 0
+	for _, e := range entries {
+		name := strings.TrimSuffix(e.Name(), ".yaml")
+		p, err := l.Load(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		type open struct{ id, targets string }
+		var stack []open // pauses not yet resumed, in document order
+		overlaps := func(a, b string) bool {
+			for _, x := range strings.Split(a, ",") {
+				if x == "all" || slicesContainsString(strings.Split(b, ","), x) || b == "all" {
+					return true
+				}
+			}
+			return false
+		}
+		var walk func(steps []*plan.Step, targets string)
+		walk = func(steps []*plan.Step, targets string) {
+			for _, s := range steps {
+				tg := targets
+				if s.Targets != "" {
+					tg = s.Targets
+				}
+				switch s.Source {
+				case "role:agent-pause":
+					pauses++
+					for _, o := range stack {
+						if overlaps(o.targets, tg) {
+							t.Errorf("%s: %s pauses %s while %s (%s) is not resumed", name, s.ID, tg, o.id, o.targets)
+						}
+					}
+					stack = append(stack, open{s.ID, tg})
+					continue
+				case "role:agent-resume":
+					for i := len(stack) - 1; i >= 0; i-- {
+						if overlaps(stack[i].targets, tg) {
+							stack = append(stack[:i], stack[i+1:]...)
+							break
+						}
+					}
+					continue
+				}
+				walk(s.Steps, tg)
+			}
+		}
+		walk(p.Steps, "")
+		if len(stack) > 0 {
+			t.Errorf("%s: paused and never resumed: %v", name, stack)
+		}
+	}
+	if pauses < 5 {
+		t.Errorf("only %d agent pauses found in the shipped plans", pauses)
+	}
+}
+
+func slicesContainsString(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
