@@ -32,8 +32,11 @@
 // run_once, sudo, creates, unless, onlyif, register, changed_when,
 // failed_when, ignore_errors. Exactly one of: an action key (registered by
 // package step), `steps` (a block), `role`, or `plan` (a sub-plan, with
-// `params`). Roles have the same shape as plans minus params; their `vars`
-// hold defaults.
+// `params`). Roles have the shape of plans without `packages`: their `vars`
+// hold defaults, their `params` join the including plan's, and a role's
+// `- body: DESCRIPTION` item is where the including step's own `steps` go
+// (a role include may carry `steps`; see wrap.go). A plan's `packages` name
+// package sets once; an action with parts takes `set: NAME`.
 package plan
 
 import (
