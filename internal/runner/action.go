@@ -14,23 +14,21 @@ import (
 	"github.com/troupe/troupe/internal/step"
 )
 
+// skipBeforeStartAt skips an action step the run reaches before
+// --start-at. Registered as skipped, as by when: the operator chose not to
+// run it, and later conditions read it like any skip. Not done: a later
+// --resume must run it.
+func (r *run) skipBeforeStartAt(s *plan.Step, hosts []*inventory.Host) {
+	why := "before --start-at " + r.startAt
+	for _, h := range hosts {
+		r.remember(s, h, skipped(why))
+		r.finish(s, h, report.Event{Kind: report.HostResult, Step: s.ID, Host: h.Name, Status: report.Skipped, Reason: why}, false)
+	}
+}
+
 // leaf runs one action step on a batch, hosts in parallel; it returns when
 // every host is done (a step is a barrier).
 func (r *run) leaf(ctx context.Context, s *plan.Step, hosts []*inventory.Host, l scopeLayer) error {
-	if !r.started {
-		if s.ID != r.startAt {
-			for _, h := range hosts {
-				// Registered as skipped, as by when: the operator chose not
-				// to run it, and later conditions read it like any skip.
-				// Not done: a later --resume must run it.
-				why := "before --start-at " + r.startAt
-				r.remember(s, h, skipped(why))
-				r.finish(s, h, report.Event{Kind: report.HostResult, Step: s.ID, Host: h.Name, Status: report.Skipped, Reason: why}, false)
-			}
-			return nil
-		}
-		r.started = true
-	}
 	r.emit(report.Event{Kind: report.StepStart, Step: s.ID, Title: title(s), Hosts: names(hosts)})
 	start := time.Now()
 	runOn := hosts
@@ -122,38 +120,6 @@ func when(s *plan.Step, data map[string]any) (bool, error) {
 		return false, fmt.Errorf("when: %w", err)
 	}
 	return ok, nil
-}
-
-// delegates are the hosts the action runs on for target h: h itself, or
-// the hosts of the step's (or its block's) delegate_to. Delegates are
-// reached as peers: --limit does not apply to them.
-func (r *run) delegates(s *plan.Step, h *inventory.Host, l scopeLayer, data map[string]any) ([]*inventory.Host, error) {
-	sel := s.DelegateTo
-	if sel == "" {
-		sel = l.delegate
-	}
-	if sel == "" {
-		return []*inventory.Host{h}, nil
-	}
-	hs, err := r.delegateHosts(sel, data)
-	if err != nil {
-		return nil, fmt.Errorf("delegate_to: %w", err)
-	}
-	return hs, nil
-}
-
-// delegateHosts renders a delegate_to selector in a target's scope and
-// selects its hosts, at least one, in the whole inventory.
-func (r *run) delegateHosts(sel string, data map[string]any) ([]*inventory.Host, error) {
-	sel, err := render.String(sel, data)
-	if err != nil {
-		return nil, err
-	}
-	hs, err := r.o.Inventory.Select(sel)
-	if err == nil && len(hs) == 0 {
-		err = fmt.Errorf("%q selects no host", sel)
-	}
-	return hs, err
 }
 
 // act runs the action for target h on each host of on, in turn, in h's

@@ -21,30 +21,20 @@ type policy struct {
 	owner   string // the step id that set it, for messages
 }
 
-// steps runs a list of steps in order. inherited is the enclosing block's
-// batch of hosts (nil at the top level).
-func (r *run) steps(ctx context.Context, steps []*plan.Step, inherited []*inventory.Host, l scopeLayer, pol policy) error {
-	for _, s := range steps {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if err := r.one(ctx, s, inherited, l, pol); err != nil {
-			return err
-		}
-	}
-	return nil
+// execution is the run's visitor of the walk: each step on its targets, in
+// serial batches when asked, under the failure policy in force.
+type execution struct {
+	w   *walker
+	pol policy
 }
 
-// one runs a step or block on its targets, in serial batches when asked.
-func (r *run) one(ctx context.Context, s *plan.Step, inherited []*inventory.Host, l scopeLayer, pol policy) error {
-	targets := inherited
-	if s.Targets != "" {
-		var err error
-		if targets, err = r.targets(s, l.params); err != nil {
-			return fmt.Errorf("step %s: %w", s.ID, err)
-		}
-	}
-	targets = r.alive(targets)
+// unresolved: targets that cannot be selected stop the run.
+func (e execution) unresolved(_ *plan.Step, err error) error { return err }
+
+// step runs a step or block on its targets, in serial batches when asked.
+func (e execution) step(ctx context.Context, at stepAt) error {
+	r, s, pol := e.w.r, at.Step, e.pol
+	targets := r.alive(at.targets)
 	if s.MaxFailures != "" || !pol.set {
 		allowed, err := render.Amount(s.MaxFailures, len(targets))
 		if err != nil {
@@ -52,16 +42,17 @@ func (r *run) one(ctx context.Context, s *plan.Step, inherited []*inventory.Host
 		}
 		pol = policy{set: s.MaxFailures != "", allowed: allowed, pool: targets, owner: s.ID}
 	}
-	if passThrough(s, inherited) {
+	inside := execution{w: e.w, pol: pol}
+	if at.passThrough() {
 		// A top-level block with no targets of its own (a sub-plan include
 		// such as ca-rebuild's bootstrap): its steps choose their own.
-		inner, err := r.enter(l, s)
+		inner, err := e.w.inner(at)
 		if err != nil {
 			return err
 		}
 		r.emit(report.Event{Kind: report.StepStart, Step: s.ID, Title: title(s)})
 		start := time.Now()
-		if err := r.steps(ctx, s.Steps, nil, inner, pol); err != nil {
+		if err := e.w.block(ctx, at, inner, nil, inside); err != nil {
 			return err
 		}
 		r.emit(report.Event{Kind: report.StepEnd, Step: s.ID, Duration: time.Since(start)})
@@ -72,14 +63,14 @@ func (r *run) one(ctx context.Context, s *plan.Step, inherited []*inventory.Host
 		r.emit(report.Event{Kind: report.StepEnd, Step: s.ID, Text: "no hosts"})
 		return nil
 	}
-	inner := l
+	inner := at.layer
 	// A block entirely before --start-at is not evaluated (its when, serial
 	// and vars may read results of steps skipped before it): its steps
 	// are skipped, host by host, without them.
-	before := !r.started && isBlock(s) && !strings.HasPrefix(r.startAt, s.ID+"/")
+	before := !e.w.started && isBlock(s) && !strings.HasPrefix(r.startAt, s.ID+"/")
 	if isBlock(s) {
 		var err error
-		if inner, err = r.enter(l, s); err != nil {
+		if inner, err = e.w.inner(at); err != nil {
 			return err
 		}
 		if s.When != "" && !before {
@@ -115,11 +106,13 @@ func (r *run) one(ctx context.Context, s *plan.Step, inherited []*inventory.Host
 			}
 			r.emit(report.Event{Kind: report.StepStart, Step: s.ID, Title: label, Hosts: names(batch)})
 			start := time.Now()
-			if err := r.steps(ctx, s.Steps, batch, inner, pol); err != nil {
+			if err := e.w.block(ctx, at, inner, batch, inside); err != nil {
 				return err
 			}
 			r.emit(report.Event{Kind: report.StepEnd, Step: s.ID, Duration: time.Since(start)})
-		} else if err := r.leaf(ctx, s, batch, l); err != nil {
+		} else if !e.w.reached(s) {
+			r.skipBeforeStartAt(s, batch)
+		} else if err := r.leaf(ctx, s, batch, at.layer); err != nil {
 			return err
 		}
 		if err := r.checkFailures(s, pol); err != nil {
@@ -127,13 +120,6 @@ func (r *run) one(ctx context.Context, s *plan.Step, inherited []*inventory.Host
 		}
 	}
 	return nil
-}
-
-// passThrough: a block without targets, outside any block that gave it
-// some, and without the controls that need its hosts (when, serial), runs
-// its steps on the targets each of them names.
-func passThrough(s *plan.Step, inherited []*inventory.Host) bool {
-	return isBlock(s) && s.Targets == "" && inherited == nil && s.When == "" && s.Serial == ""
 }
 
 // blockWhen keeps the hosts whose scope makes the block's when true; the
