@@ -4,9 +4,9 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/troupe/troupe/internal/fanout"
 	"github.com/troupe/troupe/internal/inventory"
 	"github.com/troupe/troupe/internal/plan"
 	"github.com/troupe/troupe/internal/render"
@@ -35,22 +35,17 @@ func (r *run) leaf(ctx context.Context, s *plan.Step, hosts []*inventory.Host, l
 	if s.RunOnce {
 		runOn = hosts[:1]
 	}
-	var wg sync.WaitGroup
-	for _, h := range runOn {
-		wg.Add(1)
-		go func(h *inventory.Host) {
-			defer wg.Done()
-			select {
-			case r.sem <- struct{}{}:
-			case <-ctx.Done():
-				r.result(s, h, report.Failed, "", ctx.Err(), 0)
-				return
-			}
-			defer func() { <-r.sem }()
-			r.host(ctx, s, h, l)
-		}(h)
+	// --concurrency hosts at a time; a host not started when the run is
+	// interrupted fails with the interruption
+	notStarted := fanout.Each(ctx, runOn, r.o.Concurrency, func(ctx context.Context, h *inventory.Host) error {
+		r.host(ctx, s, h, l)
+		return nil
+	})
+	for i, err := range notStarted {
+		if err != nil {
+			r.result(s, runOn[i], report.Failed, "", err, 0)
+		}
 	}
-	wg.Wait()
 	if s.RunOnce {
 		r.copyRunOnce(s, hosts)
 	}

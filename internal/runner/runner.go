@@ -97,7 +97,6 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 func newRun(o Options) *run {
 	return &run{
 		o:          o,
-		sem:        make(chan struct{}, o.Concurrency),
 		failed:     map[string]string{},
 		registered: map[string]map[string]any{},
 		counts:     map[report.Status]int{},
@@ -109,7 +108,6 @@ func newRun(o Options) *run {
 // run is the typed state of one run.
 type run struct {
 	o       Options
-	sem     chan struct{}
 	pool    *pool
 	journal *journal
 	resume  map[string]map[string]done // host → step id → what the previous run recorded
