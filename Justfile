@@ -8,7 +8,7 @@ lab_pkgs := "./internal/lab ./internal/e2e"
 # packages that start goroutines (or whose tests drive code that does, as
 # the reporters emitting from many hosts): under the race detector, which
 # needs cgo and gcc
-race_pkgs := "./internal/report ./internal/runner ./internal/transport ./internal/status ./internal/webhook ./internal/step ./internal/sshtest ./internal/cli"
+race_pkgs := "./internal/fanout ./internal/report ./internal/runner ./internal/transport ./internal/status ./internal/webhook ./internal/step ./internal/sshtest ./internal/cli"
 
 # build the troupe binary into bin/
 build:

@@ -13,9 +13,10 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
+
+	"github.com/troupe/troupe/internal/fanout"
 )
 
 // newLab lays out the topology of s: ca .10, compile1..N .11.., lb .20
@@ -70,17 +71,10 @@ func (l *Lab) start(ctx context.Context, cache suiteCache, log io.Writer) error 
 		return err
 	}
 	// Host keys are made here, before boot, so known_hosts holds the real ones.
-	var wg sync.WaitGroup
-	errs := make([]error, len(l.Hosts))
-	for i, h := range l.Hosts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = l.prepareHost(ctx, h, string(pub))
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	prepared := fanout.Each(ctx, l.Hosts, len(l.Hosts), func(ctx context.Context, h LabHost) error {
+		return l.prepareHost(ctx, h, string(pub))
+	})
+	if err := errors.Join(prepared...); err != nil {
 		return err
 	}
 	if err := l.writeKnownHosts(); err != nil {

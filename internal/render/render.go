@@ -95,7 +95,8 @@ func batch(spec any, total int) (int, error) {
 var cache sync.Map // template text → *template.Template
 
 // String renders one template text against data. Texts without "{{" are
-// returned as they are, without parsing.
+// returned as they are, without parsing. A failure of a template that reads
+// a top-level key data does not hold is an *AbsentError.
 func String(text string, data any) (string, error) {
 	if !strings.Contains(text, "{{") {
 		return text, nil
@@ -106,7 +107,7 @@ func String(text string, data any) (string, error) {
 	}
 	var b bytes.Buffer
 	if err := t.Execute(&limited{&b}, data); err != nil {
-		return "", cleanErr(err)
+		return "", absent(t, data, err, cleanErr(err))
 	}
 	return b.String(), nil
 }

@@ -82,7 +82,7 @@ func heartbeatHolds(t *testing.T, dial func(context.Context, transport.Config) (
 		t.Fatalf("only %d tries", tries)
 	}
 	// the first run dies: its heartbeat stops, its lock stays
-	close(first.stop)
+	first.stop()
 	first.wg.Wait()
 	stopped := time.Now()
 	for {

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/troupe/troupe/internal/fanout"
 	"github.com/troupe/troupe/internal/inventory"
 	"github.com/troupe/troupe/internal/render"
 	"github.com/troupe/troupe/internal/transport"
@@ -63,7 +64,8 @@ type locks struct {
 	files    map[string]transport.FileOps // hosts locked over SFTP (see lockFiles)
 	token    string
 	times    LockTimes
-	stop     chan struct{}
+	stopped  context.Context    // done once the locks are being released: no beat starts then
+	stop     context.CancelFunc // stops the heartbeat
 	wg       sync.WaitGroup
 	mu       sync.Mutex
 	failed   []string
@@ -80,7 +82,9 @@ func newLocks(planName string, times LockTimes) *locks {
 	}
 	machine, _ := os.Hostname()
 	token := fmt.Sprintf("troupe run %s by %s@%s pid %d since %s", planName, who, machine, os.Getpid(), time.Now().UTC().Format(time.RFC3339))
-	return &locks{conns: map[string]transport.Conn{}, paths: map[string]string{}, files: map[string]transport.FileOps{}, token: token, times: times, stop: make(chan struct{})}
+	stopped, stop := context.WithCancel(context.Background())
+	return &locks{conns: map[string]transport.Conn{}, paths: map[string]string{}, files: map[string]transport.FileOps{}, token: token, times: times,
+		stopped: stopped, stop: stop}
 }
 
 // take locks host h over c, or notes who refused it (label: how to name a
@@ -264,7 +268,7 @@ func (l *locks) heartbeat() {
 	defer t.Stop()
 	for {
 		select {
-		case <-l.stop:
+		case <-l.stopped.Done():
 			return
 		case <-t.C:
 			l.beat()
@@ -280,54 +284,35 @@ const beatSlots = 64
 // beat refreshes every lock, beatSlots at a time, and stops starting new
 // ones once the locks are being released.
 func (l *locks) beat() {
-	sem := make(chan struct{}, beatSlots)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	for _, h := range l.held() {
-		select {
-		case <-l.stop:
-			return
-		case sem <- struct{}{}:
+	fanout.Each(l.stopped, l.held(), beatSlots, func(_ context.Context, h heldLock) error {
+		// rewritten rather than given a time: SFTP would set this
+		// machine's clock, a write is stamped by the host's, as touch is
+		if h.fo != nil && h.fo.WriteFile(h.path+"/owner", []byte(l.token+"\n"), 0o600) == nil {
+			return nil
 		}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			c, path, fo := h.conn, h.path, h.fo
-			// rewritten rather than given a time: SFTP would set this
-			// machine's clock, a write is stamped by the host's, as touch is
-			if fo != nil && fo.WriteFile(path+"/owner", []byte(l.token+"\n"), 0o600) == nil {
-				return
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), l.times.beat())
-			c.Run(ctx, transport.Cmd{Command: "touch " + render.ShellQuote(path+"/owner")})
-			cancel()
-		}()
-	}
+		// its own timeout, not the stop: a beat under way completes
+		ctx, cancel := context.WithTimeout(context.Background(), l.times.beat())
+		defer cancel()
+		h.conn.Run(ctx, transport.Cmd{Command: "touch " + render.ShellQuote(h.path+"/owner")})
+		return nil
+	})
 }
 
-// release removes the locks this run holds (only if still ours).
+// release removes the locks this run holds (only if still ours), all at
+// once: each over its host's own connection.
 func (l *locks) release() {
-	select {
-	case <-l.stop:
-	default:
-		close(l.stop)
-	}
+	l.stop()
 	l.wg.Wait()
 	q := render.ShellQuote(l.token)
-	var wg sync.WaitGroup
-	for _, h := range l.held() {
-		c, path, fo := h.conn, h.path, h.fo
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if fo != nil && releaseFiles(fo, path, l.token) == nil {
-				return
-			}
-			p := render.ShellQuote(path)
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			c.Run(ctx, transport.Cmd{Command: fmt.Sprintf(`[ "$(cat %s/owner 2>/dev/null)" = %s ] && rm -rf %s; true`, p, q, p)})
-		}()
-	}
-	wg.Wait()
+	held := l.held()
+	fanout.Each(context.Background(), held, len(held), func(_ context.Context, h heldLock) error {
+		if h.fo != nil && releaseFiles(h.fo, h.path, l.token) == nil {
+			return nil
+		}
+		p := render.ShellQuote(h.path)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		h.conn.Run(ctx, transport.Cmd{Command: fmt.Sprintf(`[ "$(cat %s/owner 2>/dev/null)" = %s ] && rm -rf %s; true`, p, q, p)})
+		return nil
+	})
 }

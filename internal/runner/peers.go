@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/troupe/troupe/internal/inventory"
@@ -52,8 +51,8 @@ func (p Peer) String() string {
 // shows. o.Params nil means the params are not known (none were given): a
 // peer named from .params is then known only at run time too.
 func FindPeers(o Options) (*Peers, error) {
-	r := &run{o: o, registered: map[string]map[string]any{}, started: o.StartAt == ""}
-	if !r.started {
+	r := newRun(o)
+	if o.StartAt != "" {
 		leaf, err := o.Plan.StartLeaf(o.StartAt)
 		if err != nil {
 			return nil, err
@@ -69,89 +68,76 @@ func FindPeers(o Options) (*Peers, error) {
 // peers names the run's peers; an error lists every peer that cannot be
 // named (an empty group, a host not in the inventory, a template error).
 func (r *run) peers() (*Peers, error) {
-	f := &peerFinder{r: r, unknown: []string{"registered"}, started: r.started, found: &Peers{}, index: map[string]int{}, seen: map[string]bool{}}
+	unknown := []string{"registered"}
 	if r.o.Params == nil {
-		f.unknown = append(f.unknown, "params")
+		unknown = append(unknown, "params")
 	}
-	f.steps(r.o.Plan.Steps, nil, scopeLayer{params: r.o.Params})
+	f := &peerFinder{w: r.walker(unknown...), found: &Peers{}, index: map[string]int{}, seen: map[string]bool{}}
+	f.w.steps(context.Background(), r.o.Plan.Steps, nil, scopeLayer{params: r.o.Params}, f)
 	if len(f.errs) > 0 {
 		return f.found, errors.New(strings.Join(f.errs, "\n"))
 	}
 	return f.found, nil
 }
 
+// peerFinder is the walk that names peers: the run's walk (the same
+// targets within --limit, the same scope layers and delegates, from
+// --start-at on) with every target at once, whatever the whens will say.
 type peerFinder struct {
-	r       *run
-	unknown []string // scope keys not known before the run
-	started bool     // --start-at reached
-	found   *Peers
-	index   map[string]int  // host name → its place in found.Hosts
-	seen    map[string]bool // what was noted already
-	errs    []string
+	w     *walker
+	found *Peers
+	index map[string]int  // host name → its place in found.Hosts
+	seen  map[string]bool // what was noted already
+	errs  []string
 }
 
-// steps walks the plan as the run will (see one): the same targets within
-// --limit, the same scope layers and delegates, from --start-at on.
-func (f *peerFinder) steps(steps []*plan.Step, inherited []*inventory.Host, l scopeLayer) {
-	for _, s := range steps {
-		targets := inherited
-		if s.Targets != "" {
-			if strings.Contains(s.Targets, "{{") && slices.Contains(f.unknown, "params") {
-				// plan validate -i without params: a step whose targets
-				// come from them is known only at run time.
-				f.note(&f.found.Later, fmt.Sprintf("step %s: its targets are named from .params: known when the plan runs", s.ID))
-				continue
-			}
-			var err error
-			if targets, err = f.r.targets(s, l.params); err != nil {
-				f.note(&f.errs, fmt.Sprintf("step %s: %v", s.ID, err))
-				continue
-			}
-		}
-		if isBlock(s) && (passThrough(s, inherited) || len(targets) > 0) {
-			inner, err := f.r.enter(l, s)
-			if err != nil {
-				if slices.Contains(f.unknown, "params") {
-					f.note(&f.found.Later, fmt.Sprintf("step %s: its params are rendered from .params: known when the plan runs", s.ID))
-				} else {
-					f.note(&f.errs, err.Error())
-				}
-				continue
-			}
-			if passThrough(s, inherited) {
-				targets = nil
-			}
-			f.steps(s.Steps, targets, inner)
-			continue
-		}
-		if len(targets) == 0 {
-			continue
-		}
-		if !f.started {
-			if s.ID != f.r.startAt {
-				continue
-			}
-			f.started = true
-		}
-		f.leaf(s, targets, l)
+// unresolved notes a step whose targets cannot be selected, and goes on.
+func (f *peerFinder) unresolved(s *plan.Step, err error) error {
+	if isNotKnownYet(err) {
+		f.note(&f.found.Later, fmt.Sprintf("step %s: its targets are named from .params: known when the plan runs", s.ID))
+	} else {
+		f.note(&f.errs, err.Error())
 	}
+	return nil
+}
+
+// step walks into a block with targets (all of them, one batch), or names
+// the peers of an action step from --start-at on.
+func (f *peerFinder) step(ctx context.Context, at stepAt) error {
+	if isBlock(at.Step) {
+		if !at.passThrough() && len(at.targets) == 0 {
+			return nil
+		}
+		inner, err := f.w.inner(at)
+		switch {
+		case isNotKnownYet(err):
+			f.note(&f.found.Later, fmt.Sprintf("step %s: its params are rendered from .params: known when the plan runs", at.ID))
+		case err != nil:
+			f.note(&f.errs, err.Error())
+		default:
+			return f.w.block(ctx, at, inner, at.targets, f)
+		}
+		return nil
+	}
+	if len(at.targets) > 0 && f.w.reached(at.Step) {
+		f.leaf(at)
+	}
+	return nil
 }
 
 // leaf names the peers of one action step, for each of its targets.
-func (f *peerFinder) leaf(s *plan.Step, targets []*inventory.Host, l scopeLayer) {
-	sel := s.DelegateTo
-	if sel == "" {
-		sel = l.delegate
-	}
+func (f *peerFinder) leaf(at stepAt) {
+	s := at.Step
+	sel := delegateTo(s, at.layer)
 	named, _ := s.Action.(step.PeerUser)
 	if sel == "" && named == nil {
 		return
 	}
-	_, groups := f.r.groupData()
-	for _, h := range targets {
-		data, err := f.r.scope(h, l, f.unknown)
+	_, groups := f.w.r.groupData()
+	for _, h := range at.targets {
+		data, err := f.w.scope(h, at.layer)
 		if sel != "" {
-			f.add(s, "delegate_to", err, func() ([]*inventory.Host, error) { return f.r.delegateHosts(sel, data) })
+			f.add(s, "delegate_to", err, func() ([]*inventory.Host, error) { return f.w.r.delegateHosts(sel, data) })
 		}
 		if named != nil {
 			f.add(s, s.Kind, err, func() ([]*inventory.Host, error) {
@@ -159,7 +145,7 @@ func (f *peerFinder) leaf(s *plan.Step, targets []*inventory.Host, l scopeLayer)
 				if err != nil {
 					return nil, err
 				}
-				return f.r.inventoryHosts(names)
+				return f.w.r.inventoryHosts(names)
 			})
 		}
 	}
@@ -173,12 +159,13 @@ func (f *peerFinder) add(s *plan.Step, what string, scopeErr error, hosts func()
 	if err == nil {
 		hs, err = hosts()
 	}
-	if err != nil {
-		if key := f.notKnownYet(err); key != "" {
-			f.note(&f.found.Later, fmt.Sprintf("step %s: the hosts of %s are named from .%s: reached when the step runs", s.ID, what, key))
-		} else {
-			f.note(&f.errs, fmt.Sprintf("step %s: %s: %s", s.ID, what, oneLine(err.Error())))
-		}
+	var later *notKnownYet
+	switch {
+	case errors.As(f.w.known(err), &later):
+		f.note(&f.found.Later, fmt.Sprintf("step %s: the hosts of %s are named from .%s: reached when the step runs", s.ID, what, later.key))
+		return
+	case err != nil:
+		f.note(&f.errs, fmt.Sprintf("step %s: %s: %s", s.ID, what, oneLine(err.Error())))
 		return
 	}
 	by := what + " in step " + s.ID
@@ -197,16 +184,10 @@ func (f *peerFinder) add(s *plan.Step, what string, scopeErr error, hosts func()
 	}
 }
 
-// notKnownYet is the scope key whose absence made err, or "": text/template
-// (missingkey=error) says "map has no entry for key" of a key the scope
-// before the run leaves out.
-func (f *peerFinder) notKnownYet(err error) string {
-	for _, k := range f.unknown {
-		if strings.Contains(err.Error(), fmt.Sprintf("map has no entry for key %q", k)) {
-			return k
-		}
-	}
-	return ""
+// isNotKnownYet: err is a value not known before the run.
+func isNotKnownYet(err error) bool {
+	var later *notKnownYet
+	return errors.As(err, &later)
 }
 
 // note adds msg to list once.

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/troupe/troupe/internal/fanout"
 	"github.com/troupe/troupe/internal/inventory"
 	"github.com/troupe/troupe/internal/secret"
 	"github.com/troupe/troupe/internal/transport"
@@ -41,32 +42,24 @@ func newPool(dial func(context.Context, transport.Config) (transport.Conn, error
 // needs it); by default its name. then, when not nil, is called with each
 // host as soon as it is connected (the lock: one pass over the fleet).
 func (p *pool) connect(ctx context.Context, hosts []*inventory.Host, limit int, label map[string]string, then func(*inventory.Host, transport.Conn)) error {
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, limit)
-	errs := map[string]error{}
-	var mu sync.Mutex
 	for _, h := range hosts {
 		if h.SSH.HostKeyCheck == "off" {
 			p.warnings = append(p.warnings, fmt.Sprintf("%s: host key checking is OFF: anyone on the path can impersonate this host", h.Name))
 		}
-		wg.Add(1)
-		go func(h *inventory.Host) {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			c, err := p.get(ctx, h)
-			if err != nil {
-				mu.Lock()
-				errs[h.Name] = err
-				mu.Unlock()
-				return
-			}
-			if then != nil {
-				then(h, c)
-			}
-		}(h)
 	}
-	wg.Wait()
+	dialled := fanout.Each(ctx, hosts, limit, func(ctx context.Context, h *inventory.Host) error {
+		c, err := p.get(ctx, h)
+		if err == nil && then != nil {
+			then(h, c)
+		}
+		return err
+	})
+	errs := map[string]error{}
+	for i, err := range dialled {
+		if err != nil {
+			errs[hosts[i].Name] = err
+		}
+	}
 	if len(errs) == 0 {
 		return nil
 	}

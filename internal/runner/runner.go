@@ -81,15 +81,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	if o.Dial == nil {
 		o.Dial, o.CheckAuth = transport.Dial, transport.CheckAuth
 	}
-	r := &run{
-		o:          o,
-		sem:        make(chan struct{}, o.Concurrency),
-		failed:     map[string]string{},
-		registered: map[string]map[string]any{},
-		counts:     map[report.Status]int{},
-		ready:      map[string]bool{},
-		memo:       &step.Memo{},
-	}
+	r := newRun(o)
 	start := time.Now()
 	sum, err := r.execute(ctx)
 	sum.Duration = time.Since(start)
@@ -101,14 +93,24 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	return sum, err
 }
 
+// newRun is o's run before its first step.
+func newRun(o Options) *run {
+	return &run{
+		o:          o,
+		failed:     map[string]string{},
+		registered: map[string]map[string]any{},
+		counts:     map[report.Status]int{},
+		ready:      map[string]bool{},
+		memo:       &step.Memo{},
+	}
+}
+
 // run is the typed state of one run.
 type run struct {
 	o       Options
-	sem     chan struct{}
 	pool    *pool
 	journal *journal
 	resume  map[string]map[string]done // host → step id → what the previous run recorded
-	started bool                       // --start-at reached
 	startAt string                     // the action step --start-at resolved to
 	locks   *locks                     // the hosts this run holds; nil under --noop
 
@@ -205,8 +207,9 @@ func (r *run) execute(ctx context.Context) (*Summary, error) {
 		r.emit(report.Event{Kind: report.Warning, Text: w})
 	}
 
-	err = r.steps(ctx, r.o.Plan.Steps, nil, scopeLayer{params: r.o.Params}, policy{})
-	if err == nil && !r.started {
+	w := r.walker()
+	err = w.steps(ctx, r.o.Plan.Steps, nil, scopeLayer{params: r.o.Params}, execution{w: w})
+	if err == nil && !w.started {
 		// check found the step, so only targets or when kept it from running
 		err = fmt.Errorf("--start-at %s: the run never reached it (no host was selected for it)", r.startAt)
 	}
@@ -226,8 +229,7 @@ func (r *run) check() error {
 			return &InputError{fmt.Errorf("--limit: %w", err)}
 		}
 	}
-	r.started = r.o.StartAt == ""
-	if !r.started {
+	if r.o.StartAt != "" {
 		leaf, err := r.o.Plan.StartLeaf(r.o.StartAt)
 		if err != nil {
 			return &InputError{fmt.Errorf("--start-at: %w", err)}
@@ -271,42 +273,6 @@ func (r *run) checkAuth(hosts []*inventory.Host) error {
 		return &InputError{errors.Join(errs...)}
 	}
 	return nil
-}
-
-// allHosts is every host some step may target, within --limit, each
-// step's targets selected with the params in force there (a sub-plan's
-// own), as the run will.
-func (r *run) allHosts() ([]*inventory.Host, error) {
-	seen := map[string]bool{}
-	var out []*inventory.Host
-	var walk func(steps []*plan.Step, l scopeLayer) error
-	walk = func(steps []*plan.Step, l scopeLayer) error {
-		for _, s := range steps {
-			if s.Targets != "" {
-				hs, err := r.targets(s, l.params)
-				if err != nil {
-					return fmt.Errorf("step %s: %w", s.ID, err)
-				}
-				for _, h := range hs {
-					if !seen[h.Name] {
-						seen[h.Name] = true
-						out = append(out, h)
-					}
-				}
-			}
-			if isBlock(s) {
-				inner, err := r.enter(l, s)
-				if err != nil {
-					return err
-				}
-				if err := walk(s.Steps, inner); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	}
-	return out, walk(r.o.Plan.Steps, scopeLayer{params: r.o.Params})
 }
 
 // targets selects a step's targets. The selector may name params

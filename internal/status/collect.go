@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/troupe/troupe/internal/fanout"
 	"github.com/troupe/troupe/internal/inventory"
 	"github.com/troupe/troupe/internal/puppet"
 	"github.com/troupe/troupe/internal/secret"
@@ -112,18 +112,15 @@ func Collect(ctx context.Context, inv *inventory.Inventory, o Options) (*Site, e
 	for _, h := range inv.Hosts {
 		byName[h.Name] = h
 	}
-	var wg sync.WaitGroup
-	slots := make(chan struct{}, probeSlots)
-	for _, h := range hosts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			slots <- struct{}{}
-			defer func() { <-slots }()
-			probe(ctx, h, byName[h.Name].SSH, o)
-		}()
+	notStarted := fanout.Each(ctx, hosts, probeSlots, func(ctx context.Context, h *Host) error {
+		probe(ctx, h, byName[h.Name].SSH, o)
+		return nil
+	})
+	for i, err := range notStarted {
+		if err != nil { // interrupted before its turn: read as a probe that could not dial
+			hosts[i].Error = dialError(ctx, err)
+		}
 	}
-	wg.Wait()
 	site := Judge(hosts, o.Now(), o.Horizon)
 	site.WallMS = time.Since(start).Milliseconds()
 	return site, nil

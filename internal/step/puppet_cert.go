@@ -183,88 +183,171 @@ func (p *PuppetCert) crl(ctx context.Context, x *Exec, ca *caSide, hp certPaths)
 	return b, err
 }
 
+// Run does what the step's mode asks: check reads only, reissue replaces a
+// certificate that is not OK, and bootstrap (neither) issues a missing one
+// and refuses to replace one.
 func (p *PuppetCert) Run(ctx context.Context, x *Exec) (Result, error) {
-	certname, err := x.Render(p.Certname)
+	j, err := p.job(ctx, x)
 	if err != nil {
 		return Result{}, err
 	}
-	if certname == "" {
+	switch {
+	case p.Check:
+		return p.check(ctx, x, j)
+	case p.Reissue:
+		return p.reissue(ctx, x, j)
+	}
+	return p.bootstrap(ctx, x, j)
+}
+
+// certJob is one host's certificate step: the names its certificate must
+// hold, its SSL paths, the CA that signs, and the Result's Data.
+type certJob struct {
+	hp   certPaths
+	alts []string // dns_alt_names as given, blanks dropped
+	want []string // the certname and alt names, as the certificate must hold them
+	ca   *caSide
+	data map[string]any
+}
+
+// job renders the step's fields and reads the host's SSL paths.
+func (p *PuppetCert) job(ctx context.Context, x *Exec) (*certJob, error) {
+	certname, err := x.Render(p.Certname)
+	if err != nil {
+		return nil, err
+	}
+	if certname == "" { // troupe names a host's certificate by its inventory name
 		certname = x.Host.Name
 	}
 	alts, err := x.RenderAll(p.DNSAltNames)
 	if err != nil {
-		return Result{}, err
+		return nil, err
 	}
 	cas, err := p.caName(x.Scope())
 	if err != nil {
-		return Result{}, err
+		return nil, err
 	}
-	caName := cas[0]
 	alts = splitNames(alts)
 	s, err := puppetSettings(ctx, x, "main", certname, "certname", "hostcert", "hostprivkey", "localcacert", "hostcrl")
 	if err != nil {
-		return Result{}, err
+		return nil, err
 	}
 	hp := certPaths{s["certname"], s["hostcert"], s["hostprivkey"], s["localcacert"], s["hostcrl"]}
-	ca := &caSide{name: caName}
 	want := puppet.ExpectedNames(hp.certname, alts)
-	// dns_alt_names as given (in their order), for a plan that writes them
-	// into puppet.conf as the role that built the host did.
-	data := map[string]any{"certname": hp.certname, "names": want, "dns_alt_names": strings.Join(alts, ","), "hostcert": hp.hostcert}
+	return &certJob{hp: hp, alts: alts, want: want, ca: &caSide{name: cas[0]},
+		// dns_alt_names as given (in their order), for a plan that writes
+		// them into puppet.conf as the role that built the host did.
+		data: map[string]any{"certname": hp.certname, "names": want, "dns_alt_names": strings.Join(alts, ","), "hostcert": hp.hostcert}}, nil
+}
 
-	// 1. Already there?
-	cert, err := x.Conn.Download(ctx, hp.hostcert, x.Sudo)
+// check (check: true) reads only: Data.state says ok, missing, or why the
+// certificate would be reissued; nothing changes, the CA is not asked.
+func (p *PuppetCert) check(ctx context.Context, x *Exec, j *certJob) (Result, error) {
+	have, verr, err := p.inPlace(ctx, x, j)
 	switch {
-	case err == nil:
-		crl, err := p.crl(ctx, x, ca, hp)
-		if err != nil {
-			return Result{}, err
-		}
-		verr := p.verify(ctx, x, hp, cert, want, crl)
-		if verr == nil {
-			data["state"] = "ok"
-			return Result{Msg: hp.certname + ": certificate OK (" + strings.Join(want, ", ") + ")", Data: data}, nil
-		}
-		var ne *puppet.NamesError
-		data["state"], data["problem"] = "invalid", verr.Error()
-		switch {
-		case errors.As(verr, &ne):
-			data["state"] = "names"
-		case errors.Is(verr, puppet.ErrRevoked):
-			data["state"] = "revoked"
-		}
-		switch {
-		case p.Check:
-			return Result{Msg: hp.certname + ": " + verr.Error(), Data: data}, nil
-		case !p.Reissue && errors.As(verr, &ne):
-			return Result{}, fmt.Errorf("%w; reissue it deliberately (plan regen-cert for a compiler, ca-cert for the CA host), bootstrap does not", verr)
-		case !p.Reissue && errors.Is(verr, puppet.ErrRevoked):
-			return Result{}, fmt.Errorf("%w; reissue it deliberately (plan revoke with reissue=true, or regen-cert for a compiler)", verr)
-		case !p.Reissue:
-			return Result{}, verr
-		}
-		if x.Host.Name == caName {
-			return Result{}, fmt.Errorf("%w; the CA host's own certificate is not reissued this way (it is generated offline on the CA)", verr)
-		}
-		if x.Noop {
-			x.Emit(report.Event{Kind: report.WouldRun, Text: fmt.Sprintf("back up, revoke and replace %s's certificate (%s): new key, %s, signed on %s",
-				hp.certname, verr, strings.Join(want, ", "), caName)})
-			return Result{Changed: true, Msg: "would reissue " + hp.certname, Data: data}, nil
-		}
-		x.Emit(line("%s: %s; reissuing", hp.certname, verr))
-		if err := p.retire(ctx, x, ca, hp); err != nil {
-			return Result{}, err
-		}
-	case !errors.Is(err, fs.ErrNotExist):
-		return Result{}, fmt.Errorf("read %s: %w", hp.hostcert, err)
-	case p.Check:
-		data["state"] = "missing"
-		return Result{Msg: hp.certname + ": no certificate at " + hp.hostcert, Data: data}, nil
+	case err != nil:
+		return Result{}, err
+	case !have:
+		j.data["state"] = "missing"
+		return Result{Msg: j.hp.certname + ": no certificate at " + j.hp.hostcert, Data: j.data}, nil
+	case verr != nil:
+		return Result{Msg: j.hp.certname + ": " + verr.Error(), Data: j.data}, nil
 	}
+	return j.ok(), nil
+}
+
+// bootstrap issues a certificate to a host that has none, keeps one that
+// is OK, and refuses to replace one that is not: reissuing is a
+// deliberate act, with the way to do it in the error.
+func (p *PuppetCert) bootstrap(ctx context.Context, x *Exec, j *certJob) (Result, error) {
+	have, verr, err := p.inPlace(ctx, x, j)
+	var ne *puppet.NamesError
+	switch {
+	case err != nil:
+		return Result{}, err
+	case !have:
+		return p.issue(ctx, x, j)
+	case verr == nil:
+		return j.ok(), nil
+	case errors.As(verr, &ne):
+		return Result{}, fmt.Errorf("%w; reissue it deliberately (plan regen-cert for a compiler, ca-cert for the CA host), bootstrap does not", verr)
+	case errors.Is(verr, puppet.ErrRevoked):
+		return Result{}, fmt.Errorf("%w; reissue it deliberately (plan revoke with reissue=true, or regen-cert for a compiler)", verr)
+	}
+	return Result{}, verr
+}
+
+// reissue (reissue: true) replaces a certificate that is not OK: retired
+// first (backed up, cleaned on the CA and on the host), then issued anew.
+// A host with none gets one; one that is OK is kept.
+func (p *PuppetCert) reissue(ctx context.Context, x *Exec, j *certJob) (Result, error) {
+	have, verr, err := p.inPlace(ctx, x, j)
+	switch {
+	case err != nil:
+		return Result{}, err
+	case !have:
+		return p.issue(ctx, x, j)
+	case verr == nil:
+		return j.ok(), nil
+	case x.Host.Name == j.ca.name:
+		return Result{}, fmt.Errorf("%w; the CA host's own certificate is not reissued this way (it is generated offline on the CA)", verr)
+	case x.Noop:
+		x.Emit(report.Event{Kind: report.WouldRun, Text: fmt.Sprintf("back up, revoke and replace %s's certificate (%s): new key, %s, signed on %s",
+			j.hp.certname, verr, strings.Join(j.want, ", "), j.ca.name)})
+		return Result{Changed: true, Msg: "would reissue " + j.hp.certname, Data: j.data}, nil
+	}
+	x.Emit(line("%s: %s; reissuing", j.hp.certname, verr))
+	if err := p.retire(ctx, x, j.ca, j.hp); err != nil {
+		return Result{}, err
+	}
+	return p.issue(ctx, x, j)
+}
+
+// inPlace reads the host's certificate, if it has one (have), and judges
+// it against the names, the key, the CA and the CRL: verr is why it is not
+// OK, nil when it is. Data.state (and Data.problem) say the same.
+func (p *PuppetCert) inPlace(ctx context.Context, x *Exec, j *certJob) (have bool, verr, err error) {
+	cert, err := x.Conn.Download(ctx, j.hp.hostcert, x.Sudo)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return false, nil, nil
+	case err != nil:
+		return false, nil, fmt.Errorf("read %s: %w", j.hp.hostcert, err)
+	}
+	crl, err := p.crl(ctx, x, j.ca, j.hp)
+	if err != nil {
+		return true, nil, err
+	}
+	verr = p.verify(ctx, x, j.hp, cert, j.want, crl)
+	var ne *puppet.NamesError
+	switch {
+	case verr == nil:
+		j.data["state"] = "ok"
+	case errors.As(verr, &ne):
+		j.data["state"], j.data["problem"] = "names", verr.Error()
+	case errors.Is(verr, puppet.ErrRevoked):
+		j.data["state"], j.data["problem"] = "revoked", verr.Error()
+	default:
+		j.data["state"], j.data["problem"] = "invalid", verr.Error()
+	}
+	return true, verr, nil
+}
+
+// ok is the result for a certificate already in place and OK.
+func (j *certJob) ok() Result {
+	return Result{Msg: j.hp.certname + ": certificate OK (" + strings.Join(j.want, ", ") + ")", Data: j.data}
+}
+
+// issue gets the host a certificate (see PuppetCert): the CA's bundle
+// when it has none, a request, its check, the signature on the CA, the
+// download, and the check of what came back. Each part an earlier,
+// interrupted run did is not done again.
+func (p *PuppetCert) issue(ctx context.Context, x *Exec, j *certJob) (Result, error) {
+	hp, ca := j.hp, j.ca
 	if x.Noop {
 		x.Emit(report.Event{Kind: report.WouldRun, Text: fmt.Sprintf("request a certificate for %s (%s), check it and sign it on %s",
-			hp.certname, strings.Join(want, ", "), caName)})
-		return Result{Changed: true, Msg: "would request and sign " + hp.certname, Data: data}, nil
+			hp.certname, strings.Join(j.want, ", "), ca.name)})
+		return Result{Changed: true, Msg: "would request and sign " + hp.certname, Data: j.data}, nil
 	}
 
 	if err := ca.open(ctx, x); err != nil {
@@ -276,16 +359,16 @@ func (p *PuppetCert) Run(ctx context.Context, x *Exec) (Result, error) {
 	signedPath := path.Join(ca.dir, "signed", hp.certname+".pem")
 	reqPath := path.Join(ca.dir, "requests", hp.certname+".pem")
 
-	_, err = ca.x.Conn.Download(ctx, signedPath, ca.x.Sudo)
+	_, err := ca.x.Conn.Download(ctx, signedPath, ca.x.Sudo)
 	switch {
 	case err == nil:
 		// Signed in an earlier run that stopped before the download: fetch
 		// it; verify() below still checks names and key.
-		x.Emit(line("%s is already signed on %s; downloading it", hp.certname, caName))
+		x.Emit(line("%s is already signed on %s; downloading it", hp.certname, ca.name))
 	case !errors.Is(err, fs.ErrNotExist):
-		return Result{}, fmt.Errorf("ca %s: read %s: %w", caName, signedPath, err)
+		return Result{}, fmt.Errorf("ca %s: read %s: %w", ca.name, signedPath, err)
 	default:
-		if err := p.request(ctx, x, ca.x, hp, alts, reqPath); err != nil {
+		if err := p.request(ctx, x, ca.x, hp, j.alts, reqPath); err != nil {
 			return Result{}, err
 		}
 		pubDER, err := hostPublicKey(ctx, x, hp.hostprivkey)
@@ -297,33 +380,33 @@ func (p *PuppetCert) Run(ctx context.Context, x *Exec) (Result, error) {
 		}
 		csr, err := ca.x.Conn.Download(ctx, reqPath, ca.x.Sudo)
 		if err != nil {
-			return Result{}, fmt.Errorf("ca %s: read %s: %w", caName, reqPath, err)
+			return Result{}, fmt.Errorf("ca %s: read %s: %w", ca.name, reqPath, err)
 		}
-		if err := puppet.CheckCSR(csr, hp.certname, want, pubDER); err != nil {
+		if err := puppet.CheckCSR(csr, hp.certname, j.want, pubDER); err != nil {
 			return Result{}, fmt.Errorf("refusing to sign: %w", err)
 		}
-		x.Emit(line("CSR of %s names exactly %s; signing on %s", hp.certname, strings.Join(want, ", "), caName))
+		x.Emit(line("CSR of %s names exactly %s; signing on %s", hp.certname, strings.Join(j.want, ", "), ca.name))
 		if _, err := ca.x.MustChange(ctx, dflt(ca.x.bins().Puppetserver, "puppetserver")+" ca sign --certname "+render.ShellQuote(hp.certname), ""); err != nil {
-			return Result{}, fmt.Errorf("ca %s: sign %s: %w", caName, hp.certname, err)
+			return Result{}, fmt.Errorf("ca %s: sign %s: %w", ca.name, hp.certname, err)
 		}
 	}
 	if _, err := x.MustChange(ctx, dflt(x.bins().Puppet, "puppet")+" ssl download_cert --certname "+render.ShellQuote(hp.certname), ""); err != nil {
 		return Result{}, fmt.Errorf("download certificate: %w", err)
 	}
-	cert, err = x.Conn.Download(ctx, hp.hostcert, x.Sudo)
+	cert, err := x.Conn.Download(ctx, hp.hostcert, x.Sudo)
 	if err != nil {
 		return Result{}, fmt.Errorf("read %s: %w", hp.hostcert, err)
 	}
 	// The CRL read before (if any) does not list a certificate just signed.
-	if err := p.verify(ctx, x, hp, cert, want, nil); err != nil {
+	if err := p.verify(ctx, x, hp, cert, j.want, nil); err != nil {
 		return Result{}, err
 	}
-	data["state"] = "ok"
-	if why, ok := data["problem"]; ok {
-		data["reissued"] = why // what was wrong with the one it replaced
-		delete(data, "problem")
+	j.data["state"] = "ok"
+	if why, ok := j.data["problem"]; ok {
+		j.data["reissued"] = why // what was wrong with the one it replaced
+		delete(j.data, "problem")
 	}
-	return Result{Changed: true, Msg: hp.certname + ": signed (" + strings.Join(want, ", ") + ")", Data: data}, nil
+	return Result{Changed: true, Msg: hp.certname + ": signed (" + strings.Join(j.want, ", ") + ")", Data: j.data}, nil
 }
 
 // retire takes an unwanted certificate out of the way before a new one is
