@@ -134,6 +134,21 @@ func bootstrapSuite(t *testing.T, bin, suite string) {
 	// compiler yet.
 	s := &site{t: t, l: l, bin: bin, dir: t.TempDir(), inv: spareInventory(t, t.TempDir(), l.Inventory, "compile3")}
 
+	// 0. The README's quick start on bare hosts: --noop shows the whole
+	// bootstrap (reads of what the shown install would bring are skipped,
+	// saying why) and changes nothing: /etc and the package lists as before.
+	bare := []string{"ca", "compile1", "puppetdb", "agent1"}
+	was := s.fingerprints(bare)
+	noop := s.troupeRun(ctx, "run", "bootstrap", "--noop")
+	if noop.code != 0 || len(noop.with("changed")) < 20 {
+		t.Errorf("bootstrap --noop on bare hosts: exit %d, %d changes shown\n%s\n%s", noop.code, len(noop.with("changed")), strings.Join(noop.with("failed"), "\n"), noop.stderr)
+	}
+	for h, fp := range s.fingerprints(bare) {
+		if fp != was[h] {
+			t.Errorf("bootstrap --noop changed %s", h)
+		}
+	}
+
 	// 1. The bootstrap, from bare hosts.
 	first, changed1 := s.troupe(ctx, "run", "bootstrap")
 	t.Logf("first bootstrap: %s, %d changed", first.Round(time.Second), len(changed1))

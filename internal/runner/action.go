@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -96,11 +97,15 @@ func (r *run) host(ctx context.Context, s *plan.Step, h *inventory.Host, l scope
 		return
 	}
 	res, why, err := r.act(ctx, s, h, on, data, l)
-	if err == nil && why != "" {
+	if why == "" && r.isUnapplied(h) {
+		why = notInstalledYet(err)
+	}
+	if why != "" && (err == nil || r.isUnapplied(h)) {
 		r.skip(s, h, why, time.Since(start))
 		return
 	}
 	reg, status, err := r.judge(s, res, err, data)
+	r.showChange(s, h, status)
 	r.remember(s, h, reg)
 	r.conclude(s, h, res, status, err, time.Since(start))
 }
@@ -269,10 +274,13 @@ func (r *run) exec(ctx context.Context, s *plan.Step, h, on *inventory.Host, dat
 	}
 	_, groups := r.groupData()
 	return &step.Exec{
-		Host: h, Conn: conn, Sudo: sudo, Noop: r.o.Noop && !readOnly, Data: data, Files: r.o.Files, Secrets: r.o.Redactor,
+		Host: h, Conn: conn, Sudo: sudo, Noop: r.o.Noop && !readOnly, Unapplied: r.isUnapplied(h), Data: data, Files: r.o.Files, Secrets: r.o.Redactor,
 		Flavor: flavor, Groups: groups, Memo: r.memo,
 		Emit: func(e report.Event) {
 			e.Step, e.Host = s.ID, h.Name
+			if e.Kind == report.WouldRun { // a command --noop shows and does not run
+				r.markUnapplied(h)
+			}
 			r.emit(e)
 		},
 		Peer: r.peer(s, l),
@@ -294,4 +302,17 @@ func (r *run) peer(s *plan.Step, l scopeLayer) func(ctx context.Context, name st
 		}
 		return r.exec(ctx, s, h, h, data, l)
 	}
+}
+
+// notInstalledYet is why a --noop run skips a step that read a host for
+// real and found its program missing (exit 127), on a host it showed
+// changes it did not make (a bare host before the bootstrap: the install
+// was only shown). "" for any other error.
+func notInstalledYet(err error) string {
+	var ee *step.ExitError
+	if !errors.As(err, &ee) || ee.Result.ExitCode != 127 {
+		return ""
+	}
+	lines := strings.Split(strings.TrimSpace(ee.Result.Stderr), "\n")
+	return "--noop: " + strings.TrimSpace(lines[len(lines)-1]) + " (an earlier step would install it)"
 }

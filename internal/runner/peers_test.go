@@ -31,14 +31,31 @@ import (
 // (step.PeerUser) and runs a command on each through Exec.Peer.
 type testActions struct{ step.Registry }
 
-func (a testActions) Kinds() []string { return append(a.Registry.Kinds(), "peer_cmd") }
+func (a testActions) Kinds() []string { return append(a.Registry.Kinds(), "peer_cmd", "read_cmd") }
 
 func (a testActions) Decode(kind string, node ast.Node) (any, error) {
-	if kind != "peer_cmd" {
-		return a.Registry.Decode(kind, node)
+	switch kind {
+	case "peer_cmd":
+		p := &peerCmd{}
+		return p, yaml.NodeToValue(node, p, yaml.Strict())
+	case "read_cmd":
+		p := &readCmd{}
+		return p, yaml.NodeToValue(node, p, yaml.Strict())
 	}
-	p := &peerCmd{}
-	return p, yaml.NodeToValue(node, p, yaml.Strict())
+	return a.Registry.Decode(kind, node)
+}
+
+// readCmd is a read-only action (it runs under --noop too) that fails as
+// its command does.
+type readCmd struct {
+	Cmd string `yaml:"cmd"`
+}
+
+func (p *readCmd) ReadOnly() bool { return true }
+
+func (p *readCmd) Run(ctx context.Context, x *step.Exec) (step.Result, error) {
+	res, err := x.MustProbe(ctx, p.Cmd)
+	return step.Result{Stdout: res.Stdout}, err
 }
 
 type peerCmd struct {

@@ -56,6 +56,26 @@ func (r *run) judge(s *plan.Step, res step.Result, err error, data map[string]an
 	return reg, status, err
 }
 
+// showChange notes a change a --noop run showed on h and did not make.
+func (r *run) showChange(s *plan.Step, h *inventory.Host, status report.Status) {
+	if r.o.Noop && status == report.Changed && !step.IsReadOnly(s.Action) {
+		r.markUnapplied(h)
+	}
+}
+
+func (r *run) markUnapplied(h *inventory.Host) {
+	r.mu.Lock()
+	r.unapplied[h.Name] = true
+	r.mu.Unlock()
+}
+
+// isUnapplied reports whether this --noop run showed h a change it did not make.
+func (r *run) isUnapplied(h *inventory.Host) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.unapplied[h.Name]
+}
+
 // conclude reports a host's judged result: an ignored error as a warning
 // beside the status, a failure with the command's stderr.
 func (r *run) conclude(s *plan.Step, h *inventory.Host, res step.Result, status report.Status, err error, d time.Duration) {

@@ -99,6 +99,7 @@ func newRun(o Options) *run {
 		o:          o,
 		failed:     map[string]string{},
 		registered: map[string]map[string]any{},
+		unapplied:  map[string]bool{},
 		counts:     map[report.Status]int{},
 		ready:      map[string]bool{},
 		memo:       &step.Memo{},
@@ -121,6 +122,10 @@ type run struct {
 	failed     map[string]string         // host → "step: error"; failed hosts leave the run
 	registered map[string]map[string]any // host → register name → result
 	counts     map[report.Status]int
+	// unapplied: hosts this --noop run showed a change on that it did not
+	// make, so a read of them now may find what that change would alter
+	// (a program not installed yet, a service not started yet)
+	unapplied map[string]bool
 
 	groupsOnce sync.Once
 	groups     map[string]any      // .groups, built once

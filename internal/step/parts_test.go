@@ -85,3 +85,33 @@ func TestServicePart(t *testing.T) {
 		}
 	}
 }
+
+// Under --noop on a host where the shown install did not happen, puppet
+// config print is not there: the flavor's paths stand in, said so; with
+// nothing shown, its absence is an error.
+func TestPuppetConfigBeforeInstall(t *testing.T) {
+	c := newFake(t)
+	c.Fail(transporttest.Contains("config print"), 127, "sh: 1: /usr/bin/puppet: not found")
+	s := &fakeSite{hosts: map[string]*fakeConn{"c.lab.test": c}}
+	p := &PuppetConfig{Keys: []string{"confdir", "hostcert", "lastrunfile"}}
+	x := s.exec(t, "c.lab.test")
+	if _, err := p.Run(context.Background(), x); err == nil {
+		t.Fatal("puppet missing on a host with nothing shown: no error")
+	}
+	x.Unapplied = true
+	res, err := p.Run(context.Background(), x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := res.Data.(map[string]any)
+	if d["confdir"] != "/etc/puppet" || d["hostcert"] != "/var/lib/puppet/ssl/certs/c.lab.test.pem" || !strings.Contains(d["lastrunfile"].(string), "known once puppet is installed") {
+		t.Errorf("data %v", d)
+	}
+	said := false
+	for _, e := range s.events {
+		said = said || strings.Contains(e.Text, "the flavor's default paths stand in")
+	}
+	if !said {
+		t.Error("the stand-in is not said")
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/troupe/troupe/internal/report"
 	"maps"
 	"slices"
 	"strings"
@@ -66,6 +67,16 @@ func puppetSettings(ctx context.Context, x *Exec, section, certname string, keys
 		cmd += " --certname " + render.ShellQuote(certname)
 	}
 	res, err := x.MustProbe(ctx, cmd)
+	var ee *ExitError
+	if errors.As(err, &ee) && ee.Result.ExitCode == 127 && x.Unapplied {
+		// --noop on a host Puppet is not installed on yet (the install
+		// before it was only shown): the flavor's defaults stand in, said so.
+		if out, ok := flavorSettings(x.Flavor, certname, keys); ok {
+			x.Emit(report.Event{Kind: report.HostLine, Stream: "stdout",
+				Text: "puppet is not installed yet (--noop): the flavor's default paths stand in for puppet config print"})
+			return out, nil
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("puppet config print: %w", err)
 	}
@@ -101,3 +112,29 @@ func (x *Exec) bins() puppet.Binaries {
 
 // sortedKeys lists a map's keys in order, for deterministic output.
 func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
+
+// flavorSettings are Puppet's settings for keys as the flavor installs
+// them (a certname's files under the ssldir, as Puppet names them), a
+// placeholder for the others; false without a flavor.
+func flavorSettings(f *puppet.Flavor, certname string, keys []string) (map[string]string, bool) {
+	if f == nil {
+		return nil, false
+	}
+	p, ssl := f.Paths, f.Paths.Ssldir
+	known := map[string]string{
+		"confdir": p.Confdir, "codedir": p.Codedir, "ssldir": ssl, "cadir": p.Cadir,
+		"certname": certname, "route_file": p.Confdir + "/routes.yaml",
+		"hostcert": ssl + "/certs/" + certname + ".pem", "hostprivkey": ssl + "/private_keys/" + certname + ".pem",
+		"hostpubkey": ssl + "/public_keys/" + certname + ".pem", "hostcsr": ssl + "/certificate_requests/" + certname + ".pem",
+		"localcacert": ssl + "/certs/ca.pem", "hostcrl": ssl + "/crl.pem",
+	}
+	out := map[string]string{}
+	for _, k := range keys {
+		v, ok := known[k]
+		if !ok || v == "" {
+			v = "<" + k + ": known once puppet is installed>" // shown, never used: nothing is changed under --noop
+		}
+		out[k] = v
+	}
+	return out, true
+}

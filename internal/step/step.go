@@ -59,7 +59,12 @@ type Exec struct {
 	Conn transport.Conn
 	Sudo bool
 	Noop bool
-	Data map[string]any // template scope: .params .vars .host .groups .registered .flavor
+	// Unapplied: the run is --noop and showed this host changes it did
+	// not make, so a read-only action (which runs for real) may find what
+	// they would change: a program not installed yet, a service not
+	// started. It says so instead of failing or waiting.
+	Unapplied bool
+	Data      map[string]any // template scope: .params .vars .host .groups .registered .flavor
 	// Typed facts, set by the runner from the inventory: actions read these,
 	// never Data, for what they need to know themselves.
 	Flavor *puppet.Flavor      // the host's vars.flavor; nil when it names none

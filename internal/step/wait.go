@@ -107,6 +107,9 @@ func (w *Wait) Run(ctx context.Context, x *Exec) (Result, error) {
 		if ok {
 			return Result{Msg: fmt.Sprintf("ready after %s", time.Since(start).Round(100*time.Millisecond))}, nil
 		}
+		if x.Unapplied { // --noop after changes it only showed: what it waits for may be one of them
+			return Result{Skip: fmt.Sprintf("--noop: not ready now (%s), before the changes shown above; the run would wait up to %s", seen, timeout)}, nil
+		}
 		if while != "" && whileExit < 0 { // the probe ended before it could tell
 			res, err := x.Probe(ctx, while)
 			if err != nil {
