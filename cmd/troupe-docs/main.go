@@ -313,7 +313,7 @@ func planDoc(c *comments) ([]byte, error) {
 	b.WriteString("\n## Role\n\n")
 	b.WriteString("A role has the shape of a plan without `packages`. Its `vars` hold defaults. Its `params` are declared once, by the role that reads them, ")
 	b.WriteString("and join the params of every plan that includes it (a plan's own declaration of the same name wins; the type must match): ")
-	b.WriteString("`roles/pool-leave.yaml` declares `drain_timeout`, so every plan that drains a compiler takes `-p drain_timeout=...`.\n\n")
+	b.WriteString("`roles/pool-leave.yaml` declares `drain_timeout`, so every plan that drains a compiler takes `-p drain_timeout=...`; the same name in the include's `vars` is refused (it would do nothing).\n\n")
 	b.WriteString("A role can wrap a body of steps. Where its steps list `- body: DESCRIPTION`, the including step's own `steps` are placed, ")
 	b.WriteString("read in the including file (its params, registers and package sets); a role has at most one such slot, and an include without `steps` leaves it empty:\n\n")
 	b.WriteString("```yaml\n  - id: reissue\n    role: pool-cycle            # pause, leave, the body, reload, gate, join, resume\n    vars: {restart: reloaded}\n    steps:\n      - id: certificate\n        puppet_cert: {reissue: true}\n```\n\n")

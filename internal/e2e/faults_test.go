@@ -248,15 +248,12 @@ func drainCutScenario(ctx context.Context, t *testing.T, s *site) {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(content, "plans", "drain-cut.yaml"), []byte(`name: drain-cut
-description: e2e - pool-leave with a short deadline
-params:
-  on_timeout: {type: string, required: true}
+description: e2e - pool-leave (its params drain_timeout and drain_on_timeout are this plan's)
 steps:
   - id: leave
     name: Leave the pool
     targets: compilers
     role: pool-leave
-    vars: {drain_timeout: 4s, drain_on_timeout: "{{ .params.on_timeout }}"}
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -279,11 +276,11 @@ steps:
 	if victim == "" {
 		t.Fatalf("no compiler holds the session in HAProxy: %+v", s.lbSample())
 	}
-	run := func(onTimeout string) run {
-		return s.troupeRun(ctx, "run", "drain-cut", "--content", content, "-p", "on_timeout="+onTimeout, "--limit", victim+".lab.test")
+	drain := func(onTimeout string) run {
+		return s.troupeRun(ctx, "run", "drain-cut", "--content", content, "-p", "drain_timeout=4s", "-p", "drain_on_timeout="+onTimeout, "--limit", victim+".lab.test")
 	}
 
-	failed := run("fail")
+	failed := drain("fail")
 	smp := s.lbSample()
 	if failed.code != 1 || !strings.HasPrefix(smp.status[victim], "DRAIN") || smp.scur[victim] == 0 {
 		t.Errorf("pool-leave with drain_on_timeout fail: exit %d, %s %s with %d sessions (want exit 1, DRAIN, the session alive)\n%s",
@@ -295,7 +292,7 @@ steps:
 	default:
 	}
 
-	cut := run("cut")
+	cut := drain("cut")
 	if cut.code != 0 {
 		t.Errorf("pool-leave with drain_on_timeout cut: exit %d\n%s", cut.code, strings.Join(cut.with("failed"), "\n"))
 	}
@@ -306,6 +303,13 @@ steps:
 	}
 	if smp := s.lbSample(); !strings.HasPrefix(smp.status[victim], "MAINT") || smp.scur[victim] != 0 {
 		t.Errorf("after the cut: %s %s with %d sessions, want MAINT with 0", victim, smp.status[victim], smp.scur[victim])
+	}
+	// drain_timeout=4s: both runs end at the deadline, not at the default's
+	// 10 minutes (a param that did not reach the role).
+	for _, r := range []run{failed, cut} {
+		if r.wall > time.Minute {
+			t.Errorf("a drain with drain_timeout=4s took %s, bound 1m", r.wall.Round(100*time.Millisecond))
+		}
 	}
 	t.Logf("DRAIN-CUT: %s held a session; fail stopped at the deadline in %s, cut ended it in %s", victim,
 		failed.wall.Round(100*time.Millisecond), cut.wall.Round(100*time.Millisecond))

@@ -1,12 +1,14 @@
 package lab
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -60,6 +62,7 @@ func TestServerRecognisedByOldEnvironment(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		waitExeced(t, cmd.Process.Pid, "sleep")
 		return cmd.Process.Pid
 	}
 	if old := start("TROUPE_LAB_SERVE_DIR=" + wwwDir(work)); !isOurServer(old, work) {
@@ -68,6 +71,20 @@ func TestServerRecognisedByOldEnvironment(t *testing.T) {
 	if other := start("TROUPE_LAB_SERVE_DIR=" + wwwDir(t.TempDir())); isOurServer(other, work) {
 		t.Errorf("another lab's old-style server taken for this one's")
 	}
+}
+
+// waitExeced waits until pid runs name. Start returns once the child has
+// released its parent's memory in execve, a moment before the kernel has set
+// up the new program's arguments and environment; /proc/PID/environ read in
+// that window is empty (seen under load in CI).
+func waitExeced(t *testing.T, pid int, name string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); strings.HasPrefix(string(b), name+"\x00") {
+			return
+		}
+	}
+	t.Fatalf("pid %d does not run %s after 5s", pid, name)
 }
 
 func freeAddr(t *testing.T) string {

@@ -42,13 +42,14 @@ func (c *loadCtx) expandRole(f *srcFile, s *Step, kv yamldoc.Pair, varsN ast.Nod
 	// The role's own vars are defaults (below inventory vars); the include's
 	// vars sit above inventory vars.
 	defaults := map[string]any{}
+	params := map[string]bool{}
 	var stepsN ast.Node
 	for _, p := range top {
 		switch p.Key {
 		case "name", "description":
 			rd.Str(p.Val, p.Key)
 		case "params":
-			c.roleParams(rf, p.Val, sc)
+			params = c.roleParams(rf, p.Val, sc)
 		case "vars":
 			if ps, ok := rd.Mapping(p.Val, "role vars"); ok {
 				for _, v := range ps {
@@ -64,6 +65,13 @@ func (c *loadCtx) expandRole(f *srcFile, s *Step, kv yamldoc.Pair, varsN ast.Nod
 	if varsN != nil {
 		if ps, ok := d.Mapping(varsN, label+" vars"); ok {
 			for _, v := range ps {
+				// A var would be shadowed by the param of the same name
+				// and silently do nothing (a plan copied from before the
+				// role declared it).
+				if params[v.Key] {
+					d.Errorf(v.KeyN, "%s: %q is a param of role %q: the plan takes it (-p %s=...; or declare it in the plan's params with a default), not vars", label, v.Key, name, v.Key)
+					continue
+				}
 				vars[v.Key] = d.Value(v.Val)
 				c.templates(d, v.Val, sc)
 			}

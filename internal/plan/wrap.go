@@ -92,9 +92,12 @@ func (c *loadCtx) slot(f *srcFile, n ast.Node, parent string, ids map[string]ast
 // roleParams adds a role's declared params to the params of the plan that
 // includes it: a param is declared once, by the role that reads it, and
 // every plan including the role takes it (-p drain_timeout=...). A plan's
-// own declaration of the same name wins; its type must match.
-func (c *loadCtx) roleParams(rf *srcFile, n ast.Node, sc *scope) {
+// own declaration of the same name wins; its type must match. It returns the
+// role's param names.
+func (c *loadCtx) roleParams(rf *srcFile, n ast.Node, sc *scope) map[string]bool {
+	names := map[string]bool{}
 	for _, p := range c.params(rf, n) {
+		names[p.Name] = true
 		switch own := findParam(*sc.params, p.Name); {
 		case own == nil:
 			*sc.params = append(*sc.params, p)
@@ -106,6 +109,7 @@ func (c *loadCtx) roleParams(rf *srcFile, n ast.Node, sc *scope) {
 			}
 		}
 	}
+	return names
 }
 
 // packageSets are a plan's named package sets: flavor part (server, agent,

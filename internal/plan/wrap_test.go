@@ -148,6 +148,8 @@ func TestRoleParams(t *testing.T) {
 	for _, c := range []struct{ plan, want string }{
 		{"name: p\nparams: {t: {type: int}}\nsteps: [{id: y, targets: all, role: r}]\n", `param "t" is int here but string in the role`},
 		{"name: p\nsteps: [{id: y, targets: all, role: r}, {id: z, targets: all, command: '{{ .params.u }}'}]\n", `has no param "u" (it declares: t)`},
+		// a var of the param's name would be shadowed by it and do nothing
+		{"name: p\nsteps:\n  - {id: y, targets: all, role: r, vars: {t: 4s}}\n", `p.yaml:3:43: step "y": "t" is a param of role "r": the plan takes it (-p t=...`},
 	} {
 		if _, err := loadFiles(map[string]string{"roles/r.yaml": role, "plans/p.yaml": c.plan}); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("got %v, want %q", err, c.want)
