@@ -30,7 +30,8 @@ func TestMain(m *testing.M) {
 
 // TestBootstrap is the MUST SHOW, once per Debian suite: bookworm
 // (Puppet 7) and trixie (Puppet 8). TROUPE_E2E_SUITES=bookworm picks one;
-// TROUPE_E2E_KEEP=1 leaves the lab up after a failure for a look.
+// TROUPE_E2E_KEEP=1 leaves the lab up after a failure for a look;
+// TROUPE_E2E_ONLY=a,b runs only those day-2 scenarios (never under CI).
 func TestBootstrap(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		testenv.Skip(t, "the lab needs Linux (namespaces, overlayfs)")
@@ -267,10 +268,20 @@ func bootstrapSuite(t *testing.T, bin, suite string) {
 	// Day-2 scenarios on the same site, in sequence, destructive ones last.
 	// The suites share the set: each scenario runs on the suites it names
 	// (TROUPE_E2E_ALL=1: every scenario on every suite).
+	// TROUPE_E2E_ONLY=add-compiler,capacity runs those alone, by hand: CI
+	// runs every scenario.
 	all := os.Getenv("TROUPE_E2E_ALL") != ""
+	only := strings.FieldsFunc(os.Getenv("TROUPE_E2E_ONLY"), func(r rune) bool { return r == ',' })
+	if len(only) > 0 && os.Getenv("CI") == "true" {
+		t.Fatalf("TROUPE_E2E_ONLY=%s under CI=true: CI runs every scenario", strings.Join(only, ","))
+	}
 	for _, sc := range scenarios {
 		if !all && !slices.Contains(sc.suites, suite) {
 			t.Logf("day-2 %s: on %v, not on %s (TROUPE_E2E_ALL=1 runs it here too)", sc.name, sc.suites, suite)
+			continue
+		}
+		if len(only) > 0 && !slices.Contains(only, sc.name) {
+			t.Logf("day-2 %s: not in TROUPE_E2E_ONLY", sc.name)
 			continue
 		}
 		day2(t, s, sc.name, func(t *testing.T, s *site) { sc.run(ctx, t, s) })
@@ -302,6 +313,7 @@ var scenarios = []scenario{
 	{"add-compiler", addCompilerScenario, bookworm},
 	{"status", statusScenario, bookworm},
 	{"drain-cut", drainCutScenario, bookworm},
+	{"capacity", capacityScenario, bookworm}, // min_ready against the live pool, before every drain
 	{"cert-expiry", certExpiryScenario, trixie},
 	{"release", releaseScenario, trixie}, // the .deb installed and run on a lab host
 	{"webhook", webhookScenario, bookworm},
@@ -385,10 +397,29 @@ func (s *site) troupe(ctx context.Context, args ...string) (time.Duration, []str
 	s.t.Helper()
 	r := s.troupeRun(ctx, args...)
 	if r.code != 0 {
-		s.t.Fatalf("troupe %s: exit %d (%s)\n%s\n%s", strings.Join(args[:2], " "), r.code, r.wall.Round(time.Second),
-			strings.Join(r.with("failed"), "\n"), r.stderr)
+		s.t.Fatalf("troupe %s: exit %d (%s)\n%s\n%s%s", strings.Join(args[:2], " "), r.code, r.wall.Round(time.Second),
+			strings.Join(r.with("failed"), "\n"), r.stderr, s.sshdJournals(r.stderr))
 	}
 	return r.wall, r.with("changed")
+}
+
+// sshdJournals is the sshd journal of every host that an error text says
+// refused or dropped an SSH handshake, read from the host's disk.
+func (s *site) sshdJournals(text string) string {
+	var b strings.Builder
+	seen := map[string]bool{}
+	for _, line := range strings.Split(text, "\n") {
+		if !strings.Contains(line, "handshake") {
+			continue
+		}
+		for _, h := range s.l.Hosts {
+			if !seen[h.Name] && strings.Contains(line, h.Name) {
+				seen[h.Name] = true
+				fmt.Fprintf(&b, "\n-- %s: the last lines of ssh.service's journal --\n%s", h.Short, s.l.Journal(h.Short, "ssh.service", 30))
+			}
+		}
+	}
+	return b.String()
 }
 
 // troupeRun runs the binary with --format json and returns what it did,

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -318,4 +319,130 @@ steps:
 	if st := s.haproxyStatus(); !strings.HasPrefix(st[victim], "UP") {
 		t.Errorf("%s after lb-server state=ready: %v", victim, st)
 	}
+}
+
+// capacityScenario: the pool is read again before every drain, not only in
+// the preflight. With three compilers and min_ready 2, one compiler's
+// puppetserver is stopped (HAProxy marks it DOWN); a pool-leave of another
+// must then not drain it, since only one would stay UP. First with a short
+// capacity_wait: the run stops saying why, the compiler never left the pool.
+// Then the control, with the same fault and a long wait: the downed compiler
+// is started during the wait, and the drain happens only once it is UP
+// again. The compiler is put back UP afterwards.
+func capacityScenario(ctx context.Context, t *testing.T, s *site) {
+	compilers := s.compilers()
+	if len(compilers) < 3 {
+		t.Fatalf("capacity needs 3 compilers (add-compiler runs before it), the inventory has %v", compilers)
+	}
+	slices.Sort(compilers)
+	leaving, fault := compilers[len(compilers)-2], compilers[len(compilers)-1]
+	ups := func(smp lbSample, except string) int {
+		n := 0
+		for srv, st := range smp.status {
+			if srv != except && strings.HasPrefix(st, "UP") {
+				n++
+			}
+		}
+		return n
+	}
+	if st := s.lbSample(); ups(st, "") != len(compilers) {
+		t.Fatalf("want every compiler UP before the fault: %v", st.status)
+	}
+	content := filepath.Join(s.dir, "capacity-content")
+	if err := os.MkdirAll(filepath.Join(content, "plans"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(content, "plans", "capacity.yaml"), []byte(`name: capacity
+description: e2e - pool-leave with a capacity_wait (min_ready is pool-leave's param, so this plan's)
+params:
+  wait: {type: string, required: true}
+steps:
+  - id: leave
+    name: Leave the pool
+    targets: compilers
+    role: pool-leave
+    vars: {capacity_wait: "{{ .params.wait }}"}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	leave := func(wait string) run {
+		return s.troupeRun(ctx, "run", "capacity", "--content", content, "-p", "min_ready=2", "-p", "wait="+wait, "--limit", leaving+".lab.test")
+	}
+	waitStatus := func(srv, want string) {
+		t.Helper()
+		for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(time.Second) {
+			if strings.HasPrefix(s.haproxyStatus()[srv], want) {
+				return
+			}
+		}
+		t.Fatalf("%s not %s in HAProxy after 2m: %v", srv, want, s.haproxyStatus())
+	}
+
+	s.ssh(fault, "systemctl stop puppetserver")
+	waitStatus(fault, "DOWN")
+
+	// Refused: 15 s of capacity_wait, then the run stops; the compiler stays.
+	lb := startLBSampler(s)
+	refused := leave("15s")
+	samples := lb.stop()
+	msg := strings.Join(refused.with("failed"), "\n")
+	if refused.code != 1 || !strings.Contains(msg, "below min_ready 2") || !strings.Contains(msg, "left as it was") {
+		t.Errorf("pool-leave of %s with %s DOWN and min_ready 2: exit %d (want 1, saying why)\n%s", leaving, fault, refused.code, msg)
+	}
+	if refused.wall < 15*time.Second || refused.wall > time.Minute {
+		t.Errorf("the refusal came after %s, want the capacity_wait of 15s (bound 1m)", refused.wall.Round(100*time.Millisecond))
+	}
+	if len(samples) < 10 {
+		t.Fatalf("HAProxy sampled %d times during a run of %s", len(samples), refused.wall)
+	}
+	for _, smp := range samples {
+		if !strings.HasPrefix(smp.status[leaving], "UP") {
+			t.Errorf("%s: %s left the pool while %s was %s: %v", smp.at.Format("15:04:05.0"), leaving, fault, smp.status[fault], smp.status)
+		}
+	}
+
+	// The control: the same drain waits, and goes once the pool can spare it.
+	lb = startLBSampler(s)
+	done := make(chan run, 1)
+	go func() { done <- leave("3m") }()
+	time.Sleep(5 * time.Second)
+	s.ssh(fault, "systemctl start --no-block puppetserver")
+	var waited run
+	select {
+	case waited = <-done:
+	case <-time.After(4 * time.Minute):
+		t.Fatalf("pool-leave with capacity_wait 3m still runs after 4m")
+	}
+	samples = lb.stop()
+	if waited.code != 0 {
+		t.Errorf("pool-leave once %s was back: exit %d\n%s", fault, waited.code, strings.Join(waited.with("failed"), "\n"))
+	}
+	var backUp, left time.Time
+	for _, smp := range samples {
+		if backUp.IsZero() && strings.HasPrefix(smp.status[fault], "UP") {
+			backUp = smp.at
+		}
+		if left.IsZero() && !strings.HasPrefix(smp.status[leaving], "UP") {
+			left = smp.at
+			if ups(smp, leaving) < 2 {
+				t.Errorf("%s: %s left the pool with %d others UP, min_ready 2: %v", smp.at.Format("15:04:05.0"), leaving, ups(smp, leaving), smp.status)
+			}
+		}
+	}
+	switch {
+	case backUp.IsZero() || left.IsZero():
+		t.Errorf("in %d samples: %s back UP at %v, %s left at %v; want both", len(samples), fault, backUp, leaving, left)
+	case samples[0].status[fault] == "" || strings.HasPrefix(samples[0].status[fault], "UP"):
+		t.Errorf("the wait was not crossed: %s was %q when the run began", fault, samples[0].status[fault])
+	default:
+		t.Logf("CAPACITY: %s DOWN, min_ready 2: the drain of %s refused after %s; with the wait, it left %s after %s was UP again (%s after the run began)",
+			fault, leaving, refused.wall.Round(100*time.Millisecond), left.Sub(backUp).Round(100*time.Millisecond), fault, left.Sub(samples[0].at).Round(time.Second))
+		seconds(t, "capacity: a drain waits for min_ready, then stops", refused.wall)
+	}
+	if st := s.haproxyStatus(); !strings.HasPrefix(st[leaving], "MAINT") {
+		t.Errorf("%s after the waited pool-leave: %v, want MAINT", leaving, st)
+	}
+
+	s.troupe(ctx, "run", "lb-server", "--param", "state=ready", "--limit", leaving+".lab.test")
+	waitStatus(leaving, "UP")
 }

@@ -25,6 +25,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -250,6 +251,22 @@ func (l *Lab) Host(name string) (LabHost, bool) {
 		}
 	}
 	return LabHost{}, false
+}
+
+// Journal returns the last lines of a unit's journal on host, read from the
+// host's root on this machine (journalctl -D), so it works when the host's
+// sshd does not: for the report of a failure that may be sshd's own.
+func (l *Lab) Journal(host, unit string, lines int) string {
+	h, ok := l.Host(host)
+	if !ok {
+		return fmt.Sprintf("lab: no host %q", host)
+	}
+	dir := filepath.Join(l.hostDir(h), "merged", "var", "log", "journal")
+	out, err := exec.Command("journalctl", "-D", dir, "-u", unit, "-n", strconv.Itoa(lines), "--no-pager", "-o", "short-iso").CombinedOutput()
+	if err != nil {
+		return fmt.Sprintf("journalctl -D %s -u %s: %v\n%s", dir, unit, err, out)
+	}
+	return string(out)
 }
 
 // SSHCommand returns ssh(1) as root into host (FQDN, short name or alias),

@@ -22,7 +22,7 @@ var kinds = map[string]func() Action{
 	"file":          func() Action { return &File{} },         // a directory, an empty file, or nothing at a path
 	"package":       func() Action { return &Package{} },      // apt or dnf packages, with version pins
 	"package_facts": func() Action { return &PackageFacts{} }, // installed, offered and target versions, holds; read-only
-	"service":       func() Action { return &Service{} },      // systemctl start/stop/restart/reload/enable
+	"service":       func() Action { return &Service{} },      // systemctl start/stop/restart/reload/enable; a failed start, restart or reload shows the unit's last journal lines
 	"wait":          func() Action { return &Wait{} },         // a TCP port, an HTTP(S) answer, or a command, until a timeout
 	"message":       func() Action { return &Message{} },      // print a line
 	"assert":        func() Action { return &Assert{} },       // fail unless every condition is true

@@ -93,6 +93,9 @@ func (s *Service) Run(ctx context.Context, x *Exec) (Result, error) {
 		}
 		if verb != "" {
 			if _, err := x.MustChange(ctx, "systemctl "+verb+" "+q, ""); err != nil {
+				if verb != "stop" {
+					err = withJournal(ctx, x, q, err)
+				}
 				return Result{}, err
 			}
 			did = append(did, verb)
@@ -109,6 +112,26 @@ func (s *Service) Run(ctx context.Context, x *Exec) (Result, error) {
 		return Result{Msg: name + " already " + strings.Join(is, ", ")}, nil
 	}
 	return Result{Changed: true, Msg: name + ": " + strings.Join(did, ", ")}, nil
+}
+
+// journalLines is how much of a unit's journal a failed start shows.
+const journalLines = 15
+
+// withJournal adds the unit's last journal lines to the error of a failed
+// start, restart or reload: systemd's own message only says where to look
+// ("See journalctl -xeu ..."), and by the time an operator looks, a
+// later run or a restart may have buried the cause (a JVM that died while
+// loading says why only there).
+func withJournal(ctx context.Context, x *Exec, unit string, err error) error {
+	res, jerr := x.Probe(ctx, fmt.Sprintf("journalctl -u %s -n %d --no-pager -o short-iso 2>/dev/null", unit, journalLines))
+	tail := strings.TrimSpace(res.Stdout)
+	if jerr != nil || res.ExitCode != 0 || tail == "" {
+		return err
+	}
+	if len(tail) > 3000 {
+		tail = "…" + tail[len(tail)-3000:]
+	}
+	return fmt.Errorf("%w\n%s's journal, last %d lines:\n%s", err, unit, journalLines, tail)
 }
 
 // unit is the systemd unit: the name, or the flavor's unit for the part.

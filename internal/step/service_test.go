@@ -2,6 +2,7 @@ package step
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -165,8 +166,35 @@ func TestServiceNoopAndSudo(t *testing.T) {
 func TestServiceStartFails(t *testing.T) {
 	h := newUnitHost(t, false, true)
 	h.failStart = true
+	h.Reply(transporttest.Equal("journalctl -u puppetserver -n 15 --no-pager -o short-iso 2>/dev/null"), "") // nothing journaled: systemd's message alone
 	_, _, err := runService(t, h, false, &Service{Name: "puppetserver", State: "started"})
 	if err == nil || !strings.Contains(err.Error(), "exit status 1: Job for puppetserver.service failed") {
+		t.Fatalf("%v", err)
+	}
+}
+
+// A unit that fails to restart fails the step with the unit's last journal
+// lines beside systemd's message (which only says where to look); the
+// exit status and systemd's stderr stay the step's result.
+func TestServiceRestartFailsWithJournal(t *testing.T) {
+	h := newUnitHost(t, true, true)
+	h.failStart = true
+	h.Reply(transporttest.Equal("journalctl -u puppetserver -n 15 --no-pager -o short-iso 2>/dev/null"),
+		"2026-12-07T11:25:40+0000 compile1 java[812]: Error: Could not find or load main class\n")
+	_, _, err := runService(t, h, false, &Service{Name: "puppetserver", State: "restarted"})
+	var ee *ExitError
+	if err == nil || !errors.As(err, &ee) || ee.Result.ExitCode != 1 ||
+		!strings.Contains(err.Error(), "exit status 1: Job for puppetserver.service failed") ||
+		!strings.Contains(err.Error(), "puppetserver's journal, last 15 lines:\n2026-12-07T11:25:40+0000 compile1 java[812]: Error: Could not find") {
+		t.Fatalf("%v", err)
+	}
+	// a stop that fails is not a start: no journal read (the fake fails
+	// the test on an unexpected command)
+	h = newUnitHost(t, true, true)
+	h.On(transporttest.Equal("systemctl stop puppetserver"), func(transporttest.Command) transport.Result {
+		return transport.Result{ExitCode: 1, Stderr: "Failed to stop puppetserver.service\n"}
+	})
+	if _, _, err := runService(t, h, false, &Service{Name: "puppetserver", State: "stopped"}); err == nil || strings.Contains(err.Error(), "journal") {
 		t.Fatalf("%v", err)
 	}
 }
