@@ -44,6 +44,7 @@ type options struct {
 	interval time.Duration
 	keep     bool
 	sshdConf string
+	conc     int
 }
 
 func main() {
@@ -57,6 +58,7 @@ func main() {
 	flag.StringVar(&tools, "tools", "troupe,floor,openssh,ansible", "comma-separated tools to run")
 	flag.DurationVar(&o.interval, "interval", 20*time.Millisecond, "memory sampling interval")
 	flag.BoolVar(&o.keep, "keep", false, "keep the scratch directory (and leave its path on stderr)")
+	flag.IntVar(&o.conc, "concurrency", 0, "troupe's --concurrency (0: N, every host at once, as the floor)")
 	flag.StringVar(&o.sshdConf, "sshd-config", "", "extra sshd_config lines for every server (diagnostics, e.g. \"LogLevel DEBUG1\")")
 	flag.StringVar(&floor, "floor", "", "internal: be the floor program for the hosts listed in this file (see floor.go)")
 	flag.Parse()
@@ -183,7 +185,7 @@ func run(ctx context.Context, o options) error {
 	defer f.stop()
 	logf("%d sshd up in %.1fs", maxN, time.Since(t0).Seconds())
 
-	env := &benchEnv{f: f, payload: payloadPath, troupe: troupeBin, content: content}
+	env := &benchEnv{f: f, payload: payloadPath, troupe: troupeBin, content: content, conc: o.conc}
 	m := collectMachine(troupeBin)
 	if err := warmUp(ctx, env); err != nil {
 		return err

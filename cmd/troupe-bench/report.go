@@ -230,7 +230,11 @@ func writeDoc(path string, m machine, o options, results []*result) error {
 	fmt.Fprintf(&b, "### Results (%s)\n\n", m.Date)
 	fmt.Fprintf(&b, "Machine: %d CPUs (%s), %s RAM, Linux %s, %s.  \n", m.CPUs, m.CPU, m.RAM, m.Kernel, m.OS)
 	fmt.Fprintf(&b, "Versions: %s; %s; %s; bench built with %s.  \n", m.Troupe, m.OpenSSH, m.Ansible, m.Go)
-	fmt.Fprintf(&b, "Runs per N: troupe, the floor and OpenSSH %d each, taking turns (the median run shown), Ansible 1; memory sampled every %s.\n\n", o.repeat, o.interval)
+	fmt.Fprintf(&b, "Runs per N: troupe, the floor and OpenSSH %d each, taking turns (the median run shown), Ansible 1; memory sampled every %s.", o.repeat, o.interval)
+	if o.conc > 0 {
+		fmt.Fprintf(&b, " troupe ran with `--concurrency %d` (the others take every host at once).", o.conc)
+	}
+	b.WriteString("\n\n")
 	b.WriteString(renderTable(results, o.ns))
 	b.WriteString("\n")
 	for _, n := range o.ns {

@@ -37,6 +37,7 @@ type benchEnv struct {
 	payload string // local path of the 10 KiB payload
 	troupe  string // troupe binary (absolute)
 	content string // --content dir (absolute)
+	conc    int    // troupe's --concurrency; 0: N, every host at once as the floor
 }
 
 func (e *benchEnv) tools() []tool {
@@ -67,9 +68,13 @@ func (e *benchEnv) troupeCmd(dir string, hosts []*host) (*exec.Cmd, error) {
 	if err := os.WriteFile(inv, []byte(b.String()), 0o644); err != nil {
 		return nil, err
 	}
+	conc := e.conc
+	if conc == 0 {
+		conc = len(hosts)
+	}
 	cmd := exec.Command(e.troupe, "run", "fanout", "-i", inv,
 		"--content", e.content, "--state-dir", filepath.Join(dir, "state"),
-		"--concurrency", strconv.Itoa(len(hosts)), "--format", "json",
+		"--concurrency", strconv.Itoa(conc), "--format", "json",
 		"-p", "payload="+e.payload)
 	return cmd, nil
 }
