@@ -229,8 +229,12 @@ func writeDoc(path string, m machine, o options, results []*result) error {
 	b.WriteString(docMarker + "\n\n")
 	fmt.Fprintf(&b, "### Results (%s)\n\n", m.Date)
 	fmt.Fprintf(&b, "Machine: %d CPUs (%s), %s RAM, Linux %s, %s.  \n", m.CPUs, m.CPU, m.RAM, m.Kernel, m.OS)
-	fmt.Fprintf(&b, "Versions: %s; %s; %s; bench built with %s.  \n", m.Troupe, m.OpenSSH, m.Ansible, m.Go)
-	fmt.Fprintf(&b, "Runs per N: troupe, the floor and OpenSSH %d each, taking turns (the median run shown), Ansible 1; memory sampled every %s.", o.repeat, o.interval)
+	versions := []string{m.Troupe, m.OpenSSH}
+	if o.tools["ansible"] {
+		versions = append(versions, m.Ansible)
+	}
+	fmt.Fprintf(&b, "Versions: %s; bench built with %s.  \n", strings.Join(versions, "; "), m.Go)
+	fmt.Fprintf(&b, "Tools run: %s. Runs per N: troupe, the floor and OpenSSH %d each, taking turns (the median run shown), Ansible 1; memory sampled every %s.", ranTools(o), o.repeat, o.interval)
 	if o.conc > 0 {
 		fmt.Fprintf(&b, " troupe ran with `--concurrency %d` (the others take every host at once).", o.conc)
 	}
@@ -282,4 +286,15 @@ func writeDoc(path string, m machine, o options, results []*result) error {
 func firstLineOf(s string) string {
 	l, _, _ := strings.Cut(s, "\n")
 	return l
+}
+
+// ranTools lists the tools this run measured, in the table's order.
+func ranTools(o options) string {
+	var out []string
+	for _, t := range []string{"troupe", "floor", "openssh", "ansible"} {
+		if o.tools[t] {
+			out = append(out, t)
+		}
+	}
+	return strings.Join(out, ", ")
 }
