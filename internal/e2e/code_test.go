@@ -62,9 +62,7 @@ func webhookScenario(ctx context.Context, t *testing.T, s *site) {
 		}
 	}
 
-	sha := s.pushControlCommit("webhook e2e " + time.Now().Format(time.RFC3339Nano))
-	body := fmt.Sprintf(`{"ref":"refs/heads/production","after":%q,"repository":{"name":"control"},"head_commit":{"id":%q}}`, sha, sha)
-	post := func(sig string) int {
+	post := func(body, sig string) int {
 		req, _ := http.NewRequest("POST", "http://"+listen+"/", strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("X-GitHub-Event", "push")
@@ -76,14 +74,22 @@ func webhookScenario(ctx context.Context, t *testing.T, s *site) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	if code := post("sha256=" + strings.Repeat("0", 64)); code != http.StatusUnauthorized {
-		t.Errorf("a wrongly signed push: HTTP %d, want 401", code)
+	// push commits to the control repository and sends its signed push
+	// event; it returns the commit and when the event was accepted.
+	push := func(msg string) (string, time.Time) {
+		t.Helper()
+		sha := s.pushControlCommit(msg + " " + time.Now().Format(time.RFC3339Nano))
+		body := fmt.Sprintf(`{"ref":"refs/heads/production","after":%q,"repository":{"name":"control"},"head_commit":{"id":%q}}`, sha, sha)
+		mac := hmac.New(sha256.New, []byte(key))
+		mac.Write([]byte(body))
+		pushed := time.Now()
+		if code := post(body, "sha256="+hex.EncodeToString(mac.Sum(nil))); code != http.StatusAccepted {
+			t.Fatalf("a signed push: HTTP %d, want 202\n%s", code, logs.String())
+		}
+		return sha, pushed
 	}
-	mac := hmac.New(sha256.New, []byte(key))
-	mac.Write([]byte(body))
-	pushed := time.Now()
-	if code := post("sha256=" + hex.EncodeToString(mac.Sum(nil))); code != http.StatusAccepted {
-		t.Fatalf("a signed push: HTTP %d, want 202\n%s", code, logs.String())
+	if code := post(`{"ref":"refs/heads/production"}`, "sha256="+strings.Repeat("0", 64)); code != http.StatusUnauthorized {
+		t.Errorf("a wrongly signed push: HTTP %d, want 401", code)
 	}
 
 	compilers := s.compilers()
@@ -91,40 +97,134 @@ func webhookScenario(ctx context.Context, t *testing.T, s *site) {
 	for _, c := range compilers {
 		deployed[c] = strings.TrimSpace(s.ssh(c, "puppet config print codedir")) + "/environments/production/.r10k-deploy.json"
 	}
-	var on time.Duration
-	for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(500 * time.Millisecond) {
-		behind := []string{}
+	behind := func(sha string) []string {
+		var out []string
 		for _, c := range compilers {
 			if !strings.Contains(s.ssh(c, "cat "+deployed[c]), sha) {
-				behind = append(behind, c)
+				out = append(out, c)
 			}
 		}
-		if len(behind) == 0 {
-			on = time.Since(pushed)
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("5 minutes after the push, %v are not on %s\n%s", behind, sha, logs.String())
-		}
+		return out
 	}
+	// landed waits until every compiler is on sha and /status records it.
+	landed := func(sha string) time.Time {
+		t.Helper()
+		var at time.Time
+		for deadline := time.Now().Add(5 * time.Minute); at.IsZero(); time.Sleep(500 * time.Millisecond) {
+			if b := behind(sha); len(b) == 0 {
+				at = time.Now()
+			} else if time.Now().After(deadline) {
+				t.Fatalf("5 minutes after the push, %v are not on %s\n%s", b, sha, logs.String())
+			}
+		}
+		// /status records the deploy and each server's commit once it ends.
+		var last *webhook.Record
+		for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(time.Second) {
+			if st, err := status(); err == nil && len(st.Deploys) > 0 && st.Deploys[0].Commit == sha && st.Deploys[0].Result == "ok" {
+				last = st.Deploys[0]
+				break
+			}
+		}
+		if last == nil {
+			st, _ := status()
+			t.Fatalf("GET /status after the deploy of %.12s: %+v\n%s", sha, st.Deploys, logs.String())
+		}
+		for _, c := range compilers {
+			if got := last.Servers[c+".lab.test"]; len(got) < 7 || !strings.HasPrefix(sha, got) {
+				t.Errorf("GET /status: %s on %q, want %s (servers %v)", c, got, sha, last.Servers)
+			}
+		}
+		return at
+	}
+
+	sha, pushed := push("webhook e2e")
+	on := landed(sha).Sub(pushed)
 	t.Logf("WEBHOOK: push event → all %d compilers on %.12s in %s", len(compilers), sha, on.Round(100*time.Millisecond))
 	seconds(t, "webhook: push to every compiler on the commit", on)
 
-	// /status records the deploy and each server's commit once it ends.
-	var last *webhook.Record
-	for deadline := time.Now().Add(2 * time.Minute); last == nil && time.Now().Before(deadline); time.Sleep(time.Second) {
-		if st, err := status(); err == nil && len(st.Deploys) > 0 {
-			last = st.Deploys[0]
+	webhookLockWait(ctx, t, s, push, behind, landed, status)
+}
+
+// webhookLockWait: a push that arrives while an operator's run holds the
+// compilers' locks is not lost: /status shows it waiting with the holder,
+// no compiler moves while the run goes on, and the deploy lands once the
+// run has freed the locks, within the retry backoff's bound.
+func webhookLockWait(ctx context.Context, t *testing.T, s *site, push func(string) (string, time.Time),
+	behind func(string) []string, landed func(string) time.Time, status func() (webhook.Status, error)) {
+	const marker = "/run/e2e-holding"
+	content := filepath.Join(s.dir, "hold-content")
+	if err := os.MkdirAll(filepath.Join(content, "plans"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(content, "plans", "hold.yaml"), []byte(`name: hold
+description: e2e - an operator's run that holds the compilers' locks for 20 seconds
+steps:
+  - id: hold
+    targets: compilers
+    command: "touch `+marker+` && sleep 20; rm -f `+marker+`"
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	compilers := s.compilers()
+	held := make(chan run, 1)
+	go func() { held <- s.troupeRun(ctx, "run", "hold", "--content", content) }()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(300 * time.Millisecond) {
+		n := 0
+		for _, c := range compilers {
+			if _, rc := s.sshRC(c, "test -e "+marker); rc == 0 {
+				n++
+			}
+		}
+		if n == len(compilers) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the holding run did not reach its step on %d compilers in a minute", len(compilers)-n)
 		}
 	}
-	if last == nil || last.Result != "ok" || last.Commit != sha {
-		t.Fatalf("GET /status after the deploy: %+v\n%s", last, logs.String())
-	}
-	for _, c := range compilers {
-		if got := last.Servers[c+".lab.test"]; len(got) < 7 || !strings.HasPrefix(sha, got) {
-			t.Errorf("GET /status: %s on %q, want %s (servers %v)", c, got, sha, last.Servers)
+
+	sha, _ := push("webhook e2e, locks held")
+	var waiting *webhook.Record
+	var hold run
+	for hold.wall == 0 {
+		select {
+		case hold = <-held:
+		case <-time.After(time.Second):
+			st, err := status()
+			if err != nil {
+				continue
+			}
+			// a deploy waiting for a lock is in the queue (deploys lists
+			// the finished ones)
+			for _, r := range st.Queued {
+				if r.Commit != sha || r.Result != "waiting" {
+					continue
+				}
+				if waiting == nil {
+					// while the run holds the locks, no compiler moves
+					if b := behind(sha); len(b) != len(compilers) {
+						t.Errorf("compilers on %.12s while another run held their locks: %d of %d moved", sha, len(compilers)-len(b), len(compilers))
+					}
+				}
+				waiting = r
+			}
 		}
 	}
+	freed := time.Now()
+	if hold.code != 0 {
+		t.Fatalf("the holding run: exit %d\n%s", hold.code, strings.Join(hold.with("failed"), "\n"))
+	}
+	if waiting == nil || waiting.Holder == "" {
+		t.Fatalf("/status never showed the push waiting with the lock's holder while the run held the locks: %+v", waiting)
+	}
+	after := landed(sha).Sub(freed)
+	// the retries back off up to 30 s; a deploy takes seconds
+	if after > time.Minute {
+		t.Errorf("the waiting deploy landed %s after the locks were freed, bound 1m", after.Round(100*time.Millisecond))
+	}
+	t.Logf("WEBHOOK LOCK WAIT: a push during a 20 s run holding the locks waited (holder %q, %d tries), landed %s after the run ended",
+		waiting.Holder, waiting.Tries, after.Round(100*time.Millisecond))
+	seconds(t, "webhook: a push that waited for the locks lands after they are freed", after)
 }
 
 // pushControlCommit adds a commit to the control repository's production
