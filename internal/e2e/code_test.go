@@ -152,19 +152,13 @@ func webhookScenario(ctx context.Context, t *testing.T, s *site) {
 func webhookLockWait(ctx context.Context, t *testing.T, s *site, push func(string) (string, time.Time),
 	behind func(string) []string, landed func(string) time.Time, status func() (webhook.Status, error)) {
 	const marker = "/run/e2e-holding"
-	content := filepath.Join(s.dir, "hold-content")
-	if err := os.MkdirAll(filepath.Join(content, "plans"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(content, "plans", "hold.yaml"), []byte(`name: hold
+	content := s.contentPlan("hold", `name: hold
 description: e2e - an operator's run that holds the compilers' locks for 20 seconds
 steps:
   - id: hold
     targets: compilers
     command: "touch `+marker+` && sleep 20; rm -f `+marker+`"
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+`)
 	compilers := s.compilers()
 	held := make(chan run, 1)
 	go func() { held <- s.troupeRun(ctx, "run", "hold", "--content", content) }()

@@ -244,20 +244,14 @@ func unitsScenario(ctx context.Context, t *testing.T, s *site) {
 // drain); with cut, HAProxy ends the session and the compiler goes to
 // maintenance. The compiler is put back UP afterwards.
 func drainCutScenario(ctx context.Context, t *testing.T, s *site) {
-	content := filepath.Join(s.dir, "drain-cut-content")
-	if err := os.MkdirAll(filepath.Join(content, "plans"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(content, "plans", "drain-cut.yaml"), []byte(`name: drain-cut
+	content := s.contentPlan("drain-cut", `name: drain-cut
 description: e2e - pool-leave (its params drain_timeout and drain_on_timeout are this plan's)
 steps:
   - id: leave
     name: Leave the pool
     targets: compilers
     role: pool-leave
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+`)
 	// The held session, and the compiler HAProxy gave it to.
 	hold := s.l.SSHCommand("agent1", `while sleep 2; do printf 'GET /status/v1/simple HTTP/1.1\r\nHost: puppet.lab.test\r\n\r\n'; done | openssl s_client -connect puppet.lab.test:8140 -quiet >/dev/null 2>&1`)
 	if err := hold.Start(); err != nil {
@@ -348,11 +342,7 @@ func capacityScenario(ctx context.Context, t *testing.T, s *site) {
 	if st := s.lbSample(); ups(st, "") != len(compilers) {
 		t.Fatalf("want every compiler UP before the fault: %v", st.status)
 	}
-	content := filepath.Join(s.dir, "capacity-content")
-	if err := os.MkdirAll(filepath.Join(content, "plans"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(content, "plans", "capacity.yaml"), []byte(`name: capacity
+	content := s.contentPlan("capacity", `name: capacity
 description: e2e - pool-leave with a capacity_wait (min_ready is pool-leave's param, so this plan's)
 params:
   wait: {type: string, required: true}
@@ -362,9 +352,7 @@ steps:
     targets: compilers
     role: pool-leave
     vars: {capacity_wait: "{{ .params.wait }}"}
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+`)
 	leave := func(wait string) run {
 		return s.troupeRun(ctx, "run", "capacity", "--content", content, "-p", "min_ready=2", "-p", "wait="+wait, "--limit", leaving+".lab.test")
 	}
@@ -445,4 +433,18 @@ steps:
 
 	s.troupe(ctx, "run", "lb-server", "--param", "state=ready", "--limit", leaving+".lab.test")
 	waitStatus(leaving, "UP")
+}
+
+// contentPlan writes plan NAME into a content directory of its own under
+// the site's directory (for --content) and returns that directory.
+func (s *site) contentPlan(name, src string) string {
+	s.t.Helper()
+	content := filepath.Join(s.dir, name+"-content")
+	if err := os.MkdirAll(filepath.Join(content, "plans"), 0o700); err != nil {
+		s.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(content, "plans", name+".yaml"), []byte(src), 0o600); err != nil {
+		s.t.Fatal(err)
+	}
+	return content
 }
