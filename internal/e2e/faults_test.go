@@ -227,11 +227,7 @@ func unitsScenario(ctx context.Context, t *testing.T, s *site) {
 	t.Logf("UNITS: reload %s (MainPID %s kept, num-jrubies %s → %s); restart %s (MainPID %s → %s, num-jrubies %s)",
 		reload.Round(100*time.Millisecond), pid0, n0, n1, restart.Round(100*time.Millisecond), pid1, pid2, n2)
 	// HAProxy's check lags the restart by up to rise × inter (10 s).
-	st := s.haproxyStatus()
-	for deadline := time.Now().Add(time.Minute); !strings.HasPrefix(st[host], "UP") && time.Now().Before(deadline); st = s.haproxyStatus() {
-		time.Sleep(500 * time.Millisecond)
-	}
-	if !strings.HasPrefix(st[host], "UP") {
+	if st, ok := s.awaitLB(host, "UP", time.Minute); !ok {
 		t.Errorf("%s not UP in HAProxy a minute after the restart: %v", host, st)
 	}
 }
@@ -358,12 +354,9 @@ steps:
 	}
 	waitStatus := func(srv, want string) {
 		t.Helper()
-		for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(time.Second) {
-			if strings.HasPrefix(s.haproxyStatus()[srv], want) {
-				return
-			}
+		if st, ok := s.awaitLB(srv, want, 2*time.Minute); !ok {
+			t.Fatalf("%s not %s in HAProxy after 2m: %v", srv, want, st)
 		}
-		t.Fatalf("%s not %s in HAProxy after 2m: %v", srv, want, s.haproxyStatus())
 	}
 
 	s.ssh(fault, "systemctl stop puppetserver")
@@ -447,4 +440,14 @@ func (s *site) contentPlan(name, src string) string {
 		s.t.Fatal(err)
 	}
 	return content
+}
+
+// awaitLB polls HAProxy until server's status starts with want, for at most
+// within; it returns the last status read and whether it got there.
+func (s *site) awaitLB(server, want string, within time.Duration) (map[string]string, bool) {
+	st := s.haproxyStatus()
+	for deadline := time.Now().Add(within); !strings.HasPrefix(st[server], want) && time.Now().Before(deadline); st = s.haproxyStatus() {
+		time.Sleep(500 * time.Millisecond)
+	}
+	return st, strings.HasPrefix(st[server], want)
 }

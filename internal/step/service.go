@@ -94,7 +94,7 @@ func (s *Service) Run(ctx context.Context, x *Exec) (Result, error) {
 		if verb != "" {
 			if _, err := x.MustChange(ctx, "systemctl "+verb+" "+q, ""); err != nil {
 				if verb != "stop" {
-					err = withJournal(ctx, x, q, err)
+					err = withJournal(ctx, x, name, err)
 				}
 				return Result{}, err
 			}
@@ -123,7 +123,7 @@ const journalLines = 15
 // later run or a restart may have buried the cause (a JVM that died while
 // loading says why only there).
 func withJournal(ctx context.Context, x *Exec, unit string, err error) error {
-	res, jerr := x.Probe(ctx, fmt.Sprintf("journalctl -u %s -n %d --no-pager -o short-iso 2>/dev/null", unit, journalLines))
+	res, jerr := x.Probe(ctx, fmt.Sprintf("journalctl -u %s -n %d --no-pager -o short-iso 2>/dev/null", render.ShellQuote(unit), journalLines))
 	tail := strings.TrimSpace(res.Stdout)
 	if jerr != nil || res.ExitCode != 0 || tail == "" {
 		return err
