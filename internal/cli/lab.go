@@ -47,6 +47,7 @@ type LabUpCmd struct {
 	cacheFlags
 	Compilers int    `help:"Number of compilers." default:"2"`
 	Agents    int    `help:"Number of agents." default:"1"`
+	LBs       int    `name:"load-balancers" help:"Number of load balancers: 1, or 2 sharing a virtual IP (keepalived)." default:"1"`
 	Subnet    string `help:"First three octets of the lab's /24." default:"10.77.0"`
 	Bridge    string `help:"Bridge name (another one runs a second lab beside the first)." default:"labbr0"`
 }
@@ -55,7 +56,7 @@ func (c LabUpCmd) Run() error {
 	if err := lab.CheckHost(); err != nil {
 		return err
 	}
-	l, err := lab.Up(context.Background(), lab.Spec{Suite: c.Suite, Compilers: c.Compilers, Agents: c.Agents,
+	l, err := lab.Up(context.Background(), lab.Spec{Suite: c.Suite, Compilers: c.Compilers, Agents: c.Agents, LoadBalancers: c.LBs,
 		CacheDir: c.CacheDir, WorkDir: c.WorkDir, Subnet: c.Subnet, Bridge: c.Bridge}, os.Stderr)
 	if err != nil {
 		return err

@@ -116,7 +116,8 @@ func bootstrapSuite(t *testing.T, bin, suite string) {
 	t0 := time.Now()
 	// A work dir of its own: fresh, bare hosts, never an operator's lab.
 	// Its own bridge and subnet, so the test runs beside a demo lab (labbr0).
-	l, err := lab.Up(ctx, lab.Spec{Suite: suite, WorkDir: filepath.Join(t.TempDir(), "work"), Subnet: "10.77.8", Bridge: "labe0", Compilers: 3, Agents: 2}, testLog{t})
+	l, err := lab.Up(ctx, lab.Spec{Suite: suite, WorkDir: filepath.Join(t.TempDir(), "work"), Subnet: "10.77.8", Bridge: "labe0", Compilers: 3, Agents: 2,
+		LoadBalancers: loadBalancers[suite]}, testLog{t})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,6 +295,11 @@ type scenario struct {
 	suites []string // the suites whose site runs it
 }
 
+// loadBalancers per suite: trixie's site has two, sharing lb_name's
+// virtual IP (keepalived), so its upgrade and the scenarios after it run on
+// a load-balancer pair, and lb-failover halts one.
+var loadBalancers = map[string]int{"bookworm": 1, "trixie": 2}
+
 var (
 	both     = []string{"bookworm", "trixie"}
 	bookworm = []string{"bookworm"}
@@ -323,9 +329,11 @@ var scenarios = []scenario{
 	{"revoke", revokeScenario, bookworm},
 	{"ca-renew", caRenewScenario, trixie},
 	{"ca-backup-restore", caBackupRestoreScenario, trixie},
-	{"ca-rebuild", caRebuildScenario, trixie}, // every certificate new
-	{"units", unitsScenario, trixie},          // systemd's reload and restart of puppetserver
-	{"kill-jvm", killJVMScenario, bookworm},   // last: a killed JVM, and what its unit does
+	{"ca-rebuild", caRebuildScenario, trixie},   // every certificate new
+	{"units", unitsScenario, trixie},            // systemd's reload and restart of puppetserver
+	{"lb-reload", lbReloadScenario, trixie},     // a reload keeps a drain, on both load balancers
+	{"lb-failover", lbFailoverScenario, trixie}, // last on trixie: the active load balancer halted
+	{"kill-jvm", killJVMScenario, bookworm},     // last: a killed JVM, and what its unit does
 }
 
 func envOr(name, def string) string {

@@ -20,7 +20,8 @@ import (
 )
 
 // newLab lays out the topology of s: ca .10, compile1..N .11.., lb .20
-// (alias puppet.<domain>), puppetdb .30, agent1..M .40..
+// (alias puppet.<domain>), puppetdb .30, agent1..M .40..; with two load
+// balancers, lb .20 and lb2 .21, and puppet.<domain> is the VIP .29.
 func newLab(s Spec) *Lab {
 	w := s.WorkDir
 	gw := s.Subnet + ".1"
@@ -46,7 +47,13 @@ func newLab(s Spec) *Lab {
 	for i := 1; i <= s.Compilers; i++ {
 		add(fmt.Sprintf("compile%d", i), 10+i, "compilers")
 	}
-	add("lb", 20, "loadbalancer", "puppet."+s.Domain, "puppet")
+	if s.LoadBalancers == 1 {
+		add("lb", 20, "loadbalancer", "puppet."+s.Domain, "puppet")
+	} else {
+		add("lb", 20, "loadbalancer")
+		add("lb2", 21, "loadbalancer")
+		l.VIP = s.Subnet + ".29"
+	}
 	add("puppetdb", 30, "puppetdb")
 	for i := 1; i <= s.Agents; i++ {
 		add(fmt.Sprintf("agent%d", i), 39+i, "agents")
@@ -174,21 +181,12 @@ func (l *Lab) prepareHost(ctx context.Context, h LabHost, pub string) error {
 			}
 		}
 	}
-	var hosts strings.Builder
-	fmt.Fprintf(&hosts, "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\tgw.%s gw\n", l.Gateway, l.Spec.Domain)
-	for _, o := range l.Hosts {
-		fmt.Fprintf(&hosts, "%s\t%s %s", o.Address, o.Name, o.Short)
-		for _, a := range o.Aliases {
-			fmt.Fprintf(&hosts, " %s", a)
-		}
-		hosts.WriteString("\n")
-	}
 	files := []struct {
 		path, content string
 		mode          os.FileMode
 	}{
 		{"etc/hostname", h.Short + "\n", 0o644},
-		{"etc/hosts", hosts.String(), 0o644},
+		{"etc/hosts", l.etcHosts(), 0o644},
 		{"etc/resolv.conf", "search " + l.Spec.Domain + "\noptions timeout:1 attempts:1\n", 0o644},
 		{"etc/apt/sources.list", "# the lab's local repository (troupe lab); nothing else is reachable\ndeb [trusted=yes] " + l.RepoURL + " ./\n", 0o644},
 		{"root/.ssh/authorized_keys", pub, 0o600},
@@ -205,6 +203,24 @@ func (l *Lab) prepareHost(ctx context.Context, h LabHost, pub string) error {
 	os.Chmod(filepath.Join(f, "root/.ssh"), 0o700)
 	os.Chmod(filepath.Join(f, "home/lab/.ssh"), 0o700)
 	return nil
+}
+
+// etcHosts is every host's /etc/hosts: the gateway, every host by name and
+// aliases, and the VIP of two load balancers as the LB's name.
+func (l *Lab) etcHosts() string {
+	var hosts strings.Builder
+	fmt.Fprintf(&hosts, "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\tgw.%s gw\n", l.Gateway, l.Spec.Domain)
+	for _, o := range l.Hosts {
+		fmt.Fprintf(&hosts, "%s\t%s %s", o.Address, o.Name, o.Short)
+		for _, a := range o.Aliases {
+			fmt.Fprintf(&hosts, " %s", a)
+		}
+		hosts.WriteString("\n")
+	}
+	if l.VIP != "" {
+		fmt.Fprintf(&hosts, "%s\tpuppet.%s puppet\n", l.VIP, l.Spec.Domain)
+	}
+	return hosts.String()
 }
 
 func (l *Lab) writeKnownHosts() error {
@@ -278,7 +294,12 @@ func (l *Lab) bootHost(ctx context.Context, cache suiteCache, h LabHost) error {
 	cmd := exec.Command("systemd-nspawn", "--quiet", "--boot", "--directory", m,
 		"--machine", ns, "--hostname", h.Short, "--network-namespace-path", "/run/netns/"+ns,
 		"--register=no", "--keep-unit", "--resolv-conf=off", "--timezone=off", "--link-journal=no",
-		"--console=read-only")
+		"--console=read-only",
+		// A host may change its own network (keepalived adds and removes
+		// the load balancers' virtual IP): nspawn keeps CAP_NET_ADMIN only
+		// for networks it makes itself (systemd-nspawn(1), --private-network),
+		// not for the namespace it is given here.
+		"--capability=CAP_NET_ADMIN")
 	cmd.Stdout, cmd.Stderr = console, console
 	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -624,4 +645,30 @@ func (l *Lab) SSHDPID(host string) (int, error) {
 		}
 	}
 	return 0, fmt.Errorf("%s: no sshd among the children of its systemd (%d)", h.Short, ipid)
+}
+
+// Halt cuts a host off as a power loss does: its link to the bridge goes
+// down, so the network namespace (which outlives the host) no longer answers
+// for any address the host held, and its PID 1 is killed, which ends every
+// process of the host at once, with no shutdown. The host stays down until
+// `lab down`.
+func (l *Lab) Halt(host string) error {
+	h, ok := l.Host(host)
+	if !ok {
+		return fmt.Errorf("lab: no host %q", host)
+	}
+	ipid := l.initPID(h)
+	if ipid == 0 {
+		return fmt.Errorf("lab: %s is not running", h.Short)
+	}
+	if err := run(context.Background(), nil, "ip", "link", "set", vethName(l.Bridge, h), "down"); err != nil {
+		return fmt.Errorf("%s: %w", h.Short, err)
+	}
+	if err := syscall.Kill(ipid, syscall.SIGKILL); err != nil {
+		return fmt.Errorf("%s: kill PID 1 (%d): %w", h.Short, ipid, err)
+	}
+	if !waitGone(ipid, 10*time.Second) {
+		return fmt.Errorf("%s: PID 1 (%d) still there 10 s after SIGKILL", h.Short, ipid)
+	}
+	return nil
 }

@@ -17,6 +17,9 @@ func (l *Lab) writeInventory() error {
 	fmt.Fprintf(&b, "# Written by `troupe lab up` (%s lab in %s); rewritten on every up, removed by `troupe lab down`.\n", s.Suite, l.WorkDir)
 	b.WriteString("version: 1\nvars:\n")
 	fmt.Fprintf(&b, "  flavor: debian\n  domain: %s\n  lb_name: puppet.%s\n  ca_name: ca.%s\n", s.Domain, s.Domain, s.Domain)
+	if l.VIP != "" {
+		fmt.Fprintf(&b, "  lb_vip: %s/24\n", l.VIP)
+	}
 	fmt.Fprintf(&b, "  package_repo: %q\n", "deb [trusted=yes] "+l.RepoURL+" ./")
 	fmt.Fprintf(&b, "  control_repo: %s\n", l.ControlRepoURL)
 	// Lab only: the JVMs JIT with C1 alone. On two CPUs shared by five JVMs

@@ -35,10 +35,14 @@ type Spec struct {
 	Suite     string // bookworm (default; Puppet 7) | trixie (Puppet 8)
 	Compilers int    // default 2
 	Agents    int    // default 1
-	Subnet    string // first three octets of the /24, default "10.77.0"
-	Domain    string // default "lab.test"
-	CacheDir  string // default /var/cache/troupe-lab
-	WorkDir   string // default /var/lib/troupe-lab
+	// LoadBalancers is 1 (default: lb, which lb_name names) or 2: lb and
+	// lb2 with keepalived carrying the virtual IP VIP (.29) that lb_name
+	// names (inventory var lb_vip).
+	LoadBalancers int    `json:",omitempty"`
+	Subnet        string // first three octets of the /24, default "10.77.0"
+	Domain        string // default "lab.test"
+	CacheDir      string // default /var/cache/troupe-lab
+	WorkDir       string // default /var/lib/troupe-lab
 	// Bridge is the lab's bridge in the root network namespace, default
 	// labbr0. Another name (with another Subnet and WorkDir) lets a second
 	// lab run beside the first: the tests use one. Host veths are named
@@ -56,6 +60,9 @@ func (s Spec) Defaults() Spec {
 	}
 	if s.Agents == 0 {
 		s.Agents = 1
+	}
+	if s.LoadBalancers == 0 {
+		s.LoadBalancers = 1
 	}
 	if s.Subnet == "" {
 		s.Subnet = "10.77.0"
@@ -85,6 +92,9 @@ func (s Spec) validate() error {
 	if s.Agents < 1 || s.Agents > 50 {
 		return fmt.Errorf("lab: agents must be 1..50, got %d", s.Agents)
 	}
+	if s.LoadBalancers < 1 || s.LoadBalancers > 2 {
+		return fmt.Errorf("lab: load balancers must be 1 or 2, got %d", s.LoadBalancers)
+	}
 	var a, b, c int
 	if n, _ := fmt.Sscanf(s.Subnet+"\n", "%d.%d.%d\n", &a, &b, &c); n != 3 || a > 255 || b > 255 || c > 255 {
 		return fmt.Errorf("lab: subnet must be the first three octets of a /24, like 10.77.0; got %q", s.Subnet)
@@ -111,6 +121,7 @@ type Lab struct {
 	RepoURL        string // flat Debian repository: "deb [trusted=yes] RepoURL ./"
 	UpgradeRepoURL string // bumped puppetserver and puppet-agent (+troupe1); not in the hosts' sources
 	ControlRepoURL string // git (dumb HTTP) control repository: branches production and development
+	VIP            string `json:",omitempty"` // with two load balancers: the virtual IP lb_name names
 	Ready          bool   // false while Up is still building it
 }
 

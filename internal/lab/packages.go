@@ -25,15 +25,15 @@ var rolePackages = map[string][][]string{
 	"bookworm": {
 		{"puppetserver", "puppet-terminus-puppetdb", "r10k", "git"},                                                  // ca, compilers
 		{"puppetdb", "puppet-terminus-puppetdb", "postgresql", "postgresql-contrib", "puppet-agent", "augeas-tools"}, // puppetdb
-		{"haproxy", "socat"},                     // loadbalancer
-		{"puppet-agent"},                         // agents
-		{"curl", "openssl", "ruby", "git", "jq"}, // tools the plans may use anywhere
+		{"haproxy", "socat", "keepalived"},                                                                           // loadbalancer (keepalived: two of them, lb_vip)
+		{"puppet-agent"},                                                                                             // agents
+		{"curl", "openssl", "ruby", "git", "jq"},                                                                     // tools the plans may use anywhere
 	},
 	// trixie: Puppet 8 (puppetserver 8.7.0, puppetdb 8.4.1, puppet-agent 8.10), PostgreSQL 17, haproxy 3.0.
 	"trixie": {
 		{"puppetserver", "puppet-terminus-puppetdb", "r10k", "git"},
 		{"puppetdb", "puppet-terminus-puppetdb", "postgresql", "postgresql-contrib", "puppet-agent", "augeas-tools"},
-		{"haproxy", "socat"},
+		{"haproxy", "socat", "keepalived"},
 		{"puppet-agent"},
 		{"curl", "openssl", "ruby", "git", "jq"},
 	},

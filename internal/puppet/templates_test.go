@@ -35,13 +35,16 @@ func TestRoleTemplates(t *testing.T) {
 					"groups": map[string]any{
 						"ca":        []any{host("ca.example.com", "10.0.0.10")},
 						"compilers": []any{host("compile1.example.com", "10.0.0.11"), host("compile2.example.com", "10.0.0.12")},
+						// keepalived.conf's peers: every load balancer but this host.
+						"loadbalancer": []any{host("compile1.example.com", "10.0.0.11"), host("lb2.example.com", "10.0.0.21")},
 					},
 					"vars": map[string]any{
 						"server_role": role, "tls12_only": true, "lb_timeout": "10m", "lb_socket": "/run/haproxy/admin.sock",
 						"ca_route": route, "ca_name": "ca.example.com", "control_repo": "https://git.example.com/control.git",
-						"r10k_cachedir": "/var/cache/r10k",
+						"r10k_cachedir": "/var/cache/r10k", "lb_state_file": "/var/lib/haproxy/server-state",
+						"lb_vip": "10.0.0.29/24", "lb_vrrp_id": 51,
 					},
-					"registered": map[string]any{"pcfg": map[string]any{"data": map[string]any{
+					"registered": map[string]any{"interface": map[string]any{"stdout": "eth0\n"}, "pcfg": map[string]any{"data": map[string]any{
 						"codedir": paths["codedir"], "hostcert": ssl + "/certs/compile1.example.com.pem",
 						"hostprivkey": ssl + "/private_keys/compile1.example.com.pem", "localcacert": ssl + "/certs/ca.pem",
 						"hostcrl": ssl + "/crl.pem",
@@ -85,6 +88,20 @@ func check(t *testing.T, label, out, role, route string) {
 			must(strings.Contains(out, s), s)
 		}
 		must(strings.Contains(out, "req.ssl_sni -i ca.example.com") == (route == "sni"), "SNI route only with ca_route sni")
+		must(strings.Contains(out, "server-state-file /var/lib/haproxy/server-state") &&
+			strings.Contains(out, "load-server-state-from-file global"), "runtime states kept across a reload")
+	case strings.HasSuffix(label, "haproxy-state.conf.tmpl"):
+		// The configuration is checked, then the states saved, then the new process started.
+		check := strings.Index(out, "ExecReload=/usr/sbin/haproxy -Ws -f $CONFIG -c")
+		save := strings.Index(out, `echo "show servers state" | socat stdio unix-connect:/run/haproxy/admin.sock > /var/lib/haproxy/server-state.new`)
+		signal := strings.Index(out, "ExecReload=/bin/kill -USR2 $MAINPID")
+		must(strings.Contains(out, "\nExecReload=\n") && check > 0 && check < save && save < signal, "reload: reset, check, save, signal")
+		must(strings.Contains(out, "ExecStartPre=/bin/rm -f /var/lib/haproxy/server-state\n"), "a start begins from the configuration")
+	case strings.HasSuffix(label, "keepalived.conf.tmpl"):
+		for _, s := range []string{"interface eth0\n", "virtual_router_id 51\n", "nopreempt", "10.0.0.29/24", "unicast_peer {\n        10.0.0.21\n    }"} {
+			must(strings.Contains(out, s), s)
+		}
+		must(!strings.Contains(out, "10.0.0.11"), "this host is not its own peer")
 	case strings.HasSuffix(label, "r10k.yaml.tmpl"):
 		must(strings.Contains(out, "remote: https://git.example.com/control.git"), "remote")
 		must(strings.Contains(out, "/code/environments"), "basedir")
