@@ -141,6 +141,7 @@ func lbFailoverScenario(ctx context.Context, t *testing.T, s *site) {
 		standby = lbs[1]
 	}
 	t.Logf("VIP %s on %s; %s stands by", s.l.VIP, active, standby)
+	s.statusSaysVIP(ctx, 0, active, standby)
 
 	agents := startAgentLoop(t, s, s.agents()...)
 	for deadline := time.Now().Add(3 * time.Minute); len(agents.snapshot()) < len(s.agents()) && time.Now().Before(deadline); {
@@ -195,12 +196,13 @@ func lbFailoverScenario(ctx context.Context, t *testing.T, s *site) {
 	}
 	// keepalived's bound: the standby declares the master dead after
 	// 3 × advert_int + skew (3.6 s with advert_int 1 and priority 100;
-	// RFC 5798 §6.1), then announces the address.
+	// RFC 3768 §6.1, VRRPv2, keepalived's default), then announces the address.
 	const bound = 6 * time.Second
 	if took > bound {
 		t.Errorf("the VIP answered %s after the halt, over the bound of %s", took.Round(100*time.Millisecond), bound)
 	}
 	t.Logf("VIP answered on %s %s after the halt", standby, took.Round(100*time.Millisecond))
+	s.statusSaysVIP(ctx, 1, standby, active) // exit 1: the halted host is unreachable
 
 	// Two runs per agent that start after the move, through the standby.
 	for deadline := time.Now().Add(5 * time.Minute); time.Now().Before(deadline); time.Sleep(time.Second) {
@@ -229,4 +231,31 @@ func lbFailoverScenario(ctx context.Context, t *testing.T, s *site) {
 	record(t, "lb-failover: failed runs started after the move", float64(len(failedAfter)), "runs")
 	record(t, "lb-failover: runs started after the move", float64(len(after)), "runs")
 	t.Logf("%d runs started after the move, %d failed", len(after), len(failedAfter))
+}
+
+// statusSaysVIP: `troupe status` exits code and names holder as the load
+// balancer holding the VIP and other as not holding it (for a halted host:
+// unreachable, which status flags).
+func (s *site) statusSaysVIP(ctx context.Context, code int, holder, other string) {
+	s.t.Helper()
+	st, got := s.status(ctx)
+	if got != code {
+		s.t.Errorf("troupe status: exit %d, want %d\n%s", got, code, st.problems())
+	}
+	for _, c := range []struct {
+		short string
+		holds bool
+	}{{holder, true}, {other, false}} {
+		h := st.host(c.short + "." + s.l.Spec.Domain)
+		switch {
+		case h == nil:
+			s.t.Errorf("troupe status has no row for %s", c.short)
+		case c.holds && (h.Pool == nil || h.Pool.VIP != s.l.VIP || !h.Pool.HoldsVIP):
+			s.t.Errorf("troupe status does not say %s holds the VIP %s: %+v\n%s", c.short, s.l.VIP, h.Pool, st.problems())
+		case !c.holds && h.Pool != nil && h.Pool.HoldsVIP:
+			s.t.Errorf("troupe status says %s holds the VIP too\n%s", c.short, st.problems())
+		case !c.holds && code != 0 && !strings.Contains(st.problems(), c.short+"."+s.l.Spec.Domain):
+			s.t.Errorf("troupe status does not flag the halted %s\n%s", c.short, st.problems())
+		}
+	}
 }

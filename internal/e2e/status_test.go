@@ -44,6 +44,10 @@ type hostStatus struct {
 		Admin string `json:"admin"`
 		Level string `json:"level"`
 	} `json:"haproxy"`
+	Pool *struct {
+		VIP      string `json:"vip"`
+		HoldsVIP bool   `json:"holds_vip"`
+	} `json:"pool"`
 	Cert *struct {
 		DaysLeft int      `json:"days_left"`
 		SANs     []string `json:"sans"`

@@ -65,6 +65,9 @@ func Specs(inv *inventory.Inventory) ([]*Host, error) {
 				}
 			}
 		}
+		if v, ok := h.Vars["lb_vip"].(string); ok && s.has(RoleLB) {
+			s.VIP, _, _ = strings.Cut(v, "/")
+		}
 		if s.has(RoleCompiler) && !headsDone {
 			s.Heads, headsDone = true, true
 		}

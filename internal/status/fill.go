@@ -59,6 +59,14 @@ func fill(h *Host) {
 	}
 	if s.has(RoleLB) {
 		h.Pool = readPool(get("lbstate"), get("lbstat"))
+		if s.VIP != "" {
+			h.Pool.VIP = s.VIP
+			if msg := get("vip").failure(); msg != "" {
+				h.Pool.VIPError = msg
+			} else {
+				h.Pool.HoldsVIP = strings.Contains(get("vip").Body, " "+s.VIP+"/")
+			}
+		}
 	}
 	if s.has(RolePuppetDB) {
 		h.PuppetDB = readPuppetDB(get("pdbstatus"), get("pdbnodes"))

@@ -28,6 +28,7 @@ func Judge(hosts []*Host, now time.Time, horizon time.Duration) *Site {
 	}
 	j.revocations(hosts)
 	j.drift()
+	j.vips()
 	for _, h := range hosts {
 		for _, p := range site.Problems {
 			if p.Host == h.Name {
@@ -404,4 +405,43 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// vips flags a virtual IP that no load balancer holds (agents cannot reach
+// lb_name) or that several hold (two VRRP masters, each answering for it),
+// and a load balancer whose addresses could not be read.
+func (j *judge) vips() {
+	byVIP := map[string][]*Host{}
+	var order []string
+	for _, h := range j.site.Hosts {
+		if p := h.Pool; h.spec.has(RoleLB) && p != nil && p.VIP != "" {
+			if byVIP[p.VIP] == nil {
+				order = append(order, p.VIP)
+			}
+			byVIP[p.VIP] = append(byVIP[p.VIP], h)
+		}
+	}
+	for _, vip := range order {
+		var holders []string
+		unread := false
+		for _, h := range byVIP[vip] {
+			switch {
+			case h.Error != "":
+				unread = true
+			case h.Pool.VIPError != "":
+				unread = true
+				h.Pool.Level = max(h.Pool.Level, j.flag(h, Warn, "haproxy", "lb_vip %s: %s", vip, h.Pool.VIPError))
+			case h.Pool.HoldsVIP:
+				holders = append(holders, shortName(h.Name))
+			}
+		}
+		for _, h := range byVIP[vip] {
+			switch {
+			case len(holders) > 1 && h.Pool.HoldsVIP:
+				h.Pool.Level = max(h.Pool.Level, j.flag(h, Bad, "haproxy", "lb_vip %s held by %s at once: more than one VRRP master", vip, strings.Join(holders, " and ")))
+			case len(holders) == 0 && !unread && h.Error == "":
+				h.Pool.Level = max(h.Pool.Level, j.flag(h, Bad, "haproxy", "no load balancer holds lb_vip %s", vip))
+			}
+		}
+	}
 }

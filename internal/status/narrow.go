@@ -33,7 +33,7 @@ var narrowColumns = []narrowColumn{
 	}},
 	{"SERVICES", 8, narrowServices},
 	{"SERVER", 12, narrowServer},
-	{"HAPROXY", 10, narrowHAProxy},
+	{"HAPROXY", 12, narrowHAProxy},
 	{"CERT", 8, narrowCert},
 	{"CODE", 10, narrowCode},
 	{"PUPPETDB", 12, narrowPuppetDB},
@@ -140,7 +140,11 @@ func narrowHAProxy(h *Host) (string, Level) {
 				up++
 			}
 		}
-		return fmt.Sprintf("%d/%d UP", up, len(p.Servers)), p.Level
+		v := fmt.Sprintf("%d/%d UP", up, len(p.Servers))
+		if p.HoldsVIP {
+			v += " +VIP"
+		}
+		return v, p.Level
 	}
 	if len(h.HAProxy) == 0 {
 		return "-", OK

@@ -57,6 +57,7 @@ type spec struct {
 	Roles    []string
 	Flavor   puppet.Flavor
 	Socket   string // HAProxy admin socket (lb role)
+	VIP      string // lb_vip without its prefix length (lb role, two load balancers)
 	Heads    bool   // git ls-remote the control repository (one compiler)
 }
 
@@ -81,6 +82,9 @@ func (s spec) services() []string {
 	}
 	if s.has(RoleLB) {
 		out = append(out, "haproxy")
+		if s.VIP != "" {
+			out = append(out, "keepalived")
+		}
 	}
 	return out
 }
@@ -165,6 +169,10 @@ if [ -d "$d" ]; then for e in "$d"/*/; do [ -d "$e" ] || continue; n=${e%%/}; pr
 		sock := q("unix-connect:" + s.Socket)
 		fmt.Fprintf(&b, "sec lbstate; echo 'show servers state' | socat -T 3 stdio %s 2>&1; end $?\n", sock)
 		fmt.Fprintf(&b, "sec lbstat; echo 'show stat' | socat -T 3 stdio %s 2>&1; end $?\n", sock)
+		if s.VIP != "" {
+			// a line when this host holds the address, none when not
+			fmt.Fprintf(&b, "sec vip; ip -o -4 addr show to %s 2>&1; end $?\n", q(s.VIP+"/32"))
+		}
 	}
 	// The network probes last, so a hung service costs only its own cells.
 	if s.server() {

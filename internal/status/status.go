@@ -135,6 +135,11 @@ type Pool struct {
 	Servers []PoolServer `json:"servers"`
 	Error   string       `json:"error,omitempty"`
 	Level   Level        `json:"level"`
+	// With two load balancers: the virtual IP (lb_vip), whether this one
+	// holds it, and why that could not be read.
+	VIP      string `json:"vip,omitempty"`
+	HoldsVIP bool   `json:"holds_vip,omitempty"`
+	VIPError string `json:"vip_error,omitempty"`
 }
 
 // PoolServer is one server row of an HAProxy.

@@ -207,7 +207,17 @@ func haproxyCell(h *Host) cell {
 				up++
 			}
 		}
-		return one(fmt.Sprintf("%d/%d servers UP", up, len(p.Servers)), p.Level)
+		c := cell{line{fmt.Sprintf("%d/%d servers UP", up, len(p.Servers)), p.Level}}
+		switch {
+		case p.VIP == "":
+		case p.VIPError != "":
+			c = append(c, line{"VIP " + p.VIP + " ?", p.Level})
+		case p.HoldsVIP:
+			c = append(c, line{"holds VIP " + p.VIP, p.Level})
+		default:
+			c = append(c, line{"standby for " + p.VIP, p.Level})
+		}
+		return c
 	}
 	if len(h.HAProxy) == 0 {
 		return na
