@@ -17,7 +17,7 @@ import (
 // StatusCmd reads the site's state: read-only, no lock, no journal.
 type StatusCmd struct {
 	Inventory   string        `short:"i" help:"Inventory file ($TROUPE_INVENTORY, default inventory/hosts.yaml)." placeholder:"FILE"`
-	Format      string        `enum:"human,json" default:"human" help:"human (a table), or json (the same data; with --watch one object a line)."`
+	Format      string        `enum:"human,json,prometheus" default:"human" help:"human (a table), json (the same data; with --watch one object a line), or prometheus (gauges in the text exposition format, for node_exporter's textfile collector)."`
 	Wide        bool          `help:"Every column and every detail, several lines a host (the default is one line a host, within 120 columns)."`
 	Watch       bool          `short:"w" help:"Read again every --interval: redrawn in place on a terminal, printed one after another otherwise."`
 	Interval    time.Duration `default:"5s" help:"Time between readings with --watch."`
@@ -56,6 +56,8 @@ func (c *StatusCmd) Run(g *Globals) error {
 				return err
 			}
 			out = string(b) + "\n"
+		} else if c.Format == "prometheus" {
+			out = status.Prometheus(site)
 		} else {
 			out = status.Table(site, status.TableOptions{Renderer: report.NewRenderer(os.Stdout, g.Color), Unicode: tty, Wide: c.Wide})
 		}

@@ -4,9 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/troupe/troupe/internal/haproxy"
 )
@@ -142,6 +146,7 @@ func lbFailoverScenario(ctx context.Context, t *testing.T, s *site) {
 	}
 	t.Logf("VIP %s on %s; %s stands by", s.l.VIP, active, standby)
 	s.statusSaysVIP(ctx, 0, active, standby)
+	s.prometheusSaysVIP(ctx, active, standby)
 
 	agents := startAgentLoop(t, s, s.agents()...)
 	for deadline := time.Now().Add(3 * time.Minute); len(agents.snapshot()) < len(s.agents()) && time.Now().Before(deadline); {
@@ -257,5 +262,47 @@ func (s *site) statusSaysVIP(ctx context.Context, code int, holder, other string
 		case !c.holds && code != 0 && !strings.Contains(st.problems(), c.short+"."+s.l.Spec.Domain):
 			s.t.Errorf("troupe status does not flag the halted %s\n%s", c.short, st.problems())
 		}
+	}
+}
+
+// prometheusSaysVIP: `troupe status --format prometheus`, read by
+// Prometheus's own text parser, has troupe_lb_vip_active 1 for holder and
+// 0 for other, and every host up.
+func (s *site) prometheusSaysVIP(ctx context.Context, holder, other string) {
+	s.t.Helper()
+	cmd := exec.CommandContext(ctx, s.bin, "status", "-i", s.inv, "--format", "prometheus")
+	cmd.Dir = s.dir
+	out, err := cmd.Output()
+	if err != nil {
+		s.t.Errorf("troupe status --format prometheus: %v\n%s", err, out)
+		return
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(strings.NewReader(string(out)))
+	if err != nil {
+		s.t.Errorf("Prometheus's parser refuses troupe status --format prometheus: %v\n%s", err, out)
+		return
+	}
+	got := map[string]float64{}
+	for _, m := range fams["troupe_lb_vip_active"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "host" {
+				got[l.GetValue()] = m.GetGauge().GetValue()
+			}
+		}
+	}
+	d := "." + s.l.Spec.Domain
+	if len(got) != 2 || got[holder+d] != 1 || got[other+d] != 0 {
+		s.t.Errorf("troupe_lb_vip_active %v, want %s 1 and %s 0", got, holder, other)
+	}
+	hosts := 0
+	for _, m := range fams["troupe_host_up"].GetMetric() {
+		hosts++
+		if m.GetGauge().GetValue() != 1 {
+			s.t.Errorf("troupe_host_up %v on the healthy site", m)
+		}
+	}
+	if hosts == 0 {
+		s.t.Error("no troupe_host_up samples")
 	}
 }

@@ -80,6 +80,15 @@ func Build(inv *inventory.Inventory) Graph {
 	if n := str("lb_name"); n != "" {
 		lb = n + ":8140"
 	}
+	// a load-balancer pair: lb_name is the virtual IP one of them holds
+	if vip := str("lb_vip"); vip != "" {
+		for i := range g.Tiers {
+			if g.Tiers[i].Group == inventory.GroupLoadBalancer {
+				g.Tiers[i].Title = "load balancers (HAProxy; keepalived holds " + vip + " on one)"
+			}
+		}
+		lb = strings.TrimSuffix(lb, ":8140") + " = VIP :8140"
+	}
 	if n := str("ca_name"); n != "" {
 		ca = n + ":8140"
 	}

@@ -16,6 +16,7 @@ func TestGraphGolden(t *testing.T) {
 		"site":    "../../inventory/site.yaml",           // the shipped example: every tier
 		"fixture": "../../fixtures/inventory/site.yaml",  // unknown groups, nested groups, ungrouped hosts
 		"small":   "../../fixtures/inventory/small.yaml", // no LB, no compilers
+		"pair":    "../../fixtures/inventory/pair.yaml",  // two load balancers on lb_vip
 	} {
 		inv, err := inventory.Load(file)
 		if err != nil {
