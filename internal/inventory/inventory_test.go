@@ -243,6 +243,12 @@ func TestLoadErrors(t *testing.T) {
 			`6:26: jump host cycle: a -> b -> a`,
 			`8:26: ssh.jump: invalid port "22x" in "user@:22x"`,
 		}},
+		{"bad_vip.yaml", []string{
+			`2:32: var "lb_vip": "10.0.0.300/24" is not an IPv4 address like 10.0.0.29/24 (with the prefix length of its subnet)`,
+			`5:20: var "lb_vip": "10.0.0.29/33": netip.ParsePrefix("10.0.0.29/33"): prefix length out of range`,
+			`6:61: load balancer "lb02.example.com": with lb_vip its address must be an IP address (keepalived's unicast peers), got "lb02.example.com"`,
+			`8:20: var "lb_vip": "fe80::1" is not an IPv4 address like 10.0.0.29/24 (with the prefix length of its subnet)`,
+		}},
 		{"bad_syntax.yaml", []string{
 			`4:2: value is not allowed in this context`,
 		}},

@@ -1,6 +1,9 @@
 package inventory
 
 import (
+	"net/netip"
+	"slices"
+
 	"github.com/troupe/troupe/internal/transport"
 	"github.com/troupe/troupe/internal/yamldoc"
 )
@@ -22,6 +25,36 @@ func (l *loader) resolve() {
 		l.inv.Hosts = append(l.inv.Hosts, hd.h)
 	}
 	l.jumps(settings)
+	l.checkVRRPPeers(order)
+}
+
+// checkVRRPPeers: with lb_vip, the load balancers reach each other by
+// unicast VRRP at their inventory addresses (roles/templates/keepalived.conf.tmpl),
+// which keepalived takes only as IP addresses.
+func (l *loader) checkVRRPPeers(order []*hostDef) {
+	var lbs []*hostDef
+	for _, hd := range order {
+		if slices.Contains(hd.h.Groups, GroupLoadBalancer) && hd.h.Vars["lb_vip"] != nil {
+			lbs = append(lbs, hd)
+		}
+	}
+	if len(lbs) < 2 {
+		return
+	}
+	for _, hd := range lbs {
+		addr := hd.h.SSH.Address
+		if addr == "" {
+			addr = hd.h.Name
+		}
+		if _, err := netip.ParseAddr(addr); err == nil {
+			continue
+		}
+		n := hd.addrN
+		if n == nil && len(hd.entries) > 0 {
+			n = hd.entries[0].node
+		}
+		l.d.Errorf(n, "load balancer %q: with lb_vip its address must be an IP address (keepalived's unicast peers), got %q", hd.h.Name, addr)
+	}
 }
 
 // aliases returns the names defined by mapping entries, and each alias's

@@ -1,8 +1,11 @@
 package inventory
 
 import (
+	"fmt"
+	"net/netip"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/goccy/go-yaml/ast"
 
@@ -19,6 +22,9 @@ func (l *loader) vars(n ast.Node, what string) map[string]varVal {
 	for _, p := range ps {
 		var secrets []string
 		v := l.varValue(p.Val, p.Key, "", &secrets)
+		if p.Key == "lb_vip" {
+			l.checkVIP(p.Val, v)
+		}
 		out[p.Key] = varVal{v: v, secrets: secrets}
 	}
 	return out
@@ -59,6 +65,20 @@ func (l *loader) varValue(n ast.Node, name, sub string, secrets *[]string) any {
 		return out
 	}
 	return l.d.Value(n)
+}
+
+// checkVIP: lb_vip is an IPv4 address, with its prefix length (the
+// keepalived.conf, status and lab read it so: 10.0.0.29/24).
+func (l *loader) checkVIP(n ast.Node, v any) {
+	s, _ := v.(string)
+	addr, _, _ := strings.Cut(s, "/")
+	if a, err := netip.ParseAddr(addr); err != nil || !a.Is4() {
+		l.d.Errorf(n, "var \"lb_vip\": %q is not an IPv4 address like 10.0.0.29/24 (with the prefix length of its subnet)", fmt.Sprint(v))
+		return
+	}
+	if _, err := netip.ParsePrefix(s); strings.Contains(s, "/") && err != nil {
+		l.d.Errorf(n, "var \"lb_vip\": %q: %v", s, err)
+	}
 }
 
 func joinPath(a, b string) string {
