@@ -522,10 +522,27 @@ func compiledBy(t *testing.T, out string) string {
 // showStat is HAProxy's `show stat` through its admin socket on the LB.
 const showStat = "echo 'show stat' | socat stdio unix-connect:/run/haproxy/admin.sock"
 
-// lbSample reads HAProxy's view of the compilers now.
+// lbSample reads HAProxy's view of the compilers now, from the load
+// balancer the agents' connections go through.
 func (s *site) lbSample() lbSample {
-	smp, _ := parseLBStat(s.ssh("lb", showStat))
+	smp, _ := parseLBStat(s.ssh(s.trafficLB(), showStat))
 	return smp
+}
+
+// trafficLB is the load balancer the agents' connections go through: the
+// one that holds lb_name's virtual IP on a site with two (the other sees no
+// sessions, and its samples would prove nothing about them), else the one.
+func (s *site) trafficLB() string {
+	s.t.Helper()
+	lbs := s.loadBalancers()
+	if s.l.VIP == "" || len(lbs) < 2 {
+		return lbs[0]
+	}
+	holders := s.vipHolders(lbs)
+	if len(holders) != 1 {
+		s.t.Fatalf("the VIP %s is on %v: want exactly one load balancer", s.l.VIP, holders)
+	}
+	return holders[0]
 }
 
 // haproxyStatus maps compiler → status (UP, DOWN, DRAIN, MAINT) from `show stat`.

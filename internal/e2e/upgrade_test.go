@@ -431,15 +431,17 @@ type lbSampler struct {
 	samples []lbSample
 }
 
-// startLBSampler reads `show stat` from HAProxy every half second.
+// startLBSampler reads `show stat` every half second from the HAProxy the
+// agents' connections go through.
 func startLBSampler(s *site) *lbSampler {
 	l := &lbSampler{stopc: make(chan struct{}), done: make(chan struct{})}
+	lb := s.trafficLB()
 	go func() {
 		defer close(l.done)
 		tick := time.NewTicker(500 * time.Millisecond)
 		defer tick.Stop()
 		for {
-			out, _ := s.l.SSHCommand("lb", showStat).Output()
+			out, _ := s.l.SSHCommand(lb, showStat).Output()
 			if smp, ok := parseLBStat(string(out)); ok {
 				smp.at = time.Now()
 				l.samples = append(l.samples, smp)
