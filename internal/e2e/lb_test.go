@@ -16,21 +16,16 @@ import (
 )
 
 // loadBalancers are the lab's HAProxy hosts (short names).
-func (s *site) loadBalancers() []string {
-	var out []string
-	for _, h := range s.l.Hosts {
-		if len(h.Groups) > 0 && h.Groups[0] == "loadbalancer" {
-			out = append(out, h.Short)
-		}
-	}
-	return out
-}
+func (s *site) loadBalancers() []string { return s.group("loadbalancer") }
 
 // agents are the lab's agents (short names).
-func (s *site) agents() []string {
+func (s *site) agents() []string { return s.group("agents") }
+
+// group is the short names of the lab's hosts in group name.
+func (s *site) group(name string) []string {
 	var out []string
 	for _, h := range s.l.Hosts {
-		if len(h.Groups) > 0 && h.Groups[0] == "agents" {
+		if len(h.Groups) > 0 && h.Groups[0] == name {
 			out = append(out, h.Short)
 		}
 	}
