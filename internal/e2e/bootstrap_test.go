@@ -295,10 +295,11 @@ type scenario struct {
 	suites []string // the suites whose site runs it
 }
 
-// loadBalancers per suite: trixie's site has two, sharing lb_name's
-// virtual IP (keepalived), so its upgrade and the scenarios after it run on
-// a load-balancer pair, and lb-failover halts one.
-var loadBalancers = map[string]int{"bookworm": 1, "trixie": 2}
+// loadBalancers per suite: bookworm's site has two, sharing lb_name's
+// virtual IP (keepalived), so its upgrade, add-compiler, capacity and the
+// rest run on a load-balancer pair and lb-failover halts one; trixie's has
+// one, the common site.
+var loadBalancers = map[string]int{"bookworm": 2, "trixie": 1}
 
 var (
 	both     = []string{"bookworm", "trixie"}
@@ -319,7 +320,8 @@ var scenarios = []scenario{
 	{"add-compiler", addCompilerScenario, bookworm},
 	{"status", statusScenario, bookworm},
 	{"drain-cut", drainCutScenario, bookworm},
-	{"capacity", capacityScenario, bookworm}, // min_ready against the live pool, before every drain
+	{"capacity", capacityScenario, bookworm},  // min_ready against the live pool, before every drain
+	{"lb-reload", lbReloadScenario, bookworm}, // a reload keeps a drain, on both load balancers
 	{"cert-expiry", certExpiryScenario, trixie},
 	{"release", releaseScenario, trixie}, // the .deb installed and run on a lab host
 	{"webhook", webhookScenario, bookworm},
@@ -329,11 +331,10 @@ var scenarios = []scenario{
 	{"revoke", revokeScenario, bookworm},
 	{"ca-renew", caRenewScenario, trixie},
 	{"ca-backup-restore", caBackupRestoreScenario, trixie},
-	{"ca-rebuild", caRebuildScenario, trixie},   // every certificate new
-	{"units", unitsScenario, trixie},            // systemd's reload and restart of puppetserver
-	{"lb-reload", lbReloadScenario, trixie},     // a reload keeps a drain, on both load balancers
-	{"lb-failover", lbFailoverScenario, trixie}, // last on trixie: the active load balancer halted
-	{"kill-jvm", killJVMScenario, bookworm},     // last: a killed JVM, and what its unit does
+	{"ca-rebuild", caRebuildScenario, trixie},     // every certificate new
+	{"units", unitsScenario, trixie},              // systemd's reload and restart of puppetserver
+	{"kill-jvm", killJVMScenario, bookworm},       // a killed JVM, and what its unit does
+	{"lb-failover", lbFailoverScenario, bookworm}, // last on bookworm: the active load balancer halted
 }
 
 func envOr(name, def string) string {
