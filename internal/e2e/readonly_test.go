@@ -113,7 +113,8 @@ func statusReadOnly(ctx context.Context, t *testing.T, s *site) {
 // probePrograms is every program status's probe (internal/status's script)
 // runs on a host, and the shells and sudo that start it.
 var probePrograms = []string{"bash", "sh", "dash", "sudo", "timeout", "curl", "openssl", "socat", "git", "git-remote-http", "git-remote-https", "puppet", "ruby", "r10k",
-	"systemctl", "dpkg-query", "cat", "sed", "head", "tr", "ls", "stat"}
+	"systemctl", "dpkg-query", "cat", "sed", "head", "tr", "ls", "stat",
+	"ip"} // ip -o -4 addr show: which load balancer holds lb_vip
 
 type probeTrace struct {
 	root     int      // the login shell that ran troupe's command

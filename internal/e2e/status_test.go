@@ -39,12 +39,8 @@ type hostStatus struct {
 			Free, Total int
 		} `json:"jruby"`
 	} `json:"server"`
-	HAProxy []struct {
-		State string `json:"state"`
-		Admin string `json:"admin"`
-		Level string `json:"level"`
-	} `json:"haproxy"`
-	Pool *struct {
+	HAProxy []lbView `json:"haproxy"`
+	Pool    *struct {
 		VIP      string `json:"vip"`
 		HoldsVIP bool   `json:"holds_vip"`
 	} `json:"pool"`
@@ -122,7 +118,7 @@ func statusScenario(ctx context.Context, t *testing.T, s *site) {
 		switch h.Roles[0] {
 		case "compiler":
 			if h.Server == nil || h.Server.Simple != "running" || h.Server.JRuby == nil || h.Server.JRuby.Total == 0 ||
-				len(h.HAProxy) != 1 || h.HAProxy[0].State != "UP" || h.Cert == nil || h.Code == nil || len(h.Code.Envs) == 0 {
+				len(h.HAProxy) != len(s.loadBalancers()) || !allUP(h.HAProxy) || h.Cert == nil || h.Code == nil || len(h.Code.Envs) == 0 {
 				b, _ := json.Marshal(h)
 				t.Errorf("compiler row not filled: %s", b)
 			} else if !strings.Contains(strings.Join(h.Cert.SANs, ","), "DNS:puppet.lab.test") {
@@ -180,4 +176,21 @@ func (st siteStatus) host(name string) *hostStatus {
 		}
 	}
 	return nil
+}
+
+// lbView is one HAProxy's view of a server.
+type lbView struct {
+	State string `json:"state"`
+	Admin string `json:"admin"`
+	Level string `json:"level"`
+}
+
+// allUP: every HAProxy's view of a server is UP.
+func allUP(views []lbView) bool {
+	for _, v := range views {
+		if v.State != "UP" {
+			return false
+		}
+	}
+	return true
 }

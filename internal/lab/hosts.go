@@ -363,7 +363,13 @@ func vethName(bridge string, h LabHost) string {
 	return n
 }
 
-// waitSSH waits until the host's sshd sends its banner.
+// waitSSH waits until the host's sshd sends its banner and the host lets
+// users log in: /run/nologin gone. systemd-tmpfiles makes it early in the
+// boot and systemd-user-sessions.service removes it; sshd may answer
+// before that, and meanwhile pam_nologin refuses every login but root's
+// ("fatal: Access denied for user lab by PAM account configuration"; a
+// fresh-clone CI run met it on agent2, troupe saw a handshake EOF). The
+// file is read through /proc/PID/root, the host's own view of its /run.
 func (l *Lab) waitSSH(ctx context.Context, h LabHost, d time.Duration) error {
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
@@ -376,12 +382,18 @@ func (l *Lab) waitSSH(ctx context.Context, h LabHost, d time.Duration) error {
 			line, _ := bufio.NewReader(c).ReadString('\n')
 			c.Close()
 			if strings.HasPrefix(line, "SSH-") {
-				return nil
+				ipid := l.initPID(h)
+				if ipid == 0 {
+					return fmt.Errorf("%s: its systemd is gone; console: %s", h.Short, tail(filepath.Join(l.hostDir(h), "console.log"), 15))
+				}
+				if !exists(fmt.Sprintf("/proc/%d/root/run/nologin", ipid)) {
+					return nil
+				}
 			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return fmt.Errorf("%s: sshd did not answer on %s:22 within %s; console: %s",
+	return fmt.Errorf("%s: sshd did not answer on %s:22, or /run/nologin was still there, within %s; console: %s",
 		h.Short, h.Address, d, tail(filepath.Join(l.hostDir(h), "console.log"), 15))
 }
 
