@@ -168,7 +168,7 @@ func lbFailoverScenario(ctx context.Context, t *testing.T, s *site) {
 	}
 	halted := time.Now()
 	if err := s.l.Halt(active); err != nil {
-		agents.stop()
+		agents.abort()
 		t.Fatal(err)
 	}
 	t.Logf("halted %s at %s", active, halted.Format("15:04:05.0"))
@@ -186,7 +186,7 @@ func lbFailoverScenario(ctx context.Context, t *testing.T, s *site) {
 		}
 	}
 	if moved.IsZero() {
-		agents.stop()
+		agents.abort()
 		t.Fatalf("the VIP %s did not answer on 8140 within a minute of halting %s\nkeepalived on %s:\n%s", s.l.VIP, active, standby, s.l.Journal(standby, "keepalived", 20))
 	}
 	took := moved.Sub(halted)

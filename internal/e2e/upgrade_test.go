@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -328,10 +329,11 @@ type agentRun struct {
 func (r agentRun) failed() bool { return (r.rc != 0 && r.rc != 2) || r.errors != "" }
 
 type agentLoop struct {
-	stopc chan struct{}
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	runs  []agentRun
+	stopc   chan struct{}
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	runs    []agentRun
+	running map[string]*exec.Cmd // each agent's run under way, for abort
 }
 
 // errorLine: a run that logs an error counts as failed even when it exits
@@ -344,14 +346,29 @@ var errorLine = regexp.MustCompile(`(?m)^(Error: .*|.*Using cached catalog.*|War
 // arrive all the time; back to back, two loops would starve the lab's two
 // CPUs and slow every JVM start), until stop.
 func startAgentLoop(t *testing.T, s *site, agents ...string) *agentLoop {
-	l := &agentLoop{stopc: make(chan struct{})}
+	l := &agentLoop{stopc: make(chan struct{}), running: map[string]*exec.Cmd{}}
 	for _, a := range agents {
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
 			for {
 				r := agentRun{agent: a, start: time.Now()}
-				out, err := s.l.SSHCommand(a, "puppet agent --test --detailed-exitcodes --color=false").CombinedOutput()
+				cmd := s.l.SSHCommand(a, "puppet agent --test --detailed-exitcodes --color=false")
+				var buf bytes.Buffer
+				cmd.Stdout, cmd.Stderr = &buf, &buf
+				l.mu.Lock() // started under the lock: abort sees only started runs
+				err := cmd.Start()
+				if err == nil {
+					l.running[a] = cmd
+				}
+				l.mu.Unlock()
+				if err == nil {
+					err = cmd.Wait()
+				}
+				l.mu.Lock()
+				delete(l.running, a)
+				l.mu.Unlock()
+				out := buf.Bytes()
 				r.end = time.Now()
 				if ee, ok := err.(*exec.ExitError); ok {
 					r.rc = ee.ExitCode()
@@ -390,6 +407,19 @@ func (l *agentLoop) stop() []agentRun {
 	close(l.stopc)
 	l.wg.Wait()
 	return l.runs
+}
+
+// abort stops the loop without waiting for the runs under way: their ssh is
+// killed. For a test that fails while the agents cannot reach the site (a
+// run then waits minutes on its connect timeouts).
+func (l *agentLoop) abort() {
+	close(l.stopc)
+	l.mu.Lock()
+	for _, c := range l.running {
+		c.Process.Kill()
+	}
+	l.mu.Unlock()
+	l.wg.Wait()
 }
 
 // agentReport logs what the agents saw and fails on any failed run, and
