@@ -83,6 +83,9 @@ type site struct {
 	bin string
 	dir string // state dir for troupe's journals and logs
 	inv string // the inventory troupe runs with
+	// traffic caches trafficLB (shared by the scenarios' copies of the
+	// site): the VIP moves only when lb-failover halts its holder.
+	traffic *string
 }
 
 // spareInventory writes a copy of the lab's inventory in which the compiler
@@ -134,7 +137,7 @@ func bootstrapSuite(t *testing.T, bin, suite string) {
 	// compile3 is a bare spare host until the add-compiler scenario: the
 	// site is bootstrapped from an inventory that does not list it as a
 	// compiler yet.
-	s := &site{t: t, l: l, bin: bin, dir: t.TempDir(), inv: spareInventory(t, t.TempDir(), l.Inventory, "compile3")}
+	s := &site{t: t, l: l, bin: bin, dir: t.TempDir(), inv: spareInventory(t, t.TempDir(), l.Inventory, "compile3"), traffic: new(string)}
 
 	// 0. The README's quick start on bare hosts: --noop shows the whole
 	// bootstrap (reads of what the shown install would bring are skipped,
@@ -535,14 +538,19 @@ func (s *site) lbSample() lbSample {
 // sessions, and its samples would prove nothing about them), else the one.
 func (s *site) trafficLB() string {
 	s.t.Helper()
+	if *s.traffic != "" {
+		return *s.traffic
+	}
 	lbs := s.loadBalancers()
 	if s.l.VIP == "" || len(lbs) < 2 {
+		*s.traffic = lbs[0]
 		return lbs[0]
 	}
 	holders := s.vipHolders(lbs)
 	if len(holders) != 1 {
 		s.t.Fatalf("the VIP %s is on %v: want exactly one load balancer", s.l.VIP, holders)
 	}
+	*s.traffic = holders[0]
 	return holders[0]
 }
 

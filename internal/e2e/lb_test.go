@@ -43,14 +43,18 @@ func (s *site) workerPID(lb string) string {
 	return ""
 }
 
-// adminState is compiler's administrative state in lb's HAProxy, as
-// `show servers state` says it: ready, drain or maint.
-func (s *site) adminState(lb, compiler string) string {
-	st, err := haproxy.FindServerState(s.ssh(lb, "echo 'show servers state compilers' | socat stdio unix-connect:/run/haproxy/admin.sock"), "compilers", compiler)
+// adminStates are the compilers' administrative states in lb's HAProxy,
+// from one `show servers state`: ready, drain or maint.
+func (s *site) adminStates(lb string) map[string]string {
+	out := map[string]string{}
+	states, err := haproxy.ParseServersState(s.ssh(lb, "echo 'show servers state compilers' | socat stdio unix-connect:/run/haproxy/admin.sock"))
 	if err != nil {
-		return err.Error()
+		s.t.Errorf("%s: show servers state: %v", lb, err)
 	}
-	return st.Admin()
+	for _, st := range states {
+		out[st.Server] = st.Admin()
+	}
+	return out
 }
 
 // lbReloadScenario: a reload of HAProxy in the middle of a drain keeps the
@@ -86,10 +90,7 @@ func lbReloadScenario(ctx context.Context, t *testing.T, s *site) {
 			if after == "" || after == before {
 				t.Fatalf("%s: no new HAProxy process within 15 s of the reload (worker %s → %q)", lb, before, after)
 			}
-			got := map[string]string{}
-			for c := range want {
-				got[c] = s.adminState(lb, c)
-			}
+			got := s.adminStates(lb)
 			for c, w := range want {
 				if got[c] != w {
 					t.Errorf("%s: after the reload (worker %s → %s) %s is %s, want %s (all: %v)", lb, before, after, c, got[c], w, got)
@@ -171,6 +172,7 @@ func lbFailoverScenario(ctx context.Context, t *testing.T, s *site) {
 		agents.abort()
 		t.Fatal(err)
 	}
+	*s.traffic = "" // the agents' load balancer is about to change
 	t.Logf("halted %s at %s", active, halted.Format("15:04:05.0"))
 
 	// The address answers again when a TCP connection to it reaches an

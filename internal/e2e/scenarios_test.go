@@ -27,7 +27,7 @@ func TestScenarios(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &site{t: t, l: l, bin: buildTroupe(t), dir: t.TempDir(), inv: envOr("TROUPE_E2E_INV", l.Inventory)}
+	s := &site{t: t, l: l, bin: buildTroupe(t), dir: t.TempDir(), inv: envOr("TROUPE_E2E_INV", l.Inventory), traffic: new(string)}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
 	defer cancel()
 	for _, name := range strings.Split(names, ",") {
