@@ -48,6 +48,7 @@ type LabUpCmd struct {
 	Compilers int    `help:"Number of compilers." default:"2"`
 	Agents    int    `help:"Number of agents." default:"1"`
 	LBs       int    `name:"load-balancers" help:"Number of load balancers: 1, or 2 sharing a virtual IP (keepalived)." default:"1"`
+	CAStandby bool   `name:"ca-standby" help:"Add ca2, a standby CA (group ca_standby) the CA pushes its directory to."`
 	Subnet    string `help:"First three octets of the lab's /24." default:"10.77.0"`
 	Bridge    string `help:"Bridge name (another one runs a second lab beside the first)." default:"labbr0"`
 }
@@ -56,7 +57,7 @@ func (c LabUpCmd) Run() error {
 	if err := lab.CheckHost(); err != nil {
 		return err
 	}
-	l, err := lab.Up(context.Background(), lab.Spec{Suite: c.Suite, Compilers: c.Compilers, Agents: c.Agents, LoadBalancers: c.LBs,
+	l, err := lab.Up(context.Background(), lab.Spec{Suite: c.Suite, Compilers: c.Compilers, Agents: c.Agents, LoadBalancers: c.LBs, CAStandby: c.CAStandby,
 		CacheDir: c.CacheDir, WorkDir: c.WorkDir, Subnet: c.Subnet, Bridge: c.Bridge}, os.Stderr)
 	if err != nil {
 		return err

@@ -9,17 +9,23 @@ import (
 // names its hosts' parts in the site by putting them in these groups.
 const (
 	GroupCA           = "ca"           // the CA server (one)
+	GroupCAStandby    = "ca_standby"   // the standby CA the CA directory is pushed to (at most one)
 	GroupCompilers    = "compilers"    // the puppetservers behind the load balancer
 	GroupLoadBalancer = "loadbalancer" // HAProxy
 	GroupPuppetDB     = "puppetdb"     // PuppetDB and its PostgreSQL
 	GroupAgents       = "agents"       // the Puppet agents
 )
 
+// OptionalGroups are the site's groups an inventory may leave out or
+// empty: a step that targets one then has no host and is skipped.
+var OptionalGroups = []string{GroupCAStandby}
+
 // Site is what plans call the site's well-known hosts and names, for one
 // host (names are the host's vars, so a group may set them): `.site.ca`
 // rather than `(index .groups.ca 0).name`.
 type Site struct {
 	CA           string   // the CA host (the first of group ca)
+	CAStandby    string   // the standby CA host (group ca_standby), or ""
 	PuppetDB     string   // the first PuppetDB host
 	PuppetDBs    []string // every PuppetDB host
 	Compilers    []string // every compiler host
@@ -36,7 +42,7 @@ type Site struct {
 }
 
 // SiteKeys are the keys of Site.Data, in the order documented.
-var SiteKeys = []string{"ca", "puppetdb", "puppetdbs", "compilers", "loadbalancer", "ca_name", "lb_name", "puppetdb_name",
+var SiteKeys = []string{"ca", "ca_standby", "puppetdb", "puppetdbs", "compilers", "loadbalancer", "ca_name", "lb_name", "puppetdb_name",
 	"compiler_alt_names", "ca_alt_names"}
 
 // SiteFor is the site as host h sees it (h's vars name the site's names).
@@ -55,6 +61,7 @@ func (inv *Inventory) SiteFor(h *Host) Site {
 	}
 	s := Site{
 		CA:           first(GroupCA),
+		CAStandby:    first(GroupCAStandby),
 		PuppetDB:     first(GroupPuppetDB),
 		PuppetDBs:    inv.groupHosts(GroupPuppetDB),
 		Compilers:    inv.groupHosts(GroupCompilers),
@@ -81,7 +88,7 @@ func (inv *Inventory) SiteFor(h *Host) Site {
 // Data is the site as templates see it (.site), keyed by SiteKeys.
 func (s Site) Data() map[string]any {
 	return map[string]any{
-		"ca": s.CA, "puppetdb": s.PuppetDB, "puppetdbs": anyList(s.PuppetDBs), "compilers": anyList(s.Compilers), "loadbalancer": s.LoadBalancer,
+		"ca": s.CA, "ca_standby": s.CAStandby, "puppetdb": s.PuppetDB, "puppetdbs": anyList(s.PuppetDBs), "compilers": anyList(s.Compilers), "loadbalancer": s.LoadBalancer,
 		"ca_name": s.CAName, "lb_name": s.LBName, "puppetdb_name": s.PuppetDBName,
 		"compiler_alt_names": s.CompilerAltNames, "ca_alt_names": s.CAAltNames,
 	}

@@ -249,6 +249,10 @@ func TestLoadErrors(t *testing.T) {
 			`6:61: load balancer "lb02.example.com": with lb_vip its address must be an IP address (keepalived's unicast peers), got "lb02.example.com"`,
 			`8:20: var "lb_vip": "fe80::1" is not an IPv4 address like 10.0.0.29/24 (with the prefix length of its subnet)`,
 		}},
+		{"bad_standby.yaml", []string{
+			`7:15: host "ca1.example.com" is in group "ca" and group "ca_standby": the standby CA is another host than the CA`,
+			`7:32: group "ca_standby" holds one host, the standby CA; "ca2.example.com" is a second`,
+		}},
 		{"bad_syntax.yaml", []string{
 			`4:2: value is not allowed in this context`,
 		}},

@@ -2,6 +2,8 @@ package inventory
 
 import (
 	"net/netip"
+
+	"github.com/goccy/go-yaml/ast"
 	"slices"
 
 	"github.com/troupe/troupe/internal/transport"
@@ -26,6 +28,33 @@ func (l *loader) resolve() {
 	}
 	l.jumps(settings)
 	l.checkVRRPPeers(order)
+	l.checkCAStandby(order)
+}
+
+// checkCAStandby: one standby CA at most (the CA directory is pushed to
+// one host), and not a host of group ca itself.
+func (l *loader) checkCAStandby(order []*hostDef) {
+	var standbys []*hostDef
+	for _, hd := range order {
+		if slices.Contains(hd.h.Groups, GroupCAStandby) {
+			standbys = append(standbys, hd)
+		}
+	}
+	for i, hd := range standbys {
+		var n ast.Node // the host's entry in group ca_standby
+		for _, e := range hd.entries {
+			if e.group != nil && e.group.g.Name == GroupCAStandby {
+				n = e.node
+				break
+			}
+		}
+		switch {
+		case i > 0:
+			l.d.Errorf(n, "group %q holds one host, the standby CA; %q is a second", GroupCAStandby, hd.h.Name)
+		case slices.Contains(hd.h.Groups, GroupCA):
+			l.d.Errorf(n, "host %q is in group %q and group %q: the standby CA is another host than the CA", hd.h.Name, GroupCA, GroupCAStandby)
+		}
+	}
 }
 
 // checkVRRPPeers: with lb_vip, the load balancers reach each other by

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 )
 
@@ -82,6 +83,9 @@ func (inv *Inventory) term(t string) (hosts []*Host, glob bool, err error) {
 				hosts = append(hosts, h)
 			}
 		}
+		if len(hosts) == 0 && slices.Contains(OptionalGroups, t) {
+			return nil, true, nil
+		}
 		if len(hosts) == 0 {
 			return nil, false, fmt.Errorf("group %q has no hosts", t)
 		}
@@ -103,6 +107,9 @@ func (inv *Inventory) term(t string) (hosts []*Host, glob bool, err error) {
 			}
 		}
 		return hosts, true, nil
+	}
+	if slices.Contains(OptionalGroups, t) {
+		return nil, true, nil // like a glob, it may select no host
 	}
 	return nil, false, fmt.Errorf("unknown host or group %q (groups: %s)", t, inv.groupNames())
 }

@@ -10,6 +10,7 @@ func TestSiteFor(t *testing.T) {
 vars: {lb_name: puppet.example.com, lb_aliases: [puppet]}
 groups:
   ca: {targets: [ca1.example.com]}
+  ca_standby: {targets: [ca2.example.com]}
   compilers: {targets: [c1.example.com, c2.example.com]}
   loadbalancer: {targets: [lb1.example.com]}
   puppetdb: {targets: [db1.example.com, db2.example.com], vars: {puppetdb_name: puppetdb.example.com}}
@@ -18,7 +19,7 @@ groups:
 		t.Fatal(err)
 	}
 	s := inv.SiteFor(inv.Host("c2.example.com"))
-	want := Site{CA: "ca1.example.com", PuppetDB: "db1.example.com", PuppetDBs: []string{"db1.example.com", "db2.example.com"},
+	want := Site{CA: "ca1.example.com", CAStandby: "ca2.example.com", PuppetDB: "db1.example.com", PuppetDBs: []string{"db1.example.com", "db2.example.com"},
 		Compilers: []string{"c1.example.com", "c2.example.com"}, LoadBalancer: "lb1.example.com",
 		CAName: "ca1.example.com", LBName: "puppet.example.com", PuppetDBName: "db1.example.com",
 		CompilerAltNames: "puppet.example.com,puppet,c2.example.com,c2", CAAltNames: "ca1.example.com,c2.example.com,c2"}

@@ -21,7 +21,8 @@ import (
 
 // newLab lays out the topology of s: ca .10, compile1..N .11.., lb .20
 // (alias puppet.<domain>), puppetdb .30, agent1..M .40..; with two load
-// balancers, lb .20 and lb2 .21, and puppet.<domain> is the VIP .29.
+// balancers, lb .20 and lb2 .21, and puppet.<domain> is the VIP .29; with a
+// standby CA, ca2 .9.
 func newLab(s Spec) *Lab {
 	w := s.WorkDir
 	gw := s.Subnet + ".1"
@@ -44,6 +45,9 @@ func newLab(s Spec) *Lab {
 		})
 	}
 	add("ca", 10, "ca")
+	if s.CAStandby {
+		add("ca2", 9, "ca_standby")
+	}
 	for i := 1; i <= s.Compilers; i++ {
 		add(fmt.Sprintf("compile%d", i), 10+i, "compilers")
 	}

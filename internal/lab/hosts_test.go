@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/troupe/troupe/internal/inventory"
 )
 
 // TestLoadBalancerPair: with two load balancers the lab has lb and lb2, the
@@ -44,5 +46,33 @@ func TestLoadBalancerPair(t *testing.T) {
 	}
 	if err := (Spec{LoadBalancers: 3}.Defaults()).validate(); err == nil {
 		t.Error("three load balancers accepted")
+	}
+}
+
+// TestCAStandby: with a standby CA the lab has ca2 in group ca_standby, and
+// the inventory it writes names it as the site's standby; without one the
+// group is there and empty, and a step targeting it selects no host.
+func TestCAStandby(t *testing.T) {
+	for _, standby := range []bool{false, true} {
+		s := Spec{CAStandby: standby, WorkDir: t.TempDir()}.Defaults()
+		l := newLab(s)
+		if err := l.writeInventory(); err != nil {
+			t.Fatal(err)
+		}
+		inv, err := inventory.Load(l.Inventory)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hosts, err := inv.Select(inventory.GroupCAStandby)
+		if err != nil {
+			t.Fatalf("standby %v: %v", standby, err)
+		}
+		got := inv.SiteFor(inv.Host("ca.lab.test")).CAStandby
+		switch {
+		case standby && (len(hosts) != 1 || got != "ca2.lab.test" || hosts[0].SSH.Address != "10.77.0.9"):
+			t.Errorf("with a standby: hosts %v, site's standby %q", hosts, got)
+		case !standby && (len(hosts) != 0 || got != ""):
+			t.Errorf("without a standby: hosts %v, site's standby %q", hosts, got)
+		}
 	}
 }

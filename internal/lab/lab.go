@@ -38,11 +38,13 @@ type Spec struct {
 	// LoadBalancers is 1 (default: lb, which lb_name names) or 2: lb and
 	// lb2 with keepalived carrying the virtual IP VIP (.29) that lb_name
 	// names (inventory var lb_vip).
-	LoadBalancers int    `json:",omitempty"`
-	Subnet        string // first three octets of the /24, default "10.77.0"
-	Domain        string // default "lab.test"
-	CacheDir      string // default /var/cache/troupe-lab
-	WorkDir       string // default /var/lib/troupe-lab
+	LoadBalancers int `json:",omitempty"`
+	// CAStandby adds ca2 (.9), the standby CA of group ca_standby.
+	CAStandby bool   `json:",omitempty"`
+	Subnet    string // first three octets of the /24, default "10.77.0"
+	Domain    string // default "lab.test"
+	CacheDir  string // default /var/cache/troupe-lab
+	WorkDir   string // default /var/lib/troupe-lab
 	// Bridge is the lab's bridge in the root network namespace, default
 	// labbr0. Another name (with another Subnet and WorkDir) lets a second
 	// lab run beside the first: the tests use one. Host veths are named

@@ -29,6 +29,13 @@ func TestRoleTemplates(t *testing.T) {
 				f := fl.Data()
 				paths := f["paths"].(map[string]any)
 				ssl := paths["ssldir"].(string)
+				// a register as templates see it: data, and its keys beside it
+				pcfg := map[string]any{
+					"codedir": paths["codedir"], "hostcert": ssl + "/certs/compile1.example.com.pem",
+					"hostprivkey": ssl + "/private_keys/compile1.example.com.pem", "localcacert": ssl + "/certs/ca.pem",
+					"hostcrl": ssl + "/crl.pem", "cadir": paths["cadir"],
+				}
+				pcfg["data"] = maps.Clone(pcfg)
 				data := map[string]any{
 					"flavor": f,
 					"host":   host("compile1.example.com", "10.0.0.11"),
@@ -44,11 +51,7 @@ func TestRoleTemplates(t *testing.T) {
 						"r10k_cachedir": "/var/cache/r10k", "lb_state_file": "/var/lib/haproxy/server-state",
 						"lb_vip": "10.0.0.29/24", "lb_vrrp_id": 51,
 					},
-					"registered": map[string]any{"interface": map[string]any{"stdout": "eth0\n"}, "pcfg": map[string]any{"data": map[string]any{
-						"codedir": paths["codedir"], "hostcert": ssl + "/certs/compile1.example.com.pem",
-						"hostprivkey": ssl + "/private_keys/compile1.example.com.pem", "localcacert": ssl + "/certs/ca.pem",
-						"hostcrl": ssl + "/crl.pem",
-					}}},
+					"registered": map[string]any{"interface": map[string]any{"stdout": "eth0\n"}, "pcfg": pcfg},
 				}
 				for _, name := range files {
 					b, _ := fs.ReadFile(troupe.Content, name)

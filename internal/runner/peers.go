@@ -115,7 +115,13 @@ func (f *peerFinder) step(ctx context.Context, at stepAt) error {
 		case err != nil:
 			f.note(&f.errs, err.Error())
 		default:
-			return f.w.block(ctx, at, inner, at.targets, f)
+			targets := at.targets
+			if at.When != "" {
+				if targets = f.mayRun(at.Step, targets, inner); len(targets) == 0 {
+					return nil
+				}
+			}
+			return f.w.block(ctx, at, inner, targets, f)
 		}
 		return nil
 	}
@@ -123,6 +129,25 @@ func (f *peerFinder) step(ctx context.Context, at stepAt) error {
 		f.leaf(at)
 	}
 	return nil
+}
+
+// mayRun keeps the targets for which block s's when is true, or not known
+// before the run (it reads a register): a block whose when is false from
+// what is known already (.site, .vars, .params) reaches no peers, as a
+// standby CA's steps on a site without one.
+func (f *peerFinder) mayRun(s *plan.Step, hosts []*inventory.Host, l scopeLayer) []*inventory.Host {
+	var keep []*inventory.Host
+	for _, h := range hosts {
+		data, err := f.w.scope(h, l)
+		ok := true
+		if err == nil {
+			ok, err = when(s, data)
+		}
+		if err != nil || ok {
+			keep = append(keep, h)
+		}
+	}
+	return keep
 }
 
 // leaf names the peers of one action step, for each of its targets.
