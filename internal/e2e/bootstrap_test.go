@@ -120,7 +120,7 @@ func bootstrapSuite(t *testing.T, bin, suite string) {
 	// A work dir of its own: fresh, bare hosts, never an operator's lab.
 	// Its own bridge and subnet, so the test runs beside a demo lab (labbr0).
 	l, err := lab.Up(ctx, lab.Spec{Suite: suite, WorkDir: filepath.Join(t.TempDir(), "work"), Subnet: "10.77.8", Bridge: "labe0", Compilers: 3, Agents: 2,
-		LoadBalancers: loadBalancers[suite]}, testLog{t})
+		LoadBalancers: loadBalancers[suite], CAStandby: caStandby[suite]}, testLog{t})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,6 +304,11 @@ type scenario struct {
 // one, the common site.
 var loadBalancers = map[string]int{"bookworm": 2, "trixie": 1}
 
+// caStandby per suite: trixie's site has a standby CA (ca2), so the CA
+// scenarios that run there (ca-cert, ca-renew, ca-backup-restore,
+// ca-rebuild) change a CA that pushes every change to it.
+var caStandby = map[string]bool{"trixie": true}
+
 var (
 	both     = []string{"bookworm", "trixie"}
 	bookworm = []string{"bookworm"}
@@ -326,7 +331,8 @@ var scenarios = []scenario{
 	{"capacity", capacityScenario, bookworm},  // min_ready against the live pool, before every drain
 	{"lb-reload", lbReloadScenario, bookworm}, // a reload keeps a drain, on both load balancers
 	{"cert-expiry", certExpiryScenario, trixie},
-	{"release", releaseScenario, trixie}, // the .deb installed and run on a lab host
+	{"release", releaseScenario, trixie},      // the .deb installed and run on a lab host
+	{"ca-standby", caStandbyScenario, trixie}, // every signing and revocation pushed to the standby CA
 	{"webhook", webhookScenario, bookworm},
 	{"remove-compiler", removeCompilerScenario, bookworm},
 	{"regen-cert", regenCertScenario, bookworm},

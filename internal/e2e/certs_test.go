@@ -580,6 +580,13 @@ func caRebuildScenario(ctx context.Context, t *testing.T, s *site) {
 	if now == "" || now == old {
 		t.Fatalf("the CA's fingerprint did not change: %q", now)
 	}
+	if s.l.Spec.CAStandby {
+		// The new CA is pushed to the standby like any change.
+		lag := s.awaitReplica("the rebuilt CA", caReplicaBound, func() bool {
+			return s.caReplicaSum("ca2", replicaDir) == s.caReplicaSum("ca", caDir)
+		})
+		t.Logf("the rebuilt CA on the standby %.2f s after the rebuild ended", lag.Seconds())
+	}
 	for _, a := range []string{"agent1", "agent2", "puppetdb"} {
 		if out, rc := s.agentRun(a); rc != 0 && rc != 2 {
 			t.Errorf("%s under the new CA: rc %d\n%s", a, rc, out)

@@ -3,8 +3,8 @@
 # CA as one tar stream, again while the directory changed during the push,
 # and record what was pushed. Run by troupe-ca-replica.service, which the
 # path unit starts on every change of the CA's serial, inventory, CRL or
-# certificate, and the timer every minute (a push that failed, e.g. while
-# the standby was down, is retried; one with nothing new exits at once).
+# certificate, and the timer 30 s after each run (a push that failed, e.g.
+# while the standby was down, is retried; one with nothing new exits at once).
 set -eu
 conf=/etc/troupe/ca-replica
 . "$conf/env" # CADIR, STANDBY
