@@ -71,6 +71,7 @@ func caStandbyScenario(ctx context.Context, t *testing.T, s *site) {
 	if ca, standby := s.caReplicaSum("ca", caDir), s.caReplicaSum("ca2", replicaDir); ca != standby {
 		t.Fatalf("before anything: the standby's snapshot is not the CA's (%s, %s)", standby, ca)
 	}
+	s.statusSaysReplica(ctx, true)
 
 	// A signing: the certificate is in the standby's inventory.
 	run := time.Now().Unix() // certnames of this run (a rerun on a dev lab signs new ones)
@@ -133,10 +134,12 @@ func caStandbyScenario(ctx context.Context, t *testing.T, s *site) {
 			break
 		}
 	}
-	s.ssh("ca2", "chmod 700 /var/lib/troupe-replica/data/snapshots")
 	if !failed {
+		s.ssh("ca2", "chmod 700 /var/lib/troupe-replica/data/snapshots")
 		t.Fatalf("the push with the standby's snapshots closed did not fail: %s", s.l.Journal("ca", "troupe-ca-replica.service", 10))
 	}
+	s.statusSaysReplica(ctx, false)
+	s.ssh("ca2", "chmod 700 /var/lib/troupe-replica/data/snapshots")
 	opened := time.Now()
 	lag = s.awaitReplica("the signing of "+second+" after a failed push", caRetryBound, func() bool {
 		_, rc := s.sshRC("ca2", "grep -q ' /CN="+second+"$' "+replicaDir+"/inventory.txt")
@@ -147,6 +150,40 @@ func caStandbyScenario(ctx context.Context, t *testing.T, s *site) {
 	record(t, "retry_to_standby_s", time.Since(opened).Seconds(), "s")
 	if ca, standby := s.caReplicaSum("ca", caDir), s.caReplicaSum("ca2", replicaDir); ca != standby {
 		t.Errorf("after the retry: the standby's copy is not the CA's")
+	}
+	s.statusSaysReplica(ctx, true)
+}
+
+// statusSaysReplica: `troupe status` says the standby holds what the CA
+// holds (exit 0, the CA in sync with lag 0, the standby's serial the CA's,
+// its puppetserver inactive), or, with inSync false, that the last push
+// failed (exit 1, the problem named on the CA).
+func (s *site) statusSaysReplica(ctx context.Context, inSync bool) {
+	s.t.Helper()
+	st, code := s.status(ctx)
+	var ca, standby *hostStatus
+	for i, h := range st.Hosts {
+		switch h.Name {
+		case "ca." + s.l.Spec.Domain:
+			ca = &st.Hosts[i]
+		case "ca2." + s.l.Spec.Domain:
+			standby = &st.Hosts[i]
+		}
+	}
+	if ca == nil || standby == nil || ca.Replica == nil || standby.Replica == nil {
+		s.t.Fatalf("troupe status has no CA replica rows: %+v", st.Hosts)
+	}
+	if !inSync {
+		if code != 1 || ca.Replica.InSync || !strings.Contains(st.problems(), "the last push to the standby CA failed") {
+			s.t.Errorf("troupe status with a failed push: exit %d, CA in sync %v, problems:\n%s", code, ca.Replica.InSync, st.problems())
+		}
+		return
+	}
+	serial := strings.TrimSpace(s.ssh("ca", "cat "+caDir+"/serial"))
+	if code != 0 || !ca.Replica.InSync || ca.Replica.Lag != 0 || hexSerial(standby.Replica.Serial) != hexSerial(serial) ||
+		standby.Replica.Server != "inactive" {
+		s.t.Errorf("troupe status on a standby in sync: exit %d, CA %+v, standby %+v (the CA's serial %s); problems:\n%s",
+			code, *ca.Replica, *standby.Replica, serial, st.problems())
 	}
 }
 

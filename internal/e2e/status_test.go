@@ -59,6 +59,12 @@ type hostStatus struct {
 		QueueDepth  *int      `json:"queue_depth"`
 		LastCommand time.Time `json:"last_command"`
 	} `json:"puppetdb"`
+	Replica *struct {
+		Serial string `json:"serial"`
+		InSync bool   `json:"in_sync"`
+		Lag    int64  `json:"lag_seconds"`
+		Server string `json:"server"`
+	} `json:"ca_replica"`
 }
 
 // status runs `troupe status --format json` and returns what it read and

@@ -68,6 +68,7 @@ func Specs(inv *inventory.Inventory) ([]*Host, error) {
 		if v, ok := h.Vars["lb_vip"].(string); ok && s.has(RoleLB) {
 			s.VIP, _, _ = strings.Cut(v, "/")
 		}
+		s.Standby = s.has(RoleCA) && inv.SiteFor(h).CAStandby != ""
 		if s.has(RoleCompiler) && !headsDone {
 			s.Heads, headsDone = true, true
 		}

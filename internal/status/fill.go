@@ -3,7 +3,9 @@ package status
 import (
 	"fmt"
 	"math/big"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/troupe/troupe/internal/puppet"
 )
@@ -71,6 +73,68 @@ func fill(h *Host) {
 	if s.has(RolePuppetDB) {
 		h.PuppetDB = readPuppetDB(get("pdbstatus"), get("pdbnodes"))
 	}
+	if s.has(RoleCA) && s.Standby {
+		h.Replica = readPusher(get("careplica"))
+	}
+	if s.has(RoleStandby) {
+		h.Replica = readSnapshot(get("replica"))
+	}
+}
+
+// keyValues reads "key value" lines.
+func keyValues(body string) map[string]string {
+	kv := map[string]string{}
+	for _, l := range strings.Split(body, "\n") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(l), " "); ok {
+			kv[k] = strings.TrimSpace(v)
+		}
+	}
+	return kv
+}
+
+// unixTime reads seconds since the epoch; zero when it is not a number.
+func unixTime(s string) time.Time {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		return time.Time{}
+	}
+	return time.Unix(n, 0).UTC()
+}
+
+// readPusher is the CA's side: what the last push carried against what
+// the CA holds now.
+func readPusher(sec section) *Replica {
+	if msg := sec.failure(); msg != "" {
+		return &Replica{Error: msg}
+	}
+	kv := keyValues(sec.Body)
+	r := &Replica{Serial: kv["curserial"], Pushed: kv["serial"], Time: unixTime(kv["pushed"]),
+		Watching: kv["watch"], Result: kv["result"]}
+	switch {
+	case kv["cursum"] == "" || r.Serial == "":
+		r.Error = "the CA directory could not be read"
+	case kv["sum"] == "":
+		r.Error = "never pushed to the standby"
+	}
+	r.InSync = r.Error == "" && kv["sum"] == kv["cursum"]
+	if now, changed := unixTime(kv["now"]), unixTime(kv["changed"]); !r.InSync && !now.IsZero() && !changed.IsZero() {
+		r.Lag = max(int64(now.Sub(changed)/time.Second), 0)
+	}
+	return r
+}
+
+// readSnapshot is the standby's side: its current snapshot of the CA
+// directory, and whether its puppetserver runs.
+func readSnapshot(sec section) *Replica {
+	if msg := sec.failure(); msg != "" {
+		return &Replica{Error: msg}
+	}
+	kv := keyValues(sec.Body)
+	r := &Replica{Serial: kv["serial"], Time: unixTime(kv["snapshot"]), Server: kv["server"]}
+	if r.Serial == "" || r.Time.IsZero() {
+		r.Error = "no snapshot of the CA directory in " + ReplicaCurrent
+	}
+	return r
 }
 
 func readCert(sec section) *Cert {

@@ -29,6 +29,7 @@ func Judge(hosts []*Host, now time.Time, horizon time.Duration) *Site {
 	j.revocations(hosts)
 	j.drift()
 	j.vips()
+	j.replicas()
 	for _, h := range hosts {
 		for _, p := range site.Problems {
 			if p.Host == h.Name {
@@ -444,4 +445,56 @@ func (j *judge) vips() {
 			}
 		}
 	}
+}
+
+// replicaBehind is how long a change of the CA may wait unpushed before it
+// is bad: the path unit pushes within a second, the timer retries a failed
+// push 30 s after it (roles/templates/troupe-ca-replica.timer.tmpl).
+const replicaBehind = 60 * time.Second
+
+// replicas judges the standby CA's copy: on the CA, a path unit that does
+// not watch, a failed last push or a change waiting longer than
+// replicaBehind; on the standby, a puppetserver that runs (a second CA), no
+// snapshot, or a snapshot whose serial is not the one the CA pushed last.
+func (j *judge) replicas() {
+	var pushed *Replica
+	for _, h := range j.site.Hosts {
+		r := h.Replica
+		if r == nil || !h.spec.has(RoleCA) || h.Error != "" {
+			continue
+		}
+		switch {
+		case r.Error != "":
+			r.Level = j.flag(h, Bad, "ca", "standby CA: %s", r.Error)
+		case r.Watching != "active":
+			r.Level = j.flag(h, Bad, "ca", "troupe-ca-replica.path is %s: the CA's changes are not pushed to the standby", orDash(r.Watching))
+		case !r.InSync && r.Result != "success":
+			r.Level = j.flag(h, Bad, "ca", "the last push to the standby CA failed (%s); the CA's changes of the last %s wait for the timer's retry",
+				orDash(r.Result), time.Duration(r.Lag)*time.Second)
+		case !r.InSync && time.Duration(r.Lag)*time.Second > replicaBehind:
+			r.Level = j.flag(h, Bad, "ca", "the standby CA is %s behind the CA (serial %s pushed, %s now)", time.Duration(r.Lag)*time.Second, r.Pushed, r.Serial)
+		case r.InSync:
+			pushed = r
+		}
+	}
+	for _, h := range j.site.Hosts {
+		r := h.Replica
+		if r == nil || !h.spec.has(RoleStandby) || h.Error != "" {
+			continue
+		}
+		switch {
+		case r.Server == "active" || r.Server == "activating" || r.Server == "reloading":
+			r.Level = j.flag(h, Bad, "ca", "puppetserver is %s on the standby CA: two CAs may sign (a failover stops the old one first)", r.Server)
+		case r.Error != "":
+			r.Level = j.flag(h, Bad, "ca", "standby CA: %s", r.Error)
+		case pushed != nil && !hexSerialEqual(r.Serial, pushed.Pushed):
+			r.Level = j.flag(h, Bad, "ca", "the standby's snapshot has serial %s, the CA pushed %s", r.Serial, pushed.Pushed)
+		}
+	}
+}
+
+// hexSerialEqual compares two of the CA's serial files' hex numbers.
+func hexSerialEqual(a, b string) bool {
+	trim := func(s string) string { return strings.TrimLeft(strings.ToUpper(strings.TrimSpace(s)), "0") }
+	return trim(a) == trim(b)
 }

@@ -117,6 +117,8 @@ func narrowServices(h *Host) (string, Level) {
 func narrowServer(h *Host) (string, Level) {
 	s := h.Server
 	switch {
+	case s == nil && h.Replica != nil:
+		return replicaText(h.Replica), h.Replica.Level
 	case s == nil:
 		return "-", OK
 	case s.Error != "":

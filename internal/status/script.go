@@ -33,6 +33,7 @@ var serverURLs = []string{
 // Roles, from the inventory's groups (see topology).
 const (
 	RoleCA       = "ca"
+	RoleStandby  = "ca-standby"
 	RoleCompiler = "compiler"
 	RoleLB       = "lb"
 	RolePuppetDB = "puppetdb"
@@ -41,12 +42,19 @@ const (
 
 // groupRoles maps the inventory groups the shipped plans target to roles.
 var groupRoles = map[string]string{
-	inventory.GroupCA: RoleCA, inventory.GroupCompilers: RoleCompiler, inventory.GroupLoadBalancer: RoleLB,
+	inventory.GroupCA: RoleCA, inventory.GroupCAStandby: RoleStandby, inventory.GroupCompilers: RoleCompiler, inventory.GroupLoadBalancer: RoleLB,
 	inventory.GroupPuppetDB: RolePuppetDB, inventory.GroupAgents: RoleAgent,
 }
 
 // roleOrder is the order roles are listed in.
-var roleOrder = []string{RoleCA, RoleCompiler, RoleLB, RolePuppetDB, RoleAgent}
+var roleOrder = []string{RoleCA, RoleStandby, RoleCompiler, RoleLB, RolePuppetDB, RoleAgent}
+
+// Where the CA's pushes to the standby are recorded (roles/ca-replica.yaml)
+// and where the standby keeps its current snapshot (roles/ca-standby.yaml).
+const (
+	ReplicaState   = "/var/lib/troupe/ca-replica.state"
+	ReplicaCurrent = "/var/lib/troupe-replica/data/current"
+)
 
 // DefaultSocket is HAProxy's admin socket (roles/haproxy.yaml lb_socket).
 const DefaultSocket = "/run/haproxy/admin.sock"
@@ -59,6 +67,7 @@ type spec struct {
 	Socket   string // HAProxy admin socket (lb role)
 	VIP      string // lb_vip without its prefix length (lb role, two load balancers)
 	Heads    bool   // git ls-remote the control repository (one compiler)
+	Standby  bool   // the site has a standby CA the CA pushes to (ca role)
 }
 
 func (s spec) has(role string) bool { return slices.Contains(s.Roles, role) }
@@ -68,7 +77,7 @@ func (s spec) server() bool { return s.has(RoleCA) || s.has(RoleCompiler) }
 // enrolled: the host's roles give it a Puppet certificate (the load
 // balancer passes TLS through and has none).
 func (s spec) enrolled() bool {
-	return s.server() || s.has(RolePuppetDB) || s.has(RoleAgent)
+	return s.server() || s.has(RoleStandby) || s.has(RolePuppetDB) || s.has(RoleAgent)
 }
 
 // services are the units a host of these roles must have active.
@@ -94,13 +103,13 @@ func (s spec) services() []string {
 func (s spec) packages() []pkgWant {
 	var out []pkgWant
 	p := s.Flavor.Packages
-	if s.server() {
+	if s.server() || s.has(RoleStandby) {
 		out = append(out, pkgWant{"server", p.Server})
 	}
 	if s.has(RolePuppetDB) {
 		out = append(out, pkgWant{"db", p.DB})
 	}
-	if s.server() || s.has(RolePuppetDB) || s.has(RoleAgent) {
+	if s.enrolled() {
 		out = append(out, pkgWant{"agent", p.Agent})
 	}
 	return out
@@ -158,6 +167,21 @@ pcurl() {
 			q(f.Paths.Cadir+"/ca_crl.pem"), q(ssl+"/ca/ca_crl.pem"))
 		// the CRL itself, for the serials it revokes (parsed here, not by openssl)
 		b.WriteString("sec crlpem; cat \"$c\" 2>&1; end $?\n")
+	}
+	if s.has(RoleCA) && s.Standby {
+		// the push's state, and what it would carry now (the same sum as
+		// roles/files/ca-replica-push.sh)
+		fmt.Fprintf(&b, `sec careplica; c=%s
+sed -n 's/^\(pushed\|sum\|serial\)=/\1 /p' %s 2>/dev/null
+printf 'now %%s\ncursum %%s\ncurserial %%s\n' "$(date +%%s)" "$( (cd "$c" && cat serial inventory.txt ca_crl.pem ca_crt.pem 2>/dev/null) | cksum | cut -d' ' -f1)" "$(cat "$c/serial" 2>/dev/null)"
+printf 'changed %%s\n' "$(stat -c %%Y "$c/serial" "$c/inventory.txt" "$c/ca_crl.pem" "$c/ca_crt.pem" 2>/dev/null | sort -n | tail -n 1)"
+printf 'watch %%s\nresult %%s\n' "$(systemctl is-active troupe-ca-replica.path 2>&1)" "$(systemctl show -P Result troupe-ca-replica.service 2>&1)"; end 0
+`, q(f.Paths.Cadir), q(ReplicaState))
+	}
+	if s.has(RoleStandby) {
+		fmt.Fprintf(&b, `sec replica; d=%s
+printf 'now %%s\nsnapshot %%s\nserial %%s\nserver %%s\n' "$(date +%%s)" "$(stat -c %%Y "$d" 2>/dev/null)" "$(cat "$d/serial" 2>/dev/null)" "$(systemctl is-active %s 2>&1)"; end 0
+`, q(ReplicaCurrent), q(f.Services.Server))
 	}
 	if s.server() {
 		env := f.Paths.Codedir + "/environments"

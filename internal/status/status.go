@@ -71,13 +71,14 @@ type Host struct {
 	Error    string         `json:"error,omitempty"`
 	Packages []Package      `json:"packages"`
 	Services []ServiceState `json:"services"`
-	Server   *Server        `json:"server,omitempty"`   // CA and compilers
-	HAProxy  []LBView       `json:"haproxy,omitempty"`  // compilers (and servers in any HAProxy backend)
-	Pool     *Pool          `json:"pool,omitempty"`     // load balancers
-	Cert     *Cert          `json:"cert,omitempty"`     // the host's own certificate
-	CA       *CA            `json:"ca,omitempty"`       // the CA host
-	Code     *Code          `json:"code,omitempty"`     // CA and compilers
-	PuppetDB *PuppetDB      `json:"puppetdb,omitempty"` // PuppetDB host
+	Server   *Server        `json:"server,omitempty"`     // CA and compilers
+	HAProxy  []LBView       `json:"haproxy,omitempty"`    // compilers (and servers in any HAProxy backend)
+	Pool     *Pool          `json:"pool,omitempty"`       // load balancers
+	Cert     *Cert          `json:"cert,omitempty"`       // the host's own certificate
+	CA       *CA            `json:"ca,omitempty"`         // the CA host
+	Code     *Code          `json:"code,omitempty"`       // CA and compilers
+	PuppetDB *PuppetDB      `json:"puppetdb,omitempty"`   // PuppetDB host
+	Replica  *Replica       `json:"ca_replica,omitempty"` // the CA and the standby CA, with a standby
 	Elapsed  int64          `json:"elapsed_ms"`
 
 	spec spec
@@ -183,6 +184,25 @@ type Expiry struct {
 	Name     string    `json:"name"`
 	Time     time.Time `json:"time"`
 	DaysLeft int       `json:"days_left"`
+}
+
+// Replica is the CA directory's copy on the standby CA (group ca_standby):
+// on the CA, the push's state (roles/files/ca-replica-push.sh); on the
+// standby, the snapshot it holds (roles/files/ca-replica-receive.sh).
+type Replica struct {
+	Serial string `json:"serial"`                  // the CA's serial now; the snapshot's
+	Pushed string `json:"pushed_serial,omitempty"` // CA: the serial the last push carried
+	// CA: when the last push ended; standby: when its snapshot became current.
+	Time time.Time `json:"time,omitzero"`
+	// CA: the last push carried what the CA holds now; else Lag is how
+	// long the CA's newest change has waited, in seconds.
+	InSync   bool   `json:"in_sync"`
+	Lag      int64  `json:"lag_seconds"`
+	Watching string `json:"watching,omitempty"`    // CA: the path unit's state (active)
+	Result   string `json:"last_result,omitempty"` // CA: the last push's result (success)
+	Server   string `json:"server,omitempty"`      // standby: its puppetserver (never active: not a second CA)
+	Error    string `json:"error,omitempty"`
+	Level    Level  `json:"level"`
 }
 
 // Code is the deployed control repository on a server.

@@ -183,17 +183,40 @@ func servicesCell(h *Host) cell {
 
 func statusCell(h *Host) cell {
 	s := h.Server
+	var c cell
 	switch {
 	case s == nil:
-		return na
 	case s.Error != "":
-		return one(s.Error, s.Level)
+		c = one(s.Error, s.Level)
+	default:
+		c = one(s.Simple, s.Level)
+		for _, st := range s.NotRunning {
+			c = append(c, line{st.Name + " " + st.State, Bad})
+		}
 	}
-	c := one(s.Simple, s.Level)
-	for _, st := range s.NotRunning {
-		c = append(c, line{st.Name + " " + st.State, Bad})
+	if r := h.Replica; r != nil {
+		c = append(c, line{replicaText(r), r.Level})
+	}
+	if len(c) == 0 {
+		return na
 	}
 	return c
+}
+
+// replicaText is the standby CA's copy in a few words: on the CA, "standby
+// in sync" or how far behind; on the standby, its snapshot's serial.
+func replicaText(r *Replica) string {
+	switch {
+	case r.Error != "":
+		return "standby: " + r.Error
+	case r.Server != "" && r.Server != "inactive" && r.Server != "unknown" && r.Server != "failed":
+		return "standby, puppetserver " + r.Server
+	case r.Pushed == "" && r.Watching == "": // the standby's own row
+		return "standby " + r.Serial
+	case r.InSync:
+		return "standby in sync"
+	}
+	return fmt.Sprintf("standby %ds behind", r.Lag)
 }
 
 func haproxyCell(h *Host) cell {

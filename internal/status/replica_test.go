@@ -1,0 +1,71 @@
+package status
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/troupe/troupe/internal/puppet"
+)
+
+// TestCAReplica: with a standby CA, the CA's probe reads the push's state
+// and the standby's its snapshot; a CA whose last push carried what it
+// holds, and a standby with that serial and puppetserver not running, are
+// healthy; a path unit that does not watch, a failed push, a change waiting
+// past replicaBehind, a standby whose serial is not the pushed one, and a
+// standby whose puppetserver runs (two CAs) are each bad.
+func TestCAReplica(t *testing.T) {
+	f, _ := puppet.Get("debian")
+	caSpec := spec{Certname: "ca.lab.test", Roles: []string{RoleCA}, Flavor: f, Standby: true}
+	sbSpec := spec{Certname: "ca2.lab.test", Roles: []string{RoleStandby}, Flavor: f}
+	if !strings.Contains(caSpec.script(), "sec careplica;") || !strings.Contains(sbSpec.script(), "sec replica;") ||
+		strings.Contains((spec{Certname: "ca", Roles: []string{RoleCA}, Flavor: f}).script(), "careplica") {
+		t.Fatal("the CA's script reads the push only with a standby, the standby's its snapshot")
+	}
+	if len(sbSpec.services()) != 0 || !sbSpec.enrolled() {
+		t.Errorf("the standby: services %v (want none: its puppetserver is masked), enrolled %v", sbSpec.services(), sbSpec.enrolled())
+	}
+	sec := func(body string) section { return section{Body: body, Done: true} }
+	const now = "now 1796666000\n"
+	inSync := "pushed 1796665990\nsum 111\nserial 000B\n" + now + "cursum 111\ncurserial 000B\nchanged 1796665989\nwatch active\nresult success\n"
+	behind := func(changedAgo int, result string) string {
+		return "pushed 1796665000\nsum 111\nserial 000B\n" + now + "cursum 222\ncurserial 000C\n" +
+			"changed " + strconv.Itoa(1796666000-changedAgo) + "\nwatch active\nresult " + result + "\n"
+	}
+	standby := func(serial, server string) string {
+		return "now 1796666000\nsnapshot 1796665990\nserial " + serial + "\nserver " + server + "\n"
+	}
+	for _, tc := range []struct {
+		name, ca, standby, problem string
+		text                       string // the CA's cell
+	}{
+		{"in sync", inSync, standby("000B", "inactive"), "", "standby in sync"},
+		{"a push on its way", behind(2, "success"), standby("000B", "inactive"), "", "standby 2s behind"},
+		{"behind", behind(61, "success"), standby("000B", "inactive"), "the standby CA is 1m1s behind the CA (serial 000B pushed, 000C now)", ""},
+		{"push failed", behind(5, "exit-code"), standby("000B", "inactive"), "the last push to the standby CA failed (exit-code)", ""},
+		{"not watching", strings.Replace(inSync, "watch active", "watch inactive", 1), standby("000B", "inactive"), "troupe-ca-replica.path is inactive", ""},
+		{"never pushed", now + "cursum 222\ncurserial 0002\nchanged 1796665989\nwatch active\nresult success\n", standby("000B", "inactive"), "never pushed to the standby", ""},
+		{"standby differs", inSync, standby("0009", "inactive"), "the standby's snapshot has serial 0009, the CA pushed 000B", ""},
+		{"standby serves", inSync, standby("000B", "active"), "puppetserver is active on the standby CA: two CAs may sign", ""},
+		{"no snapshot", inSync, "now 1796666000\nsnapshot \nserial \nserver inactive\n", "no snapshot of the CA directory", ""},
+	} {
+		ca := &Host{Name: "ca.lab.test", spec: caSpec, Replica: readPusher(sec(tc.ca))}
+		sb := &Host{Name: "ca2.lab.test", spec: sbSpec, Replica: readSnapshot(sec(tc.standby))}
+		j := judge{site: &Site{Hosts: []*Host{ca, sb}}}
+		j.replicas()
+		var texts []string
+		for _, p := range j.site.Problems {
+			texts = append(texts, p.Text)
+		}
+		got := strings.Join(texts, "\n")
+		switch {
+		case tc.problem == "" && got != "":
+			t.Errorf("%s: problems %q, want none", tc.name, got)
+		case tc.problem != "" && (len(texts) != 1 || !strings.Contains(got, tc.problem) || max(ca.Replica.Level, sb.Replica.Level) != Bad):
+			t.Errorf("%s: problems %q (levels %v, %v), want one bad: %q", tc.name, got, ca.Replica.Level, sb.Replica.Level, tc.problem)
+		}
+		if tc.text != "" && replicaText(ca.Replica) != tc.text {
+			t.Errorf("%s: the CA's cell says %q, want %q", tc.name, replicaText(ca.Replica), tc.text)
+		}
+	}
+}
