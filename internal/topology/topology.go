@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/troupe/troupe/internal/inventory"
@@ -46,6 +47,7 @@ var tiers = []struct{ group, title string }{
 	{inventory.GroupLoadBalancer, "load balancer (HAProxy)"},
 	{inventory.GroupCompilers, "compilers (puppetserver)"},
 	{inventory.GroupCA, "CA (puppetserver)"},
+	{inventory.GroupCAStandby, "standby CA (puppetserver masked)"},
 	{inventory.GroupPuppetDB, "PuppetDB (PostgreSQL)"},
 }
 
@@ -54,7 +56,7 @@ func Build(inv *inventory.Inventory) Graph {
 	var g Graph
 	has := map[string]bool{}
 	for _, t := range tiers {
-		if grp := inv.Group(t.group); grp != nil {
+		if grp := inv.Group(t.group); grp != nil && (len(grp.Targets) > 0 || !slices.Contains(inventory.OptionalGroups, t.group)) {
 			g.Tiers = append(g.Tiers, Tier{Group: t.group, Title: t.title, Hosts: grp.Targets})
 			has[t.group] = true
 		}
@@ -122,6 +124,7 @@ func Build(inv *inventory.Inventory) Graph {
 	} else if server != inventory.GroupCA {
 		add(inventory.GroupAgents, inventory.GroupCA, "certificates "+ca, true)
 	}
+	add(inventory.GroupCA, inventory.GroupCAStandby, "CA directory on every change (SSH)", true)
 	return g
 }
 
