@@ -343,7 +343,11 @@ func caRenewScenario(ctx context.Context, t *testing.T, s *site) {
 		t.Errorf("the CA keys changed:\n%s\nthen\n%s", keysBefore, keysAfter)
 	}
 	want := strings.Fields(s.ssh("ca", "sha256sum "+cadir+"/ca_crt.pem"))[0]
-	for _, h := range append(s.compilers(), "puppetdb", "agent1", "agent2") {
+	holders := append(s.compilers(), "puppetdb", "agent1", "agent2")
+	if s.l.Spec.CAStandby {
+		holders = append(holders, "ca2")
+	}
+	for _, h := range holders {
 		files := "$(puppet config print localcacert)"
 		if h == "puppetdb" {
 			files += " /etc/puppetdb/ssl/ca.pem"
@@ -515,6 +519,12 @@ func caCertScenario(ctx context.Context, t *testing.T, s *site) {
 	}
 	if out := s.ssh("ca", "puppetserver ca list --all; echo rc=$?"); !strings.Contains(out, "rc=0") || !strings.Contains(out, "agent1.lab.test") {
 		t.Errorf("puppetserver ca list on the CA after ca-cert:\n%s", out)
+	}
+	if s.l.Spec.CAStandby {
+		// The standby carries the CA's names, the new alias too.
+		if sans := s.ssh("ca2", "openssl x509 -noout -ext subjectAltName -in $(puppet config print hostcert)"); !strings.Contains(sans, "DNS:"+alias) {
+			t.Errorf("the standby CA's certificate lacks %s after ca-cert:\n%s", alias, sans)
+		}
 	}
 	again := s.troupeRun(ctx, "run", "ca-cert")
 	if again.code != 0 || len(again.with("changed")) != 0 {

@@ -26,6 +26,7 @@ func upgradeScenario(ctx context.Context, t *testing.T, s *site) {
 	// The lab's upgrade repository (puppetserver, puppet-agent, puppetdb and
 	// the termini rebuilt as <version>+troupe1) becomes a package source.
 	before := map[string]string{}
+	serverPackages := s.serverPackages()
 	for h := range serverPackages {
 		s.ssh(h, "echo 'deb [trusted=yes] "+s.l.UpgradeRepoURL+" ./' > /etc/apt/sources.list.d/troupe-upgrade.list")
 		before[h] = s.ssh(h, "dpkg-query -W "+serverPackages[h])
@@ -171,12 +172,20 @@ func upgradeScenario(ctx context.Context, t *testing.T, s *site) {
 	}
 }
 
-// serverPackages is what the upgrade moves on each server of the lab.
-var serverPackages = map[string]string{
-	"ca":       "puppetserver puppet-agent",
-	"puppetdb": "puppetdb puppet-agent",
-	"compile1": "puppetserver puppet-agent puppet-terminus-puppetdb",
-	"compile2": "puppetserver puppet-agent puppet-terminus-puppetdb",
+// serverPackages is what the upgrade moves on each server of the lab: with
+// a standby CA, its packages too (they move with the CA's, its
+// puppetserver masked).
+func (s *site) serverPackages() map[string]string {
+	m := map[string]string{
+		"ca":       "puppetserver puppet-agent",
+		"puppetdb": "puppetdb puppet-agent",
+		"compile1": "puppetserver puppet-agent puppet-terminus-puppetdb",
+		"compile2": "puppetserver puppet-agent puppet-terminus-puppetdb",
+	}
+	if s.l.Spec.CAStandby {
+		m["ca2"] = "puppetserver puppet-agent puppet-terminus-puppetdb"
+	}
+	return m
 }
 
 // fingerprints is, per host, a digest of what a run that changes nothing
@@ -784,7 +793,7 @@ func rollbackScenario(ctx context.Context, t *testing.T, s *site) {
 	if up.code != 0 {
 		t.Fatalf("upgrade --limit %s after the rollback: exit %d\n%s", victim, up.code, strings.Join(up.with("failed"), "\n"))
 	}
-	for _, l := range strings.Split(strings.TrimSpace(s.ssh(victim, "dpkg-query -W "+serverPackages[victim])), "\n") {
+	for _, l := range strings.Split(strings.TrimSpace(s.ssh(victim, "dpkg-query -W "+s.serverPackages()[victim])), "\n") {
 		if f := strings.Fields(l); len(f) != 2 || !strings.HasSuffix(f[1], "+troupe1") {
 			t.Errorf("%s: %q after upgrading it again", victim, l)
 		}
