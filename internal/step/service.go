@@ -18,11 +18,6 @@ type Service struct {
 	Part    string `yaml:"part"`
 	State   string `yaml:"state"`   // started | stopped | restarted | reloaded
 	Enabled *bool  `yaml:"enabled"` // nil leaves it as it is
-	// NoBlock starts or restarts the unit without waiting for its start to
-	// finish (systemctl --no-block): a JVM that takes a minute to come up
-	// starts while later steps work on other hosts, and a later wait step
-	// checks it.
-	NoBlock bool `yaml:"no_block"`
 }
 
 func (s *Service) Title() string {
@@ -52,9 +47,6 @@ func (s *Service) Validate() error {
 	}
 	if s.State == "" && s.Enabled == nil {
 		return errors.New("set state, enabled or both")
-	}
-	if s.NoBlock && s.State != "started" && s.State != "restarted" {
-		return errors.New("no_block is for state started or restarted")
 	}
 	return nil
 }
@@ -100,18 +92,11 @@ func (s *Service) Run(ctx context.Context, x *Exec) (Result, error) {
 			verb = "start"
 		}
 		if verb != "" {
-			cmd := "systemctl " + verb + " " + q
-			if s.NoBlock {
-				cmd = "systemctl --no-block " + verb + " " + q
-			}
-			if _, err := x.MustChange(ctx, cmd, ""); err != nil {
+			if _, err := x.MustChange(ctx, "systemctl "+verb+" "+q, ""); err != nil {
 				if verb != "stop" {
 					err = withJournal(ctx, x, name, err)
 				}
 				return Result{}, err
-			}
-			if s.NoBlock {
-				verb += " (queued, not waited for)"
 			}
 			did = append(did, verb)
 		}

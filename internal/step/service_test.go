@@ -42,10 +42,10 @@ func newUnitHost(t *testing.T, active, enabled bool) *unitHost {
 		}
 		return transport.Result{Stdout: "disabled\n", ExitCode: 1}
 	})
-	h.On(transporttest.Regexp(`^systemctl (--no-block )?(start|stop|restart|reload|enable|disable) `+unit+`$`), func(c transporttest.Command) transport.Result {
+	h.On(transporttest.Regexp(`^systemctl (start|stop|restart|reload|enable|disable) `+unit+`$`), func(c transporttest.Command) transport.Result {
 		h.mu.Lock()
 		defer h.mu.Unlock()
-		switch verb := strings.Fields(strings.Replace(c.Command, " --no-block", "", 1))[1]; verb {
+		switch verb := strings.Fields(c.Command)[1]; verb {
 		case "start", "restart", "reload":
 			if h.failStart {
 				return transport.Result{ExitCode: 1, Stderr: "Job for puppetserver.service failed because the control process exited with error code.\n"}
@@ -71,7 +71,7 @@ func runService(t *testing.T, h *unitHost, noop bool, s *Service) (Result, []rep
 	return res, site.events, err
 }
 
-var systemctlChange = transporttest.Regexp(`^systemctl (--no-block )?(start|stop|restart|reload|enable|disable) `)
+var systemctlChange = transporttest.Regexp(`^systemctl (start|stop|restart|reload|enable|disable) `)
 
 // Each state does what systemctl needs to get there, and nothing when the
 // unit is there already.
@@ -97,8 +97,6 @@ func TestServiceStates(t *testing.T) {
 		{"enabled and started already", true, true, Service{Enabled: &yes, State: "started"}, nil, "puppetserver already enabled, started"},
 		{"disable", false, true, Service{Enabled: &no}, []string{"disable"}, "puppetserver: disabled"},
 		{"enable and start", false, false, Service{Enabled: &yes, State: "started"}, []string{"enable", "start"}, "puppetserver: enabled, start"},
-		{"start without waiting", false, true, Service{State: "started", NoBlock: true}, []string{"--no-block start"}, "puppetserver: start (queued, not waited for)"},
-		{"started already, no_block", true, true, Service{State: "started", NoBlock: true}, nil, "puppetserver already started"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newUnitHost(t, tc.active, tc.enabled)
@@ -112,8 +110,7 @@ func TestServiceStates(t *testing.T) {
 			}
 			var got []string
 			for _, c := range h.Commands(systemctlChange) {
-				f := strings.Fields(c.Command)
-				got = append(got, strings.Join(f[1:len(f)-1], " "))
+				got = append(got, strings.Fields(c.Command)[1])
 			}
 			if strings.Join(got, " ") != strings.Join(tc.want, " ") {
 				t.Errorf("systemctl %v, want %v", got, tc.want)
@@ -215,7 +212,7 @@ func TestServiceQuotesTheName(t *testing.T) {
 
 func TestServiceValidate(t *testing.T) {
 	yes := true
-	for _, s := range []Service{{State: "started"}, {Name: "x", State: "running"}, {Name: "x"}, {Name: "x", State: "stopped", NoBlock: true}} {
+	for _, s := range []Service{{State: "started"}, {Name: "x", State: "running"}, {Name: "x"}} {
 		if err := s.Validate(); err == nil {
 			t.Errorf("%+v accepted", s)
 		}
