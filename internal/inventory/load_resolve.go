@@ -2,9 +2,9 @@ package inventory
 
 import (
 	"net/netip"
+	"slices"
 
 	"github.com/goccy/go-yaml/ast"
-	"slices"
 
 	"github.com/troupe/troupe/internal/transport"
 	"github.com/troupe/troupe/internal/yamldoc"

@@ -483,7 +483,7 @@ func (j *judge) replicas() {
 			continue
 		}
 		switch {
-		case r.Server == "active" || r.Server == "activating" || r.Server == "reloading":
+		case r.serving():
 			r.Level = j.flag(h, Bad, "ca", "puppetserver is %s on the standby CA: two CAs may sign (a failover stops the old one first)", r.Server)
 		case r.Error != "":
 			r.Level = j.flag(h, Bad, "ca", "standby CA: %s", r.Error)
@@ -491,6 +491,11 @@ func (j *judge) replicas() {
 			r.Level = j.flag(h, Bad, "ca", "the standby's snapshot has serial %s, the CA pushed %s", r.Serial, pushed.Pushed)
 		}
 	}
+}
+
+// serving: the standby's puppetserver runs, or is on its way to.
+func (r *Replica) serving() bool {
+	return r.Server == "active" || r.Server == "activating" || r.Server == "reloading"
 }
 
 // hexSerialEqual compares two of the CA's serial files' hex numbers.

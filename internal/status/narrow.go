@@ -118,7 +118,7 @@ func narrowServer(h *Host) (string, Level) {
 	s := h.Server
 	switch {
 	case s == nil && h.Replica != nil:
-		return replicaText(h.Replica), h.Replica.Level
+		return replicaText(h), h.Replica.Level
 	case s == nil:
 		return "-", OK
 	case s.Error != "":

@@ -46,7 +46,7 @@ func TestCAReplica(t *testing.T) {
 		{"not watching", strings.Replace(inSync, "watch active", "watch inactive", 1), standby("000B", "inactive"), "troupe-ca-replica.path is inactive", ""},
 		{"never pushed", now + "cursum 222\ncurserial 0002\nchanged 1796665989\nwatch active\nresult success\n", standby("000B", "inactive"), "never pushed to the standby", ""},
 		{"standby differs", inSync, standby("0009", "inactive"), "the standby's snapshot has serial 0009, the CA pushed 000B", ""},
-		{"standby serves", inSync, standby("000B", "active"), "puppetserver is active on the standby CA: two CAs may sign", ""},
+		{"standby serves", inSync, standby("000B", "activating"), "puppetserver is activating on the standby CA: two CAs may sign", ""},
 		{"no snapshot", inSync, "now 1796666000\nsnapshot \nserial \nserver inactive\n", "no snapshot of the CA directory", ""},
 	} {
 		ca := &Host{Name: "ca.lab.test", spec: caSpec, Replica: readPusher(sec(tc.ca))}
@@ -64,8 +64,8 @@ func TestCAReplica(t *testing.T) {
 		case tc.problem != "" && (len(texts) != 1 || !strings.Contains(got, tc.problem) || max(ca.Replica.Level, sb.Replica.Level) != Bad):
 			t.Errorf("%s: problems %q (levels %v, %v), want one bad: %q", tc.name, got, ca.Replica.Level, sb.Replica.Level, tc.problem)
 		}
-		if tc.text != "" && replicaText(ca.Replica) != tc.text {
-			t.Errorf("%s: the CA's cell says %q, want %q", tc.name, replicaText(ca.Replica), tc.text)
+		if tc.text != "" && replicaText(ca) != tc.text {
+			t.Errorf("%s: the CA's cell says %q, want %q", tc.name, replicaText(ca), tc.text)
 		}
 	}
 }

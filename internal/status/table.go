@@ -195,7 +195,7 @@ func statusCell(h *Host) cell {
 		}
 	}
 	if r := h.Replica; r != nil {
-		c = append(c, line{replicaText(r), r.Level})
+		c = append(c, line{replicaText(h), r.Level})
 	}
 	if len(c) == 0 {
 		return na
@@ -203,15 +203,16 @@ func statusCell(h *Host) cell {
 	return c
 }
 
-// replicaText is the standby CA's copy in a few words: on the CA, "standby
-// in sync" or how far behind; on the standby, its snapshot's serial.
-func replicaText(r *Replica) string {
+// replicaText is the standby CA's copy in a few words: on the standby, its
+// snapshot's serial; on the CA, "standby in sync" or how far behind.
+func replicaText(h *Host) string {
+	r := h.Replica
 	switch {
 	case r.Error != "":
 		return "standby: " + r.Error
-	case r.Server != "" && r.Server != "inactive" && r.Server != "unknown" && r.Server != "failed":
+	case h.spec.has(RoleStandby) && r.serving():
 		return "standby, puppetserver " + r.Server
-	case r.Pushed == "" && r.Watching == "": // the standby's own row
+	case h.spec.has(RoleStandby):
 		return "standby " + r.Serial
 	case r.InSync:
 		return "standby in sync"
