@@ -244,7 +244,7 @@ func bootstrapSuite(t *testing.T, bin, suite string) {
 		if strings.Contains(services, `"ca":`) || !strings.Contains(services, `"server":`) && !strings.Contains(services, `"master":`) {
 			t.Errorf("%s status services (want a server and no ca): %.300s", c, services)
 		}
-		if got := s.ssh(c, "ls $(puppet config print cadir --section server)/ca_key.pem 2>/dev/null; true"); strings.TrimSpace(got) != "" {
+		if got := s.ssh(c, "ls "+caDir+"/ca_key.pem 2>/dev/null; true"); strings.TrimSpace(got) != "" {
 			t.Errorf("%s holds a CA key: %s", c, got)
 		}
 		commits = append(commits, strings.TrimSpace(s.ssh(c,

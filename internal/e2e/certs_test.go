@@ -97,7 +97,7 @@ func regenCertScenario(ctx context.Context, t *testing.T, s *site) {
 			t.Errorf("%s serves serial %q, before %q: not reissued", c, serialOf(now), serialOf(before[c]))
 		}
 		// The old certificate is revoked: its serial is in the CA's CRL.
-		crl := s.ssh("ca", "openssl crl -noout -text -in $(puppet config print cadir --section server)/ca_crl.pem")
+		crl := s.ssh("ca", "openssl crl -noout -text -in "+caDir+"/ca_crl.pem")
 		if old := serialOf(before[c]); old == "" || !strings.Contains(strings.ToUpper(crl), "SERIAL NUMBER: "+old) {
 			t.Errorf("%s's old serial %s is not in the CA's CRL", c, serialOf(before[c]))
 		}
@@ -197,14 +197,14 @@ func revokeScenario(ctx context.Context, t *testing.T, s *site) {
 
 	// The CA host's and the PuppetDB host's certificates are refused before
 	// anything changes: the CA's CRL keeps its entries.
-	crlBefore := s.ssh("ca", "openssl crl -noout -text -in $(puppet config print cadir --section server)/ca_crl.pem | grep -c 'Serial Number' || true")
+	crlBefore := s.ssh("ca", "openssl crl -noout -text -in "+caDir+"/ca_crl.pem | grep -c 'Serial Number' || true")
 	for _, name := range []string{"ca.lab.test", "puppetdb.lab.test"} {
 		no := s.troupeRun(ctx, "run", "revoke", "-p", "certname="+name)
 		if failed := strings.Join(no.with("failed"), ""); no.code != 1 || len(no.with("changed")) != 0 || !strings.Contains(failed, "troupe does not revoke") {
 			t.Errorf("revoke certname=%s: exit %d, changed %v, failed %q (want exit 1, nothing changed, the refusal)", name, no.code, no.with("changed"), failed)
 		}
 	}
-	if now := s.ssh("ca", "openssl crl -noout -text -in $(puppet config print cadir --section server)/ca_crl.pem | grep -c 'Serial Number' || true"); now != crlBefore {
+	if now := s.ssh("ca", "openssl crl -noout -text -in "+caDir+"/ca_crl.pem | grep -c 'Serial Number' || true"); now != crlBefore {
 		t.Errorf("the CA's CRL changed after refused revokes: %s entries, was %s", strings.TrimSpace(now), strings.TrimSpace(crlBefore))
 	}
 
@@ -297,10 +297,9 @@ func output(r run, stepID string) string {
 // time through the pool), every agent runs afterwards with the certificate
 // it had, and a second run changes nothing.
 func caRenewScenario(ctx context.Context, t *testing.T, s *site) {
-	const cadir = "$(puppet config print cadir --section server)"
 	caState := func() (dates, keys string) {
-		dates = s.ssh("ca", "awk '/BEGIN CERT/{n++} {print > (\"/tmp/troupe-e2e-ca\" n \".pem\")}' "+cadir+"/ca_crt.pem; for f in /tmp/troupe-e2e-ca*.pem; do openssl x509 -noout -subject -enddate -in $f; done; rm -f /tmp/troupe-e2e-ca*.pem")
-		keys = s.ssh("ca", "for k in ca_key.pem root_key.pem; do openssl pkey -pubout -in "+cadir+"/$k | sha256sum; done")
+		dates = s.ssh("ca", "awk '/BEGIN CERT/{n++} {print > (\"/tmp/troupe-e2e-ca\" n \".pem\")}' "+caDir+"/ca_crt.pem; for f in /tmp/troupe-e2e-ca*.pem; do openssl x509 -noout -subject -enddate -in $f; done; rm -f /tmp/troupe-e2e-ca*.pem")
+		keys = s.ssh("ca", "for k in ca_key.pem root_key.pem; do openssl pkey -pubout -in "+caDir+"/$k | sha256sum; done")
 		return dates, keys
 	}
 	agentSerial := func(a string) string {
@@ -342,7 +341,7 @@ func caRenewScenario(ctx context.Context, t *testing.T, s *site) {
 	if keysAfter != keysBefore || strings.Count(keysAfter, "-") != 2 {
 		t.Errorf("the CA keys changed:\n%s\nthen\n%s", keysBefore, keysAfter)
 	}
-	want := strings.Fields(s.ssh("ca", "sha256sum "+cadir+"/ca_crt.pem"))[0]
+	want := strings.Fields(s.ssh("ca", "sha256sum "+caDir+"/ca_crt.pem"))[0]
 	holders := append(s.compilers(), "puppetdb", "agent1", "agent2")
 	if s.l.Spec.CAStandby {
 		holders = append(holders, "ca2")
@@ -399,10 +398,9 @@ func notAfters(t *testing.T, out string) map[string]time.Time {
 // the CA signs takes the next serial, agents run through the load balancer
 // meanwhile and after, and a second restore changes nothing.
 func caBackupRestoreScenario(ctx context.Context, t *testing.T, s *site) {
-	const cadir = "$(puppet config print cadir --section server)"
 	caState := func() string {
-		return s.ssh("ca", "openssl x509 -noout -fingerprint -sha256 -in "+cadir+"/ca_crt.pem; echo serial $(cat "+cadir+"/serial);"+
-			" openssl crl -noout -text -in "+cadir+"/ca_crl.pem | grep -c 'Serial Number' || true")
+		return s.ssh("ca", "openssl x509 -noout -fingerprint -sha256 -in "+caDir+"/ca_crt.pem; echo serial $(cat "+caDir+"/serial);"+
+			" openssl crl -noout -text -in "+caDir+"/ca_crl.pem | grep -c 'Serial Number' || true")
 	}
 	before := caState()
 	local := filepath.Join(s.dir, "ca-backups")
@@ -431,7 +429,7 @@ func caBackupRestoreScenario(ctx context.Context, t *testing.T, s *site) {
 	agents := startAgentLoop(t, s, "agent1", "agent2")
 	// The loss: the CA's directory and the CA host's ssldir are gone.
 	lost := time.Now()
-	s.ssh("ca", "systemctl stop puppetserver; rm -rf "+cadir+" $(puppet config print ssldir)")
+	s.ssh("ca", "systemctl stop puppetserver; rm -rf "+caDir+" $(puppet config print ssldir)")
 	r := s.troupeRun(ctx, "run", "ca-restore", "-p", "archive="+archive)
 	if r.code != 0 {
 		t.Fatalf("ca-restore: exit %d\n%s\n%s", r.code, strings.Join(r.with("failed"), "\n"), r.stderr)
@@ -442,7 +440,7 @@ func caBackupRestoreScenario(ctx context.Context, t *testing.T, s *site) {
 	if after := caState(); after != before {
 		t.Errorf("CA before the loss:\n%s\nafter the restore:\n%s", before, after)
 	}
-	next := strings.TrimSpace(s.ssh("ca", "cat "+cadir+"/serial"))
+	next := strings.TrimSpace(s.ssh("ca", "cat "+caDir+"/serial"))
 	// The CA signs again, with the serial counter where it was.
 	re := s.troupeRun(ctx, "run", "revoke", "-p", "certname=agent2.lab.test", "-p", "reissue=true")
 	if re.code != 0 {
@@ -487,7 +485,7 @@ func caCertScenario(ctx context.Context, t *testing.T, s *site) {
 	served := func() string {
 		return s.ssh("lb", "openssl s_client -connect ca.lab.test:8140 -servername ca.lab.test </dev/null 2>/dev/null | openssl x509 -noout -serial -ext subjectAltName")
 	}
-	before, keyBefore := served(), s.ssh("ca", "openssl pkey -pubout -in $(puppet config print cadir --section server)/ca_key.pem | sha256sum")
+	before, keyBefore := served(), s.ssh("ca", "openssl pkey -pubout -in "+caDir+"/ca_key.pem | sha256sum")
 
 	b, err := os.ReadFile(s.inv)
 	if err != nil {
@@ -511,7 +509,7 @@ func caCertScenario(ctx context.Context, t *testing.T, s *site) {
 	if !strings.Contains(after, "DNS:"+alias) || serialOf(after) == serialOf(before) {
 		t.Errorf("the CA serves (before):\n%s\n(after):\n%s", before, after)
 	}
-	if got := s.ssh("ca", "openssl pkey -pubout -in $(puppet config print cadir --section server)/ca_key.pem | sha256sum"); got != keyBefore {
+	if got := s.ssh("ca", "openssl pkey -pubout -in "+caDir+"/ca_key.pem | sha256sum"); got != keyBefore {
 		t.Errorf("the CA key changed")
 	}
 	if got := viaAlias(); got != "200 0" {
@@ -568,9 +566,8 @@ func stepWindow(r run, from, to string) [2]time.Time {
 // load balancer, a certificate of the old CA is refused by the compilers
 // and the load balancer, and the same confirmation again changes nothing.
 func caRebuildScenario(ctx context.Context, t *testing.T, s *site) {
-	const cadir = "$(puppet config print cadir --section server)"
 	fp := func() string {
-		return strings.TrimSpace(s.ssh("ca", "openssl x509 -noout -fingerprint -sha256 -in "+cadir+"/ca_crt.pem | cut -d= -f2"))
+		return strings.TrimSpace(s.ssh("ca", "openssl x509 -noout -fingerprint -sha256 -in "+caDir+"/ca_crt.pem | cut -d= -f2"))
 	}
 	old := fp()
 	s.ssh("agent1", "install -d -m 0700 /root/old-ca && cp $(puppet config print hostcert) /root/old-ca/cert.pem && cp $(puppet config print hostprivkey) /root/old-ca/key.pem && cp $(puppet config print localcacert) /root/old-ca/ca.pem")

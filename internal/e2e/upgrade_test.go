@@ -628,7 +628,7 @@ func compiledByHost(l *agentLoop, host string) bool {
 func removeCompilerScenario(ctx context.Context, t *testing.T, s *site) {
 	const old = "compile3"
 	fq := old + ".lab.test"
-	serial := strings.TrimSpace(s.ssh("ca", "openssl x509 -noout -serial -in $(puppet config print cadir --section server)/signed/"+fq+".pem"))
+	serial := strings.TrimSpace(s.ssh("ca", "openssl x509 -noout -serial -in "+caDir+"/signed/"+fq+".pem"))
 	// from the site's inventory as the scenarios before left it (names they
 	// added stay); s.dir lives as long as the suite
 	s.inv = spareInventory(t, s.dir, s.inv, old)
@@ -659,7 +659,7 @@ func removeCompilerScenario(ctx context.Context, t *testing.T, s *site) {
 		t.Errorf("puppetserver still runs on %s: %s", old, got)
 	}
 	signed := func(name string) string {
-		return strings.TrimSpace(s.ssh("ca", "test -e $(puppet config print cadir --section server)/signed/"+name+".pem && echo signed || echo absent"))
+		return strings.TrimSpace(s.ssh("ca", "test -e "+caDir+"/signed/"+name+".pem && echo signed || echo absent"))
 	}
 	if got := signed(fq); got != "absent" {
 		t.Errorf("%s's certificate on the CA: %s, want absent", old, got)
@@ -669,7 +669,7 @@ func removeCompilerScenario(ctx context.Context, t *testing.T, s *site) {
 	}
 	// serial=0A → the CRL lists 0A as revoked
 	if _, hex, ok := strings.Cut(serial, "="); !ok || !strings.Contains(
-		s.ssh("ca", "openssl crl -noout -text -in $(puppet config print cadir --section server)/ca_crl.pem"), "Serial Number: "+hex) {
+		s.ssh("ca", "openssl crl -noout -text -in "+caDir+"/ca_crl.pem"), "Serial Number: "+hex) {
 		t.Errorf("the CA's CRL does not revoke %s (%s)", old, serial)
 	}
 	// Deactivated: PuppetDB still knows the node (node_state any) and gives
