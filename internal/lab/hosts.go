@@ -22,7 +22,8 @@ import (
 // newLab lays out the topology of s: ca .10, compile1..N .11.., lb .20
 // (alias puppet.<domain>), puppetdb .30, agent1..M .40..; with two load
 // balancers, lb .20 and lb2 .21, and puppet.<domain> is the VIP .29; with a
-// standby CA, ca2 .9.
+// standby CA, ca2 .9, and the CA's name (CAName) is the load balancer's
+// too, routed to the active CA by SNI (see CAName).
 func newLab(s Spec) *Lab {
 	w := s.WorkDir
 	gw := s.Subnet + ".1"
@@ -52,7 +53,11 @@ func newLab(s Spec) *Lab {
 		add(fmt.Sprintf("compile%d", i), 10+i, "compilers")
 	}
 	if s.LoadBalancers == 1 {
-		add("lb", 20, "loadbalancer", "puppet."+s.Domain, "puppet")
+		aliases := []string{"puppet." + s.Domain, "puppet"}
+		if s.CAStandby {
+			aliases = append(aliases, s.CAName())
+		}
+		add("lb", 20, "loadbalancer", aliases...)
 	} else {
 		add("lb", 20, "loadbalancer")
 		add("lb2", 21, "loadbalancer")
@@ -222,7 +227,11 @@ func (l *Lab) etcHosts() string {
 		hosts.WriteString("\n")
 	}
 	if l.VIP != "" {
-		fmt.Fprintf(&hosts, "%s\tpuppet.%s puppet\n", l.VIP, l.Spec.Domain)
+		fmt.Fprintf(&hosts, "%s\tpuppet.%s puppet", l.VIP, l.Spec.Domain)
+		if l.Spec.CAStandby {
+			fmt.Fprintf(&hosts, " %s", l.Spec.CAName())
+		}
+		hosts.WriteString("\n")
 	}
 	return hosts.String()
 }
@@ -289,8 +298,16 @@ func (l *Lab) bootHost(ctx context.Context, cache suiteCache, h LabHost) error {
 	for _, f := range lists {
 		os.Remove(f)
 	}
+	return l.startSystemd(h)
+}
 
-	console, err := os.Create(filepath.Join(hd, "console.log"))
+// startSystemd runs systemd-nspawn -b on the host's merged root, in its
+// network namespace, and records the PIDs of nspawn and of the host's
+// systemd.
+func (l *Lab) startSystemd(h LabHost) error {
+	hd := l.hostDir(h)
+	ns, m := netns(l.Bridge, h), filepath.Join(hd, "merged")
+	console, err := os.OpenFile(filepath.Join(hd, "console.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
@@ -663,11 +680,32 @@ func (l *Lab) SSHDPID(host string) (int, error) {
 	return 0, fmt.Errorf("%s: no sshd among the children of its systemd (%d)", h.Short, ipid)
 }
 
+// PowerOn boots a host that Halt cut off, as power coming back does: its
+// link up again and its systemd started on the root it had (what it wrote
+// before the halt is still there, as on a disk); it returns when its sshd
+// lets users log in.
+func (l *Lab) PowerOn(ctx context.Context, host string) error {
+	h, ok := l.Host(host)
+	if !ok {
+		return fmt.Errorf("lab: no host %q", host)
+	}
+	if l.initPID(h) != 0 {
+		return fmt.Errorf("lab: %s is running", h.Short)
+	}
+	if err := run(ctx, nil, "ip", "link", "set", vethName(l.Bridge, h), "up"); err != nil {
+		return fmt.Errorf("%s: %w", h.Short, err)
+	}
+	if err := l.startSystemd(h); err != nil {
+		return err
+	}
+	return l.waitSSH(ctx, h, 2*time.Minute)
+}
+
 // Halt cuts a host off as a power loss does: its link to the bridge goes
 // down, so the network namespace (which outlives the host) no longer answers
 // for any address the host held, and its PID 1 is killed, which ends every
 // process of the host at once, with no shutdown. The host stays down until
-// `lab down`.
+// PowerOn or `lab down`.
 func (l *Lab) Halt(host string) error {
 	h, ok := l.Host(host)
 	if !ok {

@@ -67,7 +67,16 @@ func TestCAStandby(t *testing.T) {
 		if err != nil {
 			t.Fatalf("standby %v: %v", standby, err)
 		}
-		got := inv.SiteFor(inv.Host("ca.lab.test")).CAStandby
+		site := inv.SiteFor(inv.Host("ca.lab.test"))
+		got := site.CAStandby
+		// with a standby the CA's name is the LB's, routed by SNI
+		wantName, wantRoute := "ca.lab.test", any(nil)
+		if standby {
+			wantName, wantRoute = "puppetca.lab.test", "sni"
+		}
+		if site.CAName != wantName || inv.Host("ca.lab.test").Vars["ca_route"] != wantRoute || strings.Contains(l.etcHosts(), " puppetca.lab.test\n") != standby {
+			t.Errorf("standby %v: ca_name %q, ca_route %v, /etc/hosts:\n%s", standby, site.CAName, inv.Host("ca.lab.test").Vars["ca_route"], l.etcHosts())
+		}
 		switch {
 		case standby && (len(hosts) != 1 || got != "ca2.lab.test" || hosts[0].SSH.Address != "10.77.0.9"):
 			t.Errorf("with a standby: hosts %v, site's standby %q", hosts, got)

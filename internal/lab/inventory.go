@@ -16,7 +16,10 @@ func (l *Lab) writeInventory() error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Written by `troupe lab up` (%s lab in %s); rewritten on every up, removed by `troupe lab down`.\n", s.Suite, l.WorkDir)
 	b.WriteString("version: 1\nvars:\n")
-	fmt.Fprintf(&b, "  flavor: debian\n  domain: %s\n  lb_name: puppet.%s\n  ca_name: ca.%s\n", s.Domain, s.Domain, s.Domain)
+	fmt.Fprintf(&b, "  flavor: debian\n  domain: %s\n  lb_name: puppet.%s\n  ca_name: %s\n", s.Domain, s.Domain, s.CAName())
+	if s.CAStandby {
+		b.WriteString("  ca_route: sni\n")
+	}
 	if l.VIP != "" {
 		fmt.Fprintf(&b, "  lb_vip: %s/24\n", l.VIP)
 	}

@@ -39,7 +39,8 @@ type Spec struct {
 	// lb2 with keepalived carrying the virtual IP VIP (.29) that lb_name
 	// names (inventory var lb_vip).
 	LoadBalancers int `json:",omitempty"`
-	// CAStandby adds ca2 (.9), the standby CA of group ca_standby.
+	// CAStandby adds ca2 (.9), the standby CA of group ca_standby, and
+	// gives the CA a name of its own on the load balancer (see CAName).
 	CAStandby bool   `json:",omitempty"`
 	Subnet    string // first three octets of the /24, default "10.77.0"
 	Domain    string // default "lab.test"
@@ -50,6 +51,17 @@ type Spec struct {
 	// lab run beside the first: the tests use one. Host veths are named
 	// lab-<short> on labbr0, <bridge>-<short> otherwise.
 	Bridge string `json:",omitempty"`
+}
+
+// CAName is the name agents reach the CA by (inventory var ca_name): the
+// CA host's own name, or with a standby CA puppetca.<domain>, a name of the
+// load balancer that HAProxy routes to the active CA by SNI (ca_route:
+// sni), so that plan ca-failover can move it to the standby.
+func (s Spec) CAName() string {
+	if s.CAStandby {
+		return "puppetca." + s.Domain
+	}
+	return "ca." + s.Domain
 }
 
 // Defaults returns s with every empty field set to its default.

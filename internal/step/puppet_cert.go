@@ -390,7 +390,7 @@ func (p *PuppetCert) issue(ctx context.Context, x *Exec, j *certJob) (Result, er
 			return Result{}, fmt.Errorf("ca %s: sign %s: %w", ca.name, hp.certname, err)
 		}
 	}
-	if _, err := x.MustChange(ctx, dflt(x.bins().Puppet, "puppet")+" ssl download_cert --certname "+render.ShellQuote(hp.certname), ""); err != nil {
+	if _, err := x.MustChange(ctx, dflt(x.bins().Puppet, "puppet")+" ssl download_cert --certname "+render.ShellQuote(hp.certname)+caServer(ca.name), ""); err != nil {
 		return Result{}, fmt.Errorf("download certificate: %w", err)
 	}
 	cert, err := x.Conn.Download(ctx, hp.hostcert, x.Sudo)
@@ -477,6 +477,13 @@ func (p *PuppetCert) trustCA(ctx context.Context, x *Exec, ca *caSide, hp certPa
 	return nil
 }
 
+// caServer points a `puppet ssl` command at the CA host that signs, by
+// its own name (which its certificate carries), not at ca_server: with
+// ca_route sni ca_name is the load balancer's, which bootstrap builds
+// last, and after plan ca-failover it may still name the old CA while
+// troupe enrols against the new one.
+func caServer(name string) string { return " --ca_server " + render.ShellQuote(name) }
+
 // request submits a CSR unless the CA already holds one for this certname
 // (an earlier run stopped after submitting; its key is checked before signing).
 func (p *PuppetCert) request(ctx context.Context, x, ca *Exec, hp certPaths, alts []string, reqPath string) error {
@@ -484,7 +491,7 @@ func (p *PuppetCert) request(ctx context.Context, x, ca *Exec, hp certPaths, alt
 		x.Emit(line("%s already has a pending request on %s", hp.certname, ca.Host.Name))
 		return nil
 	}
-	cmd := dflt(x.bins().Puppet, "puppet") + " ssl submit_request --certname " + render.ShellQuote(hp.certname)
+	cmd := dflt(x.bins().Puppet, "puppet") + " ssl submit_request --certname " + render.ShellQuote(hp.certname) + caServer(ca.Host.Name)
 	if len(alts) > 0 {
 		cmd += " --dns_alt_names " + render.ShellQuote(strings.Join(alts, ","))
 	}

@@ -144,6 +144,13 @@ func TestPuppetCertSignsThenKeeps(t *testing.T) {
 	if got := s.hosts["compile1.lab.test"].ranMatching("submit_request"); len(got) != 1 || !strings.Contains(got[0], "--dns_alt_names puppet.lab.test,puppet,compile1") {
 		t.Errorf("submit: %v", got)
 	}
+	// the request and the download go to the CA host that signs, by its
+	// own name, not to ca_server (with ca_route sni, the load balancer's)
+	for _, c := range []string{"submit_request", "download_cert"} {
+		if got := s.hosts["compile1.lab.test"].ranMatching(c); len(got) != 1 || !strings.Contains(got[0], "--ca_server ca.lab.test") {
+			t.Errorf("%s not sent to the CA host: %v", c, got)
+		}
+	}
 	res, err = compilerCert().Run(ctx, s.exec(t, "compile1.lab.test"))
 	if err != nil || res.Changed {
 		t.Errorf("second run: %+v %v", res, err)
