@@ -47,7 +47,7 @@ func TestRoleTemplates(t *testing.T) {
 					},
 					"vars": map[string]any{
 						"server_role": role, "tls12_only": true, "lb_timeout": "10m", "lb_socket": "/run/haproxy/admin.sock",
-						"ca_route": route, "ca_name": "ca.example.com", "control_repo": "https://git.example.com/control.git",
+						"ca_route": route, "ca_backend": "ca", "ca_name": "ca.example.com", "control_repo": "https://git.example.com/control.git",
 						"r10k_cachedir": "/var/cache/r10k", "lb_state_file": "/var/lib/haproxy/server-state",
 						"lb_vip": "10.0.0.29/24", "lb_vrrp_id": 51,
 					},
@@ -91,6 +91,7 @@ func check(t *testing.T, label, out, role, route string) {
 			must(strings.Contains(out, s), s)
 		}
 		must(strings.Contains(out, "req.ssl_sni -i ca.example.com") == (route == "sni"), "SNI route only with ca_route sni")
+		must(strings.Contains(out, "server ca 10.0.0.10:8140 check") == (route == "sni"), "the SNI route goes to the CA (ca_backend)")
 		must(strings.Contains(out, "server-state-file /var/lib/haproxy/server-state") &&
 			strings.Contains(out, "load-server-state-from-file global"), "runtime states kept across a reload")
 	case strings.HasSuffix(label, "haproxy-state.conf.tmpl"):
