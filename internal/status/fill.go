@@ -109,7 +109,7 @@ func readPusher(sec section) *Replica {
 	}
 	kv := keyValues(sec.Body)
 	r := &Replica{Serial: kv["curserial"], Pushed: kv["serial"], Time: unixTime(kv["pushed"]),
-		Watching: kv["watch"], Result: kv["result"]}
+		Watching: kv["watch"], Result: kv["result"], State: kv["castate"]}
 	switch {
 	case kv["cursum"] == "" || r.Serial == "":
 		r.Error = "the CA directory could not be read"
@@ -130,7 +130,7 @@ func readSnapshot(sec section) *Replica {
 		return &Replica{Error: msg}
 	}
 	kv := keyValues(sec.Body)
-	r := &Replica{Serial: kv["serial"], Time: unixTime(kv["snapshot"]), Server: kv["server"]}
+	r := &Replica{Serial: kv["serial"], Time: unixTime(kv["snapshot"]), Server: kv["server"], State: kv["castate"]}
 	if r.Serial == "" || r.Time.IsZero() {
 		r.Error = "no snapshot of the CA directory in " + ReplicaCurrent
 	}

@@ -452,7 +452,9 @@ func (j *judge) vips() {
 // push 30 s after it (roles/templates/troupe-ca-replica.timer.tmpl).
 const replicaBehind = 60 * time.Second
 
-// replicas judges the standby CA's copy: on the CA, a path unit that does
+// replicas judges the standby CA's copy: after plan ca-failover, the old
+// CA fenced (bad until the inventory is swapped) and the standby active
+// (a warning: the site works, the inventory is out of date); on the CA, a path unit that does
 // not watch, a failed last push or a change waiting longer than
 // replicaBehind; on the standby, a puppetserver that runs (a second CA), no
 // snapshot, or a snapshot whose serial is not the one the CA pushed last.
@@ -464,6 +466,8 @@ func (j *judge) replicas() {
 			continue
 		}
 		switch {
+		case r.State == "fenced":
+			r.Level = j.flag(h, Bad, "ca", "plan ca-failover fenced this CA: the standby is the site's CA; swap ca and ca_standby in the inventory and run bootstrap")
 		case r.Error != "":
 			r.Level = j.flag(h, Bad, "ca", "standby CA: %s", r.Error)
 		case r.Watching != "active":
@@ -483,6 +487,8 @@ func (j *judge) replicas() {
 			continue
 		}
 		switch {
+		case r.State == "active":
+			r.Level = j.flag(h, Warn, "ca", "the site's CA since plan ca-failover (puppetserver %s): swap ca and ca_standby in the inventory and run bootstrap", orDash(r.Server))
 		case r.serving():
 			r.Level = j.flag(h, Bad, "ca", "puppetserver is %s on the standby CA: two CAs may sign (a failover stops the old one first)", r.Server)
 		case r.Error != "":

@@ -69,3 +69,48 @@ func TestCAReplica(t *testing.T) {
 		}
 	}
 }
+
+// TestCAFailedOver: after plan ca-failover the old CA (its state fenced)
+// is bad until the inventory is swapped, and the promoted standby (its
+// state active, its puppetserver running) is a warning, not "two CAs";
+// each cell says which. Without the states the same hosts are the usual
+// "two CAs" problem (the positive control).
+func TestCAFailedOver(t *testing.T) {
+	f, _ := puppet.Get("debian")
+	caSpec := spec{Certname: "ca.lab.test", Roles: []string{RoleCA}, Flavor: f, Standby: true}
+	sbSpec := spec{Certname: "ca2.lab.test", Roles: []string{RoleStandby}, Flavor: f}
+	if !strings.Contains(caSpec.script(), CAState) || !strings.Contains(sbSpec.script(), CAState) {
+		t.Fatal("both scripts read the CA state file")
+	}
+	sec := func(body string) section { return section{Body: body, Done: true} }
+	pusher := "pushed 1796665990\nsum 111\nserial 000B\nnow 1796666000\ncursum 111\ncurserial 000B\nchanged 1796665989\nwatch inactive\nresult success\n"
+	snapshot := "now 1796666000\nsnapshot 1796665990\nserial 000B\nserver active\n"
+	for _, failedOver := range []bool{true, false} {
+		caBody, sbBody := pusher, snapshot
+		if failedOver {
+			caBody += "castate fenced\n"
+			sbBody += "castate active\n"
+		}
+		ca := &Host{Name: "ca.lab.test", spec: caSpec, Replica: readPusher(sec(caBody))}
+		sb := &Host{Name: "ca2.lab.test", spec: sbSpec, Replica: readSnapshot(sec(sbBody))}
+		j := judge{site: &Site{Hosts: []*Host{ca, sb}}}
+		j.replicas()
+		var texts []string
+		for _, p := range j.site.Problems {
+			texts = append(texts, p.Text)
+		}
+		got := strings.Join(texts, "\n")
+		if failedOver {
+			if ca.Replica.Level != Bad || sb.Replica.Level != Warn || !strings.Contains(got, "fenced this CA") || !strings.Contains(got, "the site's CA since plan ca-failover") {
+				t.Errorf("failed over: levels %v, %v; problems %q", ca.Replica.Level, sb.Replica.Level, got)
+			}
+			if replicaText(ca) != "fenced (ca-failover)" || replicaText(sb) != "active CA (ca-failover)" {
+				t.Errorf("failed over: cells %q, %q", replicaText(ca), replicaText(sb))
+			}
+			continue
+		}
+		if !strings.Contains(got, "two CAs may sign") || strings.Contains(got, "ca-failover fenced") {
+			t.Errorf("without the states: problems %q, want the two-CAs problem", got)
+		}
+	}
+}

@@ -53,6 +53,8 @@ var roleOrder = []string{RoleCA, RoleStandby, RoleCompiler, RoleLB, RolePuppetDB
 // and where the standby keeps its current snapshot (roles/ca-standby.yaml).
 const (
 	ReplicaState   = "/var/lib/troupe/ca-replica.state"
+	// CAState is what plan ca-failover says of a CA host (roles: ca-standby).
+	CAState = "/etc/troupe/ca-state"
 	ReplicaCurrent = "/var/lib/troupe-replica/data/current"
 )
 
@@ -175,13 +177,15 @@ pcurl() {
 sed -n 's/^\(pushed\|sum\|serial\)=/\1 /p' %s 2>/dev/null
 printf 'now %%s\ncursum %%s\ncurserial %%s\n' "$(date +%%s)" "$( (cd "$c" && cat serial inventory.txt ca_crl.pem ca_crt.pem 2>/dev/null) | cksum | cut -d' ' -f1)" "$(cat "$c/serial" 2>/dev/null)"
 printf 'changed %%s\n' "$(stat -c %%Y "$c/serial" "$c/inventory.txt" "$c/ca_crl.pem" "$c/ca_crt.pem" 2>/dev/null | sort -n | tail -n 1)"
-printf 'watch %%s\nresult %%s\n' "$(systemctl is-active troupe-ca-replica.path 2>&1)" "$(systemctl show -P Result troupe-ca-replica.service 2>&1)"; end 0
-`, q(f.Paths.Cadir), q(ReplicaState))
+printf 'watch %%s\nresult %%s\n' "$(systemctl is-active troupe-ca-replica.path 2>&1)" "$(systemctl show -P Result troupe-ca-replica.service 2>&1)"
+sed -n 's/^state=/castate /p' %s 2>/dev/null; end 0
+`, q(f.Paths.Cadir), q(ReplicaState), q(CAState))
 	}
 	if s.has(RoleStandby) {
 		fmt.Fprintf(&b, `sec replica; d=%s
-printf 'now %%s\nsnapshot %%s\nserial %%s\nserver %%s\n' "$(date +%%s)" "$(stat -c %%Y "$d" 2>/dev/null)" "$(cat "$d/serial" 2>/dev/null)" "$(systemctl is-active %s 2>&1)"; end 0
-`, q(ReplicaCurrent), q(f.Services.Server))
+printf 'now %%s\nsnapshot %%s\nserial %%s\nserver %%s\n' "$(date +%%s)" "$(stat -c %%Y "$d" 2>/dev/null)" "$(cat "$d/serial" 2>/dev/null)" "$(systemctl is-active %s 2>&1)"
+sed -n 's/^state=/castate /p' %s 2>/dev/null; end 0
+`, q(ReplicaCurrent), q(f.Services.Server), q(CAState))
 	}
 	if s.server() {
 		env := f.Paths.Codedir + "/environments"

@@ -201,6 +201,10 @@ type Replica struct {
 	Watching string `json:"watching,omitempty"`    // CA: the path unit's state (active)
 	Result   string `json:"last_result,omitempty"` // CA: the last push's result (success)
 	Server   string `json:"server,omitempty"`      // standby: its puppetserver (never active: not a second CA)
+	// State is what plan ca-failover left in /etc/troupe/ca-state: "fenced"
+	// on an old CA, "active" on a promoted standby, "standby" once the
+	// inventory was swapped and bootstrap run; empty before any failover.
+	State string `json:"ca_state,omitempty"`
 	Error    string `json:"error,omitempty"`
 	Level    Level  `json:"level"`
 }

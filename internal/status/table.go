@@ -208,6 +208,10 @@ func statusCell(h *Host) cell {
 func replicaText(h *Host) string {
 	r := h.Replica
 	switch {
+	case r.State == "fenced":
+		return "fenced (ca-failover)"
+	case h.spec.has(RoleStandby) && r.State == "active":
+		return "active CA (ca-failover)"
 	case r.Error != "":
 		return "standby: " + r.Error
 	case h.spec.has(RoleStandby) && r.serving():
