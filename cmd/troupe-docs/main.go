@@ -343,7 +343,7 @@ func planDoc(c *comments) ([]byte, error) {
 	for _, k := range v.ControlKeys {
 		controls["properties"].(obj)[k] = props[k]
 	}
-	fields(&b, controls, nil)
+	fields(&b, controls, v.ControlNotes)
 	b.WriteString("\nOnly on an action, not on a block, role or sub-plan: " + codeList(v.ActionOnly) + ".\n\n")
 	b.WriteString("### Block keys\n\n")
 	blocks := obj{"properties": obj{}}

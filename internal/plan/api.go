@@ -149,6 +149,9 @@ func (p *Plan) Tree(out io.Writer) {
 		if s.RunOnce {
 			extra = append(extra, "run_once")
 		}
+		if s.unreachableSet && s.IgnoreUnreachable {
+			extra = append(extra, "ignore_unreachable")
+		}
 		if s.When != "" {
 			extra = append(extra, "when")
 		}

@@ -88,12 +88,26 @@ func (c *loadCtx) control(d *yamldoc.Doc, s *Step, kv yamldoc.Pair, what string,
 		s.RunOnce, _ = d.Boolean(kv.Val, what)
 	case "ignore_errors":
 		s.IgnoreErrors, _ = d.Boolean(kv.Val, what)
+	case "ignore_unreachable":
+		s.IgnoreUnreachable, s.unreachableSet = d.Boolean(kv.Val, what)
 	case "sudo":
 		if v, ok := d.Boolean(kv.Val, what); ok {
 			s.Sudo = &v
 		}
 	case "register":
 		s.Register = c.register(d, kv.Val, what, sc)
+	}
+}
+
+// inheritUnreachable gives a block's ignore_unreachable to the steps inside
+// it that do not write their own, and to theirs: the runner reads it on each
+// action step alone (it decides what is dialled before the run).
+func inheritUnreachable(steps []*Step, v bool) {
+	for _, s := range steps {
+		if !s.unreachableSet {
+			s.IgnoreUnreachable = v
+			inheritUnreachable(s.Steps, v)
+		}
 	}
 }
 

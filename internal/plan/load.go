@@ -42,7 +42,7 @@ var (
 	// controlKeys are the keys every step may carry besides its action.
 	controlKeys = []string{"id", "name", "targets", "delegate_to", "when", "serial", "max_failures", "retries", "delay",
 		"until", "timeout", "run_once", "sudo", "creates", "unless", "onlyif", "register",
-		"changed_when", "failed_when", "ignore_errors", "vars", "params"}
+		"changed_when", "failed_when", "ignore_errors", "ignore_unreachable", "vars", "params"}
 	// actionOnly are the controls that make no sense on a block, role or sub-plan.
 	actionOnly = []string{"retries", "delay", "until", "creates", "unless", "onlyif", "register", "changed_when", "failed_when"}
 	blockKinds = []string{"steps", "role", "plan"}

@@ -30,13 +30,15 @@
 //
 // Step controls: when, serial, max_failures, retries, delay, until, timeout,
 // run_once, sudo, creates, unless, onlyif, register, changed_when,
-// failed_when, ignore_errors. Exactly one of: an action key (registered by
-// package step), `steps` (a block), `role`, or `plan` (a sub-plan, with
-// `params`). Roles have the shape of plans without `packages`: their `vars`
-// hold defaults, their `params` join the including plan's, and a role's
-// `- body: DESCRIPTION` item is where the including step's own `steps` go
-// (a role include may carry `steps`; see wrap.go). A plan's `packages` name
-// package sets once; an action with parts takes `set: NAME`.
+// failed_when, ignore_errors, ignore_unreachable (on a block: for every
+// step inside that does not set its own). Exactly one of: an action key
+// (registered by package step), `steps` (a block), `role`, or `plan` (a
+// sub-plan, with `params`). Roles have the shape of plans without
+// `packages`: their `vars` hold defaults, their `params` join the including
+// plan's, and a role's `- body: DESCRIPTION` item is where the including
+// step's own `steps` go (a role include may carry `steps`; see wrap.go). A
+// plan's `packages` name package sets once; an action with parts takes
+// `set: NAME`.
 package plan
 
 import (
@@ -92,6 +94,9 @@ type Step struct {
 	FailedWhen  string
 
 	IgnoreErrors bool
+	// IgnoreUnreachable: the hosts the action runs on may be down (see
+	// controlNotes): its own, else its nearest enclosing block's.
+	IgnoreUnreachable bool
 
 	// Exactly one of these is set.
 	Kind   string // action key, e.g. "command"; "" for a block
@@ -112,6 +117,8 @@ type Step struct {
 
 	targetsPos  Pos // where `targets` is written
 	delegatePos Pos // where `delegate_to` is written
+
+	unreachableSet bool // ignore_unreachable is written on this step, not inherited
 }
 
 // Pos is a place in a plan or role file.

@@ -16,11 +16,14 @@ import (
 // refuses such a start point before anything connects.
 
 // SkippedKeys are the keys Skipped registers.
-var SkippedKeys = []string{"skipped", "changed", "failed", "msg"}
+var SkippedKeys = []string{"skipped", "changed", "failed", "unreachable", "msg"}
 
-// Skipped is the value a skipped step registers.
+// Skipped is the value a skipped step registers. unreachable is true only
+// in the value of a step skipped because its host was down (see
+// ignore_unreachable); every value a run registers has the key, so a
+// template reads it without asking whether it is there.
 func Skipped(why string) map[string]any {
-	return map[string]any{"skipped": true, "changed": false, "failed": false, "msg": why}
+	return map[string]any{"skipped": true, "changed": false, "failed": false, "unreachable": false, "msg": why}
 }
 
 // regRead is one `.registered.NAME.FIELD` a template reads: Name "" when

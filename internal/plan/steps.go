@@ -81,6 +81,10 @@ func (c *loadCtx) step(f *srcFile, n ast.Node, parent string, sc *scope, ids map
 	if form != "" {
 		c.stepBody(f, s, act, form, varsN, paramsN, wrapped, label, sc)
 	}
+	if s.unreachableSet {
+		// after its steps: a nested block that sets its own gave it to its steps already
+		inheritUnreachable(s.Steps, s.IgnoreUnreachable)
+	}
 	if s.Register != "" {
 		c.registered[s.Register] = true
 	}

@@ -92,6 +92,12 @@ func (r *run) host(ctx context.Context, s *plan.Step, h *inventory.Host, l scope
 		return
 	}
 	on, err := r.delegates(s, h, l, data)
+	if err == nil && s.IgnoreUnreachable {
+		if err = r.reach(ctx, s, on); isUnreachable(err) {
+			r.skipUnreachable(s, h, err, time.Since(start))
+			return
+		}
+	}
 	if err != nil {
 		r.result(s, h, report.Failed, "", err, time.Since(start))
 		return
@@ -108,6 +114,18 @@ func (r *run) host(ctx context.Context, s *plan.Step, h *inventory.Host, l scope
 	r.showChange(s, h, status)
 	r.remember(s, h, reg)
 	r.conclude(s, h, res, status, err, time.Since(start))
+}
+
+// reach connects the hosts an ignore_unreachable step runs on (its target,
+// or its delegates) before it acts on any: one that is down skips the step
+// for this target, with nothing done anywhere.
+func (r *run) reach(ctx context.Context, s *plan.Step, on []*inventory.Host) error {
+	for _, dh := range on {
+		if _, err := r.conn(ctx, s, dh); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // when renders a step's (or block's) when; no when is true.

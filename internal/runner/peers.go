@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/troupe/troupe/internal/inventory"
 	"github.com/troupe/troupe/internal/plan"
@@ -35,6 +36,10 @@ type Peers struct {
 type Peer struct {
 	Host *inventory.Host
 	By   []string // "lb_server in step leave/drain", in plan order
+	// MayBeDown: only the delegate_to of ignore_unreachable steps needs
+	// it. Unless the run targets it too, it is connected when such a step
+	// reaches it, not before the run.
+	MayBeDown bool
 }
 
 // String names the host and the first step that needs it.
@@ -43,7 +48,11 @@ func (p Peer) String() string {
 	if n := len(p.By) - 1; n > 0 {
 		s += fmt.Sprintf(", and %d more", n)
 	}
-	return s + ")"
+	s += ")"
+	if p.MayBeDown {
+		s += "; may be down (ignore_unreachable): connected when its step reaches it"
+	}
+	return s
 }
 
 // FindPeers names the peers of o's plan in o's inventory, within o.Limit
@@ -162,10 +171,12 @@ func (f *peerFinder) leaf(at stepAt) {
 	for _, h := range at.targets {
 		data, err := f.w.scope(h, at.layer)
 		if sel != "" {
-			f.add(s, "delegate_to", err, func() ([]*inventory.Host, error) { return f.w.r.delegateHosts(sel, data) })
+			// the hosts the action runs on: they may be down as its target may
+			f.add(s, "delegate_to", s.IgnoreUnreachable, err, func() ([]*inventory.Host, error) { return f.w.r.delegateHosts(sel, data) })
 		}
 		if named != nil {
-			f.add(s, s.Kind, err, func() ([]*inventory.Host, error) {
+			// hosts the action itself reaches: connected before the run, always
+			f.add(s, s.Kind, false, err, func() ([]*inventory.Host, error) {
 				names, err := named.Peers(step.Scope{Data: data, Groups: groups})
 				if err != nil {
 					return nil, err
@@ -177,8 +188,9 @@ func (f *peerFinder) leaf(at stepAt) {
 }
 
 // add records the hosts what (delegate_to, or the action's kind) needs in
-// step s; scopeErr is a failure to build the target's scope.
-func (f *peerFinder) add(s *plan.Step, what string, scopeErr error, hosts func() ([]*inventory.Host, error)) {
+// step s; lax: they may be down (see Peer.MayBeDown); scopeErr is a
+// failure to build the target's scope.
+func (f *peerFinder) add(s *plan.Step, what string, lax bool, scopeErr error, hosts func() ([]*inventory.Host, error)) {
 	err := scopeErr
 	var hs []*inventory.Host
 	if err == nil {
@@ -203,9 +215,10 @@ func (f *peerFinder) add(s *plan.Step, what string, scopeErr error, hosts func()
 		if !ok {
 			i = len(f.found.Hosts)
 			f.index[h.Name] = i
-			f.found.Hosts = append(f.found.Hosts, Peer{Host: h})
+			f.found.Hosts = append(f.found.Hosts, Peer{Host: h, MayBeDown: true})
 		}
 		f.found.Hosts[i].By = append(f.found.Hosts[i].By, by)
+		f.found.Hosts[i].MayBeDown = f.found.Hosts[i].MayBeDown && lax
 	}
 }
 
@@ -236,47 +249,74 @@ func (r *run) inventoryHosts(names []string) ([]*inventory.Host, error) {
 	return out, nil
 }
 
-// withPeers is the targets, then the peers that are not targets: every
-// host the run connects to and locks before the first step, each once. label
-// names each peer in messages with the step that needs it.
-func withPeers(targets []*inventory.Host, p *Peers) (all []*inventory.Host, label map[string]string) {
-	all = append(all, targets...)
+// withPeers is the hosts the run connects to and locks before the first
+// step, each once: the targets, then the peers that are not targets (now);
+// and those it connects when a step reaches them (later): targets only
+// ignore_unreachable steps act on (lax), and peers that may be down, that
+// nothing in now needs. label names each peer in messages with the step
+// that needs it.
+func withPeers(targets []*inventory.Host, lax map[string]bool, p *Peers) (now, later []*inventory.Host, label map[string]string) {
 	label = map[string]string{}
 	in := map[string]bool{}
+	add := func(list *[]*inventory.Host, h *inventory.Host) {
+		if !in[h.Name] {
+			in[h.Name] = true
+			*list = append(*list, h)
+		}
+	}
 	for _, h := range targets {
-		in[h.Name] = true
+		if !lax[h.Name] {
+			add(&now, h)
+		}
 	}
 	for _, peer := range p.Hosts {
 		label[peer.Host.Name] = peer.String()
-		if !in[peer.Host.Name] {
-			in[peer.Host.Name] = true
-			all = append(all, peer.Host)
+		if !peer.MayBeDown {
+			add(&now, peer.Host)
 		}
 	}
-	return all, label
+	for _, h := range targets {
+		add(&later, h)
+	}
+	for _, peer := range p.Hosts {
+		add(&later, peer.Host)
+	}
+	return now, later, label
 }
 
 // conn is on's connection for step s. Targets and the peers named before
 // the run were connected, checked and locked before the first step; a host
-// named only when its step runs is reached now (see reachLate).
+// named only when its step runs, or one that may be down, is reached now
+// (see reachLate); one found unreachable is not dialled again.
 func (r *run) conn(ctx context.Context, s *plan.Step, on *inventory.Host) (transport.Conn, error) {
 	r.lateMu.Lock()
-	ready := r.ready[on.Name]
+	ready, down := r.ready[on.Name], r.down[on.Name]
 	r.lateMu.Unlock()
-	if ready {
+	switch {
+	case ready:
 		return r.pool.get(ctx, on)
+	case down != nil:
+		return nil, down
 	}
 	return r.reachLate(ctx, s, on)
 }
 
-// reachLate connects, checks and locks a host that could not be named
-// before the run (a peer named from .registered), once, as the run did
-// its targets; a refusal is an error of the step that needs it.
+// reachLate connects, checks and locks a host that was not before the run
+// (a peer named from .registered, a host that may be down), once, as the
+// run did its targets; a refusal is an error of the step that needs it.
+// A host an ignore_unreachable step cannot connect to is remembered as
+// unreachable, with its error, for the rest of the run. Hosts are reached
+// side by side, each once.
 func (r *run) reachLate(ctx context.Context, s *plan.Step, on *inventory.Host) (transport.Conn, error) {
+	defer r.reaching(on.Name)()
 	r.lateMu.Lock()
-	defer r.lateMu.Unlock()
-	if r.ready[on.Name] {
+	ready, down := r.ready[on.Name], r.down[on.Name]
+	r.lateMu.Unlock()
+	switch {
+	case ready:
 		return r.pool.get(ctx, on)
+	case down != nil:
+		return nil, down
 	}
 	if r.o.CheckAuth != nil {
 		if err := r.o.CheckAuth(on.SSH); err != nil {
@@ -285,22 +325,60 @@ func (r *run) reachLate(ctx context.Context, s *plan.Step, on *inventory.Host) (
 	}
 	c, err := r.pool.get(ctx, on)
 	if err != nil {
-		return nil, fmt.Errorf("cannot reach %s: %w", on.Name, err)
+		err = fmt.Errorf("cannot reach %s: %w", on.Name, err)
+		if s.IgnoreUnreachable && isUnreachable(err) {
+			r.lateMu.Lock()
+			r.down[on.Name] = err
+			r.lateMu.Unlock()
+		}
+		return nil, err
 	}
 	if r.locks != nil {
 		if err := r.locks.add(ctx, on, c); err != nil {
 			return nil, err
 		}
 	}
+	r.lateMu.Lock()
 	r.ready[on.Name] = true
+	r.lateMu.Unlock()
+	r.emit(r.reachedLate(s, on))
+	return c, nil
+}
+
+// reaching waits until no other step is reaching host name, and returns
+// what ends this one's turn.
+func (r *run) reaching(name string) (done func()) {
+	r.lateMu.Lock()
+	m := r.turns[name]
+	if m == nil {
+		m = &sync.Mutex{}
+		r.turns[name] = m
+	}
+	r.lateMu.Unlock()
+	m.Lock()
+	return m.Unlock
+}
+
+// reachedLate is the event that says host on was connected (and locked)
+// only when step s ran: a warning for a peer whose name was not known
+// before the run, a debug line for a host that may be down (the plan said
+// so), a warning for either when its host key is not checked.
+func (r *run) reachedLate(s *plan.Step, on *inventory.Host) report.Event {
 	did := "connected"
 	if r.locks != nil {
 		did = "connected and locked"
 	}
-	text := fmt.Sprintf("%s only when step %s ran: its name was not known before the run", did, s.ID)
-	if on.SSH.HostKeyCheck == "off" {
-		text += "; host key checking is OFF: anyone on the path can impersonate this host"
+	e := report.Event{Kind: report.Warning, Step: s.ID, Host: on.Name,
+		Text: fmt.Sprintf("%s only when step %s ran: its name was not known before the run", did, s.ID)}
+	if r.lax[on.Name] {
+		e.Kind, e.Text = report.Debug, fmt.Sprintf("%s when step %s reached it: it may be down (ignore_unreachable), so it was not before the run", did, s.ID)
 	}
-	r.emit(report.Event{Kind: report.Warning, Step: s.ID, Host: on.Name, Text: text})
-	return c, nil
+	if on.SSH.HostKeyCheck == "off" {
+		e.Kind, e.Text = report.Warning, e.Text+"; host key checking is OFF: anyone on the path can impersonate this host"
+	}
+	return e
 }
+
+// isUnreachable: err is a failure to connect at all (transport.ErrUnreachable),
+// not a host that answered and refused.
+func isUnreachable(err error) bool { return errors.Is(err, transport.ErrUnreachable) }

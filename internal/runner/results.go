@@ -99,6 +99,17 @@ func (r *run) skip(s *plan.Step, h *inventory.Host, why string, d time.Duration)
 	r.result(s, h, report.Skipped, why, nil, d)
 }
 
+// skipUnreachable skips an ignore_unreachable step for target h: a host
+// it runs on could not be connected (err). It registers a skip with
+// unreachable: true, and is not done: --resume runs it again.
+func (r *run) skipUnreachable(s *plan.Step, h *inventory.Host, err error, d time.Duration) {
+	why := "unreachable: " + oneLine(err.Error())
+	v := skipped(why)
+	v["unreachable"] = true
+	r.remember(s, h, v)
+	r.finish(s, h, report.Event{Kind: report.HostResult, Step: s.ID, Host: h.Name, Status: report.Skipped, Reason: why, Duration: d}, false)
+}
+
 // skipResumed skips a step the previous run completed on this host. It
 // registers what that run recorded, not a skip: a restart that depends on
 // "the configuration changed" must still see the change when the run was
@@ -139,6 +150,9 @@ func registered(res step.Result, err error) map[string]any {
 		"skipped": res.Skip != "",
 		"msg":     res.Msg,
 		"data":    res.Data,
+		// its hosts answered (see skipUnreachable): a template tests
+		// .registered.NAME.unreachable without asking whether it is there
+		"unreachable": false,
 	}
 	var ee *step.ExitError
 	if errors.As(err, &ee) {

@@ -1,9 +1,11 @@
 // Package runner executes a checked plan against an inventory: it connects
 // once per host and locks every host (its targets and their peers: see
-// Peers), walks the steps in order (each step a barrier across its targets,
-// serial batches when asked), applies the step controls, and reports every
-// host's outcome. Every result goes to a journal
-// so an interrupted run can resume where it stopped.
+// Peers; a host only ignore_unreachable steps act on is connected when one
+// reaches it, and its steps are skipped while it is down), walks the steps
+// in order (each step a barrier across its targets, serial batches when
+// asked), applies the step controls, and reports every host's outcome.
+// Every result goes to a journal so an interrupted run can resume where it
+// stopped.
 package runner
 
 import (
@@ -11,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -102,6 +105,9 @@ func newRun(o Options) *run {
 		unapplied:  map[string]bool{},
 		counts:     map[report.Status]int{},
 		ready:      map[string]bool{},
+		lax:        map[string]bool{},
+		down:       map[string]error{},
+		turns:      map[string]*sync.Mutex{},
 		memo:       &step.Memo{},
 	}
 }
@@ -116,7 +122,10 @@ type run struct {
 	locks   *locks                     // the hosts this run holds; nil under --noop
 
 	lateMu sync.Mutex
-	ready  map[string]bool // hosts connected and locked; the rest are reached late (reachLate)
+	ready  map[string]bool        // hosts connected and locked; the rest are reached late (reachLate)
+	lax    map[string]bool        // hosts that may be down, not connected before the run (see withPeers); set before the first step
+	down   map[string]error       // hosts an ignore_unreachable step could not connect to: why, for every later step
+	turns  map[string]*sync.Mutex // one reachLate of a host at a time
 
 	mu         sync.Mutex
 	failed     map[string]string         // host → "step: error"; failed hosts leave the run
@@ -146,7 +155,7 @@ func (r *run) execute(ctx context.Context) (*Summary, error) {
 	if err := r.check(); err != nil {
 		return sum, err
 	}
-	hosts, err := r.allHosts()
+	hosts, lax, err := r.allHosts()
 	if err != nil {
 		return sum, &InputError{err}
 	}
@@ -154,8 +163,10 @@ func (r *run) execute(ctx context.Context) (*Summary, error) {
 	if err != nil {
 		return sum, &InputError{fmt.Errorf("cannot name the hosts steps act on besides their targets; nothing was changed:\n  %s", strings.ReplaceAll(err.Error(), "\n", "\n  "))}
 	}
-	reach, label := withPeers(hosts, peers)
-	if err := r.checkAuth(reach); err != nil {
+	reach, later, label := withPeers(hosts, lax, peers)
+	// credentials are checked here, dialling nothing, for the hosts that
+	// may be down too: a missing key is this machine's fault, not theirs
+	if err := r.checkAuth(append(slices.Clone(reach), later...)); err != nil {
 		return sum, err
 	}
 	names := make([]string, len(hosts))
@@ -201,6 +212,10 @@ func (r *run) execute(ctx context.Context) (*Summary, error) {
 	}
 	for _, h := range reach {
 		r.ready[h.Name] = true
+	}
+	for _, h := range later {
+		r.lax[h.Name] = true
+		r.emit(report.Event{Kind: report.Debug, Host: h.Name, Text: "may be down (ignore_unreachable): connected when a step reaches it"})
 	}
 	for _, w := range r.pool.warnings {
 		r.emit(report.Event{Kind: report.Warning, Text: w})

@@ -206,21 +206,28 @@ func (r *run) delegateHosts(sel string, data map[string]any) ([]*inventory.Host,
 
 // targetSet is the walk that names every host some step may target,
 // within --limit, each step's targets selected with the params in force
-// there (a sub-plan's own), whatever --start-at and the whens will say.
+// there (a sub-plan's own), whatever --start-at and the whens will say; and
+// of them the hosts that may be down: those only ignore_unreachable steps
+// act on (see mayBeDown), connected when one reaches them.
 type targetSet struct {
-	w     *walker
-	seen  map[string]bool
-	hosts []*inventory.Host
+	w      *walker
+	seen   map[string]bool
+	needed map[string]bool // targeted by a step that does not ignore_unreachable
+	hosts  []*inventory.Host
 }
 
 func (t *targetSet) unresolved(_ *plan.Step, err error) error { return err }
 
 func (t *targetSet) step(ctx context.Context, at stepAt) error {
 	if at.Targets != "" {
+		lax := mayBeDown(at.Step)
 		for _, h := range at.targets {
 			if !t.seen[h.Name] {
 				t.seen[h.Name] = true
 				t.hosts = append(t.hosts, h)
+			}
+			if !lax {
+				t.needed[h.Name] = true
 			}
 		}
 	}
@@ -234,9 +241,42 @@ func (t *targetSet) step(ctx context.Context, at stepAt) error {
 	return t.w.block(ctx, at, inner, at.targets, t)
 }
 
-// allHosts is every host some step may target (see targetSet).
-func (r *run) allHosts() ([]*inventory.Host, error) {
-	t := &targetSet{w: r.walker(), seen: map[string]bool{}}
+// mayBeDown: the action steps that run on s's own targets (s itself, or
+// the steps of its block that name no targets of their own, at any depth)
+// all say ignore_unreachable, and there is one. A block none of whose
+// steps runs on its targets keeps them connected before the run, as ever.
+func mayBeDown(s *plan.Step) bool {
+	n, lax := actingOn(s)
+	return n > 0 && lax
+}
+
+// actingOn counts the action steps that run on s's own targets, and says
+// whether every one of them ignores unreachable hosts.
+func actingOn(s *plan.Step) (n int, lax bool) {
+	if !isBlock(s) {
+		return 1, s.IgnoreUnreachable
+	}
+	lax = true
+	for _, c := range s.Steps {
+		if c.Targets != "" {
+			continue // its own targets, its own decision
+		}
+		cn, cl := actingOn(c)
+		n, lax = n+cn, lax && cl
+	}
+	return n, lax
+}
+
+// allHosts is every host some step may target (see targetSet), and the
+// names of those of them that may be down.
+func (r *run) allHosts() ([]*inventory.Host, map[string]bool, error) {
+	t := &targetSet{w: r.walker(), seen: map[string]bool{}, needed: map[string]bool{}}
 	err := t.w.steps(context.Background(), r.o.Plan.Steps, nil, scopeLayer{params: r.o.Params}, t)
-	return t.hosts, err
+	lax := map[string]bool{}
+	for _, h := range t.hosts {
+		if !t.needed[h.Name] {
+			lax[h.Name] = true
+		}
+	}
+	return t.hosts, lax, err
 }

@@ -108,6 +108,9 @@ func stepDefs(v plan.Vocab) (map[string]any, error) {
 		if err != nil {
 			return nil, fmt.Errorf("schema: control %q: %w", k, err)
 		}
+		if n := v.ControlNotes[k]; n != "" {
+			s["description"] = n // shown by editors
+		}
 		props[k] = s
 	}
 	for _, k := range v.BlockKinds {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -382,5 +383,70 @@ func TestHiddenCommandKeepsItsStdin(t *testing.T) {
 		if res.Stdout != "got=one\ntwo\n" || res.ExitCode != 3 {
 			t.Errorf("%s: %+v", name, res)
 		}
+	}
+}
+
+// Only a failure to connect is ErrUnreachable (a plan's ignore_unreachable
+// steps skip such a host): a closed port, an address without a route or
+// an answer, a server that never speaks SSH, a closed port behind a jump
+// host. A host that answers and refuses (host key, authentication) is not,
+// nor is a dial its context cancels.
+func TestOnlyAFailureToConnectIsUnreachable(t *testing.T) {
+	srv := sshtest.StartServer(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	silent := sshtest.StartServer(t, sshtest.Silent())
+	_, otherKey, _ := ed25519Key(t)
+	jump := srv.Config
+
+	for _, tt := range []struct {
+		name        string
+		cfg         func(c *transport.Config)
+		ctx         func() (context.Context, context.CancelFunc)
+		unreachable bool
+	}{
+		{name: "closed port", unreachable: true, cfg: func(c *transport.Config) { c.Port = closed }},
+		// TEST-NET-1 (RFC 5737): no host answers there; no route, or the
+		// connect_timeout, whichever this machine's network says first
+		{name: "no answer", unreachable: true, cfg: func(c *transport.Config) {
+			c.Address, c.ConnectTimeout = "192.0.2.1", 300*time.Millisecond
+		}},
+		{name: "no SSH handshake", unreachable: true, cfg: func(c *transport.Config) {
+			*c = silent.Config
+			c.ConnectTimeout = 300 * time.Millisecond
+		}},
+		{name: "closed port behind a jump host", unreachable: true, cfg: func(c *transport.Config) { c.Port, c.Jump = closed, &jump }},
+		{name: "unknown host key", cfg: func(c *transport.Config) { c.KnownHosts = filepath.Join(t.TempDir(), "known_hosts") }},
+		{name: "authentication failed", cfg: func(c *transport.Config) { c.PrivateKey = otherKey }},
+		{name: "cancelled", cfg: func(c *transport.Config) { c.Address = "192.0.2.1" }, ctx: func() (context.Context, context.CancelFunc) {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			return ctx, cancel
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := srv.Config
+			tt.cfg(&cfg)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			if tt.ctx != nil {
+				ctx, cancel = tt.ctx()
+			}
+			defer cancel()
+			c, err := transport.Dial(ctx, cfg)
+			if err == nil {
+				c.Close()
+				t.Fatal("dialled")
+			}
+			if errors.Is(err, transport.ErrUnreachable) != tt.unreachable {
+				t.Errorf("errors.Is(%q, ErrUnreachable) = %v, want %v", err, !tt.unreachable, tt.unreachable)
+			}
+			if tt.unreachable && !strings.HasPrefix(err.Error(), "host ") {
+				t.Errorf("the error names no host: %q", err) // its text is the dial's own
+			}
+		})
 	}
 }

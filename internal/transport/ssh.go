@@ -123,8 +123,8 @@ func handshake(ctx context.Context, cfg Config, jump *sshConn, hk *hostKeyChecke
 			return fmt.Errorf("host %s: connecting to %s: %w", cfg.Host, addr, cerr)
 		}
 		if cerr := expired(tctx); cerr != nil {
-			return fmt.Errorf("host %s: connecting to %s: no SSH handshake within %v (connect_timeout): %w",
-				cfg.Host, addr, cfg.ConnectTimeout, cerr)
+			return &unreachable{fmt.Errorf("host %s: connecting to %s: no SSH handshake within %v (connect_timeout): %w",
+				cfg.Host, addr, cfg.ConnectTimeout, cerr)}
 		}
 		return err
 	}
@@ -137,7 +137,7 @@ func handshake(ctx context.Context, cfg Config, jump *sshConn, hk *hostKeyChecke
 		conn, err = (&net.Dialer{}).DialContext(tctx, "tcp", addr)
 	}
 	if err != nil {
-		return nil, timedOut(fmt.Errorf("host %s: connecting to %s: %w", cfg.Host, addr, err))
+		return nil, timedOut(dialFailed(fmt.Errorf("host %s: connecting to %s: %w", cfg.Host, addr, err)))
 	}
 	// Bound the handshake: a deadline where supported (TCP), and closing the
 	// conn when tctx ends (works for channels through a jump host too).
@@ -183,6 +183,22 @@ func handshake(ctx context.Context, cfg Config, jump *sshConn, hk *hostKeyChecke
 	}
 	go c.keepAlive(keepAliveInterval)
 	return c, nil
+}
+
+// dialFailed is the TCP dial's failure err: unreachable (refused, no route,
+// timed out, directly or from the jump host), except for a name DNS does
+// not know and a jump host that forbids forwarding (its configuration,
+// not the host's state).
+func dialFailed(err error) error {
+	var dns *net.DNSError
+	var ch *ssh.OpenChannelError
+	switch {
+	case errors.As(err, &dns) && dns.IsNotFound:
+	case errors.As(err, &ch) && ch.Reason == ssh.Prohibited:
+	default:
+		return &unreachable{err}
+	}
+	return err
 }
 
 // keepAlive sends keepalive@openssh.com every interval and drops the

@@ -73,6 +73,22 @@ type File struct {
 // ErrHostKey is wrapped by every host-key refusal (unknown or changed key).
 var ErrHostKey = errors.New("host key verification failed")
 
+// ErrUnreachable is wrapped by a failure to connect at all: the TCP
+// connection (direct, or from the jump host) refused, without a route or
+// timed out, or no SSH handshake within connect_timeout. A host that
+// answers and refuses (ErrHostKey, failed authentication) is not
+// unreachable, nor is a name DNS does not know (a typo more likely than a
+// dead host), nor a dial its context cut short. A plan's
+// ignore_unreachable steps skip a host whose dial wraps it.
+var ErrUnreachable = errors.New("host unreachable")
+
+// unreachable marks err, a failure to connect, as ErrUnreachable; its text
+// is err's.
+type unreachable struct{ err error }
+
+func (e *unreachable) Error() string   { return e.err.Error() }
+func (e *unreachable) Unwrap() []error { return []error{e.err, ErrUnreachable} }
+
 // Config says how to reach and log in to one host. It is resolved per host
 // by the inventory (every level may set it) and never printed with secrets.
 type Config struct {
