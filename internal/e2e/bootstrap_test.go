@@ -342,6 +342,7 @@ var scenarios = []scenario{
 	{"ca-backup-restore", caBackupRestoreScenario, trixie},
 	{"ca-rebuild", caRebuildScenario, trixie},     // every certificate new
 	{"units", unitsScenario, trixie},              // systemd's reload and restart of puppetserver
+	{"ca-failover", caFailoverScenario, trixie},   // last on trixie: the CA halted, the standby promoted
 	{"kill-jvm", killJVMScenario, bookworm},       // a killed JVM, and what its unit does
 	{"lb-failover", lbFailoverScenario, bookworm}, // last on bookworm: the active load balancer halted
 }

@@ -52,9 +52,9 @@ var roleOrder = []string{RoleCA, RoleStandby, RoleCompiler, RoleLB, RolePuppetDB
 // Where the CA's pushes to the standby are recorded (roles/ca-replica.yaml)
 // and where the standby keeps its current snapshot (roles/ca-standby.yaml).
 const (
-	ReplicaState   = "/var/lib/troupe/ca-replica.state"
+	ReplicaState = "/var/lib/troupe/ca-replica.state"
 	// CAState is what plan ca-failover says of a CA host (roles: ca-standby).
-	CAState = "/etc/troupe/ca-state"
+	CAState        = "/etc/troupe/ca-state"
 	ReplicaCurrent = "/var/lib/troupe-replica/data/current"
 )
 

@@ -205,8 +205,8 @@ type Replica struct {
 	// on an old CA, "active" on a promoted standby, "standby" once the
 	// inventory was swapped and bootstrap run; empty before any failover.
 	State string `json:"ca_state,omitempty"`
-	Error    string `json:"error,omitempty"`
-	Level    Level  `json:"level"`
+	Error string `json:"error,omitempty"`
+	Level Level  `json:"level"`
 }
 
 // Code is the deployed control repository on a server.

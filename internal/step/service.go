@@ -77,12 +77,18 @@ func (s *Service) Run(ctx context.Context, x *Exec) (Result, error) {
 		if err != nil {
 			return Result{}, err
 		}
-		active := strings.TrimSpace(res.Stdout) == "active"
+		state := strings.TrimSpace(res.Stdout)
+		active := state == "active"
+		// A unit on its way up (activating: a JVM starting after a boot)
+		// or reloading runs as much as an active one: stopped means
+		// inactive or failed, nothing else (a fence must not leave a CA
+		// starting behind it).
+		stopped := state == "inactive" || state == "failed"
 		verb := ""
 		switch {
 		case s.State == "started" && !active:
 			verb = "start"
-		case s.State == "stopped" && active:
+		case s.State == "stopped" && !stopped:
 			verb = "stop"
 		case s.State == "restarted":
 			verb = "restart"

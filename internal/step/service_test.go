@@ -21,6 +21,9 @@ type unitHost struct {
 	mu              sync.Mutex
 	active, enabled bool
 	failStart       bool
+	// transient, when set, is what is-active prints instead (activating,
+	// deactivating, reloading); a stop ends it
+	transient string
 }
 
 func newUnitHost(t *testing.T, active, enabled bool) *unitHost {
@@ -29,6 +32,9 @@ func newUnitHost(t *testing.T, active, enabled bool) *unitHost {
 	h.On(transporttest.Equal("systemctl is-active "+unit+" 2>/dev/null"), func(transporttest.Command) transport.Result {
 		h.mu.Lock()
 		defer h.mu.Unlock()
+		if h.transient != "" {
+			return transport.Result{Stdout: h.transient + "\n", ExitCode: 3}
+		}
 		if h.active {
 			return transport.Result{Stdout: "active\n"}
 		}
@@ -52,7 +58,7 @@ func newUnitHost(t *testing.T, active, enabled bool) *unitHost {
 			}
 			h.active = true
 		case "stop":
-			h.active = false
+			h.active, h.transient = false, ""
 		case "enable", "disable":
 			h.enabled = verb == "enable"
 		}
@@ -125,6 +131,24 @@ func TestServiceStates(t *testing.T) {
 				t.Errorf("second run: %+v %v", res, err)
 			}
 		})
+	}
+}
+
+// TestServiceStopsAUnitOnItsWay: stopped stops a unit that is activating
+// (a JVM starting after a boot), deactivating or reloading, not only an
+// active one: a fence that took "activating" for stopped left a second CA
+// starting behind it (the e2e scenario ca-failover found it). A failed
+// unit is stopped already (the control).
+func TestServiceStopsAUnitOnItsWay(t *testing.T) {
+	for _, state := range []string{"activating", "deactivating", "reloading", "failed"} {
+		h := newUnitHost(t, false, true)
+		h.transient = state
+		site := &fakeSite{hosts: map[string]*fakeConn{"h": h.fakeConn}}
+		res, err := (&Service{Name: "puppetserver", State: "stopped"}).Run(context.Background(), site.exec(t, "h"))
+		stops := len(h.Commands(systemctlChange))
+		if want := state != "failed"; err != nil || res.Changed != want || (stops == 1) != want {
+			t.Errorf("%s: %+v %v, %d systemctl changes; want a stop: %v", state, res, err, stops, want)
+		}
 	}
 }
 

@@ -3,7 +3,8 @@
 # /puppet-admin-api, so its final deny applies to everyone (puppetlabs/puppetserver
 # ezbake/config/conf.d/auth.conf). The rules sit in a marked
 # block right after "rules: [", so the package's own rules stay as shipped.
-# Allowed: the certnames of the CA and the compilers. Prints CHANGED when it
+# Allowed: the certnames of the CA and the compilers; for the CA CLI's
+# endpoints, those of the CA and the standby CA. Prints CHANGED when it
 # wrote the file.
 set -eu
 f=$1
@@ -25,6 +26,23 @@ cat >"$block" <<'RULES'
             allow: [{{ range .groups.ca }}"{{ .name }}", {{ end }}{{ range $i, $h := .groups.compilers }}{{ if $i }}, {{ end }}"{{ $h.name }}"{{ end }}]
             sort-order: 200
             name: "troupe jruby-pool flush"
+        },
+        {
+            # The CA CLI on a standby CA once ca-failover promoted it: its
+            # certificate, signed by the CA like any host's, has no
+            # pp_cli_auth extension (only the one `puppetserver ca setup`
+            # made for the first CA has), which the packaged rules ask for.
+            # Allowed by certname instead: the CA hosts, which hold the CA key.
+            match-request: {path: "^/puppet-ca/v1/(certificate_status(es)?(/.*)?|clean|sign(/all)?)$", type: regex, method: [get, put, post, delete]}
+            allow: [{{ range $i, $h := .groups.ca }}{{ if $i }}, {{ end }}"{{ $h.name }}"{{ end }}{{ range .groups.ca_standby }}, "{{ .name }}"{{ end }}]
+            sort-order: 200
+            name: "troupe CA CLI on the CA hosts"
+        },
+        {
+            match-request: {path: "^/puppet-ca/v1/certificate_revocation_list$", type: regex, method: put}
+            allow: [{{ range $i, $h := .groups.ca }}{{ if $i }}, {{ end }}"{{ $h.name }}"{{ end }}{{ range .groups.ca_standby }}, "{{ .name }}"{{ end }}]
+            sort-order: 200
+            name: "troupe CRL update on the CA hosts"
         },
         # END troupe admin-api rules
 RULES
