@@ -76,12 +76,15 @@ func caFailoverScenario(ctx context.Context, t *testing.T, s *site) {
 	pushed := hexSerial(s.ssh("ca", "cat "+caDir+"/serial"))
 	fingerprint := s.ssh("ca", "openssl x509 -noout -fingerprint -sha256 -in "+caDir+"/ca_crt.pem")
 
-	// The CA dies.
+	// The CA dies, under agent2's loop of runs (the CA is not on the
+	// catalog's path: no run may fail).
+	agents := startAgentLoop(t, s, "agent2")
 	if err := s.l.Halt("ca"); err != nil {
 		t.Fatal(err)
 	}
 	halted := time.Now()
 	r = s.troupeRun(ctx, "run", "ca-failover")
+	failover := riskWindow{"the CA halted, ca-failover", [2]time.Time{halted, time.Now()}}
 	if r.code != 0 {
 		t.Fatalf("ca-failover with the CA halted: exit %d\n%s\n%s", r.code, strings.Join(r.with("failed"), "\n"), r.stderr)
 	}
@@ -107,7 +110,6 @@ func caFailoverScenario(ctx context.Context, t *testing.T, s *site) {
 		}
 	}
 	t.Logf("ca-failover with the CA halted: %s (the run %s)", took.Round(time.Second), r.wall.Round(time.Second))
-	seconds(t, "ca-failover: the CA halted to the standby serving as the CA", took)
 
 	// The same CA, with everything the old one pushed, serving at ca_name.
 	if got := servedBy(); got != "CN = "+newCA {
@@ -132,8 +134,11 @@ func caFailoverScenario(ctx context.Context, t *testing.T, s *site) {
 	s.ssh("agent1", "puppet ssl submit_request --certname "+fresh+" >/dev/null")
 	s.ssh("ca2", "puppetserver ca sign --certname "+fresh+" >/dev/null")
 	s.ssh("agent1", "puppet ssl download_cert --certname "+fresh+" >/dev/null")
-	issued := s.ssh("agent1", "openssl x509 -noout -serial -in $(puppet config print certdir)/"+fresh+".pem")
-	s.ssh("agent1", "puppet ssl clean --certname "+fresh+" >/dev/null")
+	newCert := time.Since(halted)
+	t.Logf("the CA halted: a new certificate signed by the standby through %s %s later", caName, newCert.Round(time.Second))
+	seconds(t, "ca-failover: the CA halted to a new certificate from the standby", newCert)
+	freshCert := clientCert{"$(puppet config print certdir)/" + fresh + ".pem", "$(puppet config print privatekeydir)/" + fresh + ".pem"}
+	issued := s.ssh("agent1", "openssl x509 -noout -serial -in "+freshCert.cert)
 	if n := hexInt(t, strings.TrimPrefix(strings.TrimSpace(issued), "serial=")); n.Cmp(floor) < 0 {
 		t.Errorf("a certificate signed after the failover has serial %X, not past %X: it may repeat one the old CA issued", n, floor)
 	}
@@ -146,6 +151,7 @@ func caFailoverScenario(ctx context.Context, t *testing.T, s *site) {
 	if err := s.l.PowerOn(ctx, "ca"); err != nil {
 		t.Fatal(err)
 	}
+	poweredOn := time.Now()
 	if st := strings.TrimSpace(s.ssh("ca", "systemctl is-active puppetserver || true")); st != "active" && st != "activating" {
 		t.Errorf("the old CA's puppetserver is %q after power came back; the fence below proves nothing", st)
 	}
@@ -153,9 +159,11 @@ func caFailoverScenario(ctx context.Context, t *testing.T, s *site) {
 		t.Errorf("with the old CA back %s serves %q, want %s", caName, got, newCA)
 	}
 	r = s.troupeRun(ctx, "run", "ca-failover")
+	agentReport(t, agents.stop(), failover, riskWindow{"the old CA back and fenced", [2]time.Time{poweredOn, time.Now()}})
 	if r.code != 0 {
 		t.Fatalf("ca-failover with the old CA back: exit %d\n%s\n%s", r.code, strings.Join(r.with("failed"), "\n"), r.stderr)
 	}
+	uniqueSerials(t, s.ssh("ca", "cat "+caDir+"/inventory.txt"), s.ssh("ca2", "cat "+caDir+"/inventory.txt"))
 	for _, c := range r.with("changed") {
 		if !strings.HasSuffix(c, " "+oldCA) {
 			t.Errorf("ca-failover run again changed %s: only the old CA's fence may change", c)
@@ -189,6 +197,54 @@ func caFailoverScenario(ctx context.Context, t *testing.T, s *site) {
 	if code != 0 {
 		t.Errorf("troupe status after the rejoin: exit %d\n%s", code, st.problems())
 	}
+
+	// A revocation on the promoted CA reaches every server: the new
+	// certificate refused by TLS beside agent1's, served.
+	control := clientCert{"$(puppet config print hostcert)", "$(puppet config print hostprivkey)"}
+	endpoints := append(s.compilers(), "puppet")
+	const path = "/puppet/v3/environments"
+	for h, p := range s.tlsSweep("agent1", endpoints, path, freshCert, control) {
+		if !p.probe.accepted() || !p.control.accepted() {
+			t.Fatalf("before the revocation, %s answers the new certificate with %s and agent1's with %s; want both served", h, p.probe, p.control)
+		}
+	}
+	r = s.troupeRun(ctx, "run", "revoke", "-p", "certname="+fresh)
+	if r.code != 0 {
+		t.Fatalf("revoke on the promoted CA: exit %d\n%s\n%s", r.code, strings.Join(r.with("failed"), "\n"), r.stderr)
+	}
+	const refusalBound = 30 * time.Second // as the revoke scenario's
+	if refused := s.refusedBy("agent1", endpoints, path, freshCert, control, time.Now().Add(refusalBound)); len(refused) != len(endpoints) {
+		t.Errorf("the revocation on the promoted CA: refused by TLS on %v of %v within %s", refused, endpoints, refusalBound)
+	}
+	s.ssh("agent1", "puppet ssl clean --certname "+fresh+" >/dev/null")
+}
+
+// uniqueSerials: no serial names two certificates across the inventories
+// of both CAs (the old one's last state and the promoted one's): the
+// entries the push carried are the same line on both, every other serial
+// is on one only.
+func uniqueSerials(t *testing.T, inventories ...string) {
+	t.Helper()
+	seen := map[string]string{}
+	n := 0
+	for _, inv := range inventories {
+		for _, l := range strings.Split(strings.TrimSpace(inv), "\n") {
+			f := strings.Fields(l)
+			if len(f) < 4 {
+				continue
+			}
+			n++
+			serial := hexSerial(f[0])
+			if was, ok := seen[serial]; ok && was != l {
+				t.Errorf("serial %s names two certificates: %q and %q", serial, was, l)
+			}
+			seen[serial] = l
+		}
+	}
+	if n == 0 {
+		t.Error("no inventory entries read: nothing was compared")
+	}
+	t.Logf("serials: %d distinct across both CAs' inventories (%d entries)", len(seen), n)
 }
 
 // hexInt reads a hex serial (0x, "serial=" and leading zeros allowed).
