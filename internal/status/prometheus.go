@@ -39,7 +39,7 @@ func Prometheus(site *Site) string {
 	fam("troupe_site_healthy", "1 when no host is bad (troupe status exits 0).", []sample{{nil, healthy}})
 	fam("troupe_status_wall_seconds", "How long the reading took.", []sample{{nil, float64(site.WallMS) / 1000}})
 
-	var up, level, role, vip, pool, sessions, free, total, cert, caCert, crl, lag []sample
+	var up, level, role, vip, caActive, pool, sessions, free, total, cert, caCert, crl, lag []sample
 	for _, h := range site.Hosts {
 		reached := 1.0
 		if h.Error != "" {
@@ -56,6 +56,9 @@ func Prometheus(site *Site) string {
 				v = 1
 			}
 			vip = append(vip, sample{[]string{"host", h.Name, "vip", p.VIP}, v})
+		}
+		if active, ok := h.caActive(); ok {
+			caActive = append(caActive, sample{[]string{"host", h.Name}, active})
 		}
 		for _, v := range h.HAProxy {
 			if v.Error != "" {
@@ -87,6 +90,7 @@ func Prometheus(site *Site) string {
 	fam("troupe_host_level", "The host's health: 0 ok, 1 warn, 2 bad.", level)
 	fam("troupe_host_role", "The host's roles in the site (1 for each).", role)
 	fam("troupe_lb_vip_active", "1 on the load balancer that holds the virtual IP (lb_vip), 0 on one that stands by.", vip)
+	fam("troupe_ca_active", "1 on the CA host that is the site's CA, 0 on a standby CA or a CA that ca-failover fenced.", caActive)
 	fam("troupe_compiler_pool_state", "A server's state in one HAProxy (1 for the state it is in: UP, DOWN, DRAIN, MAINT, ...).", pool)
 	fam("troupe_compiler_sessions", "A server's current sessions in one HAProxy.", sessions)
 	fam("troupe_jruby_free", "Free JRuby instances of a Puppet Server.", free)
@@ -127,4 +131,24 @@ func MetricNames() []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// caActive is 1 on the host that is the site's CA (the CA host unless
+// ca-failover fenced it, or the standby it promoted), 0 on a standby or a
+// fenced CA; not ok for other hosts and hosts not read.
+func (h *Host) caActive() (float64, bool) {
+	if h.Error != "" {
+		return 0, false
+	}
+	state := ""
+	if h.Replica != nil {
+		state = h.Replica.State
+	}
+	switch {
+	case h.spec.has(RoleCA):
+		return map[bool]float64{true: 1}[state != "fenced"], true
+	case h.spec.has(RoleStandby):
+		return map[bool]float64{true: 1}[state == "active"], true
+	}
+	return 0, false
 }

@@ -51,6 +51,7 @@ func TestPrometheus(t *testing.T) {
 		}
 	}
 	must(1, "troupe_site_healthy")
+	must(1, "troupe_ca_active", "host", "ca.lab.test")
 	must(1, "troupe_host_up", "host", "compile1.lab.test")
 	must(0, "troupe_host_level", "host", "compile1.lab.test")
 	must(1, "troupe_host_role", "host", "lb.lab.test", "role", "lb")

@@ -100,6 +100,12 @@ func TestCAFailedOver(t *testing.T) {
 			texts = append(texts, p.Text)
 		}
 		got := strings.Join(texts, "\n")
+		// troupe_ca_active: the promoted standby, else the CA
+		caOn, _ := ca.caActive()
+		sbOn, _ := sb.caActive()
+		if want := map[bool][2]float64{true: {0, 1}, false: {1, 0}}[failedOver]; [2]float64{caOn, sbOn} != want {
+			t.Errorf("failed over %v: troupe_ca_active CA %v, standby %v; want %v", failedOver, caOn, sbOn, want)
+		}
 		if failedOver {
 			if ca.Replica.Level != Bad || sb.Replica.Level != Warn || !strings.Contains(got, "fenced this CA") || !strings.Contains(got, "the site's CA since plan ca-failover") {
 				t.Errorf("failed over: levels %v, %v; problems %q", ca.Replica.Level, sb.Replica.Level, got)
