@@ -25,6 +25,7 @@ import (
 // TestMain: the lab's HTTP server is this test binary re-executed (lab.MaybeServe).
 func TestMain(m *testing.M) {
 	lab.MaybeServe()
+	noteCommit()
 	os.Exit(m.Run())
 }
 

@@ -31,6 +31,15 @@ var results struct {
 	commit, machine string
 }
 
+// noteCommit names the commit the figures come from, when the test binary
+// starts: the code it was built from, not where HEAD is by the time the
+// first figure is written (a commit made during a long run).
+func noteCommit() {
+	out, _ := exec.Command("git", "describe", "--always", "--dirty").Output()
+	results.commit = strings.TrimSpace(string(out))
+	results.machine = machine()
+}
+
 // record writes a figure to $TROUPE_RESULTS (default results/e2e.jsonl at
 // the repository's root), one JSON object a line.
 func record(t *testing.T, name string, value float64, unit string) {
@@ -38,11 +47,6 @@ func record(t *testing.T, name string, value float64, unit string) {
 	results.Lock()
 	defer results.Unlock()
 	root := repoRoot(t)
-	if results.commit == "" {
-		out, _ := exec.Command("git", "-C", root, "describe", "--always", "--dirty").Output()
-		results.commit = strings.TrimSpace(string(out))
-		results.machine = machine()
-	}
 	path := envOr("TROUPE_RESULTS", filepath.Join(root, "results", "e2e.jsonl"))
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Errorf("results: %v", err)
