@@ -286,7 +286,8 @@ func parseCode(body string) []Env {
 		}
 		e := Env{Name: name}
 		var d struct {
-			Signature string `json:"signature"`
+			Signature  string `json:"signature"`
+			FinishedAt string `json:"finished_at"`
 		}
 		if s := strings.TrimSpace(js.String()); s == "" {
 			e.Error = "no .r10k-deploy.json"
@@ -294,6 +295,11 @@ func parseCode(body string) []Env {
 			e.Error = "no signature in .r10k-deploy.json"
 		} else {
 			e.Commit = d.Signature
+			// Ruby's Time#to_s, as r10k's JSON.pretty_generate writes it
+			// (r10k lib/r10k/action/deploy/environment.rb, write_environment_info!)
+			if at, err := time.Parse("2006-01-02 15:04:05 -0700", d.FinishedAt); err == nil {
+				e.Deployed = at.UTC()
+			}
 		}
 		out = append(out, e)
 	}

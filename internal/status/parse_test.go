@@ -74,7 +74,8 @@ func TestFillCA(t *testing.T) {
 	if len(h.CA.Certs) != 2 || len(h.CA.CRLs) != 2 || h.CA.Certs[1].Name != "Puppet Root CA: 44e232a614bc16" || h.CA.Error != "" {
 		t.Errorf("ca %+v", h.CA)
 	}
-	if len(h.Code.Envs) != 2 || h.Code.Envs[1] != (Env{Name: "production", Commit: "cba9ab4df47184f317faf142be975fb6bf643d4b"}) {
+	if len(h.Code.Envs) != 2 || h.Code.Envs[1] != (Env{Name: "production", Commit: "cba9ab4df47184f317faf142be975fb6bf643d4b",
+		Deployed: time.Date(2026, 12, 2, 12, 52, 16, 0, time.UTC)}) {
 		t.Errorf("code %+v", h.Code)
 	}
 }

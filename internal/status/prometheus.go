@@ -39,7 +39,7 @@ func Prometheus(site *Site) string {
 	fam("troupe_site_healthy", "1 when no host is bad (troupe status exits 0).", []sample{{nil, healthy}})
 	fam("troupe_status_wall_seconds", "How long the reading took.", []sample{{nil, float64(site.WallMS) / 1000}})
 
-	var up, level, role, vip, caActive, pool, sessions, free, total, cert, caCert, crl, lag []sample
+	var up, level, role, vip, caActive, pool, sessions, free, total, cert, caCert, crl, lag, deployAge []sample
 	for _, h := range site.Hosts {
 		reached := 1.0
 		if h.Error != "" {
@@ -77,6 +77,13 @@ func Prometheus(site *Site) string {
 		if r := h.Replica; r != nil && h.spec.has(RoleCA) && r.Error == "" && h.Error == "" {
 			lag = append(lag, sample{[]string{"host", h.Name}, float64(r.Lag)})
 		}
+		if c := h.Code; c != nil {
+			for _, e := range c.Envs {
+				if !e.Deployed.IsZero() {
+					deployAge = append(deployAge, sample{[]string{"host", h.Name, "environment", e.Name}, now.Sub(e.Deployed).Seconds()})
+				}
+			}
+		}
 		if ca := h.CA; ca != nil {
 			for _, x := range ca.Certs {
 				caCert = append(caCert, sample{[]string{"host", h.Name, "name", x.Name}, x.Time.Sub(now).Seconds()})
@@ -98,6 +105,7 @@ func Prometheus(site *Site) string {
 	fam("troupe_cert_expiry_seconds", "Seconds until the host's own certificate expires (negative: expired).", cert)
 	fam("troupe_ca_cert_expiry_seconds", "Seconds until a CA certificate expires.", caCert)
 	fam("troupe_crl_next_update_seconds", "Seconds until a CRL's next update (negative: stale).", crl)
+	fam("troupe_code_deploy_age_seconds", "Seconds since r10k last deployed an environment on a server (its .r10k-deploy.json's finished_at).", deployAge)
 	fam("troupe_ca_replica_lag_seconds", "How long the CA's newest change has waited unpushed to the standby CA (0: the standby holds what the CA holds).", lag)
 	return b.String()
 }

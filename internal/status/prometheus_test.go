@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -62,6 +63,9 @@ func TestPrometheus(t *testing.T) {
 	if v, ok := value("troupe_cert_expiry_seconds", "host", "agent1.lab.test"); !ok || v < 1000*24*3600 {
 		t.Errorf("agent1's certificate expiry = %v s (%v); the lab's certificates run 5 years", v, ok)
 	}
+	// compile1's fixture: production deployed 2026-12-02 13:04:26 +0000
+	deployed := time.Date(2026, 12, 2, 13, 4, 26, 0, time.UTC)
+	must(site.Time.Sub(deployed).Seconds(), "troupe_code_deploy_age_seconds", "host", "compile1.lab.test", "environment", "production")
 	if v, ok := value("troupe_crl_next_update_seconds", "host", "ca.lab.test"); !ok || v <= 0 {
 		t.Errorf("the CRL's next update = %v s (%v)", v, ok)
 	}

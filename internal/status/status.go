@@ -223,8 +223,11 @@ type Code struct {
 type Env struct {
 	Name   string `json:"name"`
 	Commit string `json:"commit"`
-	Drift  string `json:"drift,omitempty"`
-	Error  string `json:"error,omitempty"`
+	// Deployed is when r10k finished deploying it (.r10k-deploy.json's
+	// finished_at); zero when it does not say.
+	Deployed time.Time `json:"deployed,omitzero"`
+	Drift    string    `json:"drift,omitempty"`
+	Error    string    `json:"error,omitempty"`
 }
 
 // PuppetDB is PuppetDB's own status on 127.0.0.1:8080.
