@@ -25,7 +25,6 @@ func TestCAReplica(t *testing.T) {
 	if len(sbSpec.services()) != 0 || !sbSpec.enrolled() {
 		t.Errorf("the standby: services %v (want none: its puppetserver is masked), enrolled %v", sbSpec.services(), sbSpec.enrolled())
 	}
-	sec := func(body string) section { return section{Body: body, Done: true} }
 	const now = "now 1796666000\n"
 	inSync := "pushed 1796665990\nsum 111\nserial 000B\n" + now + "cursum 111\ncurserial 000B\nchanged 1796665989\nwatch active\nresult success\n"
 	behind := func(changedAgo int, result string) string {
@@ -49,14 +48,7 @@ func TestCAReplica(t *testing.T) {
 		{"standby serves", inSync, standby("000B", "activating"), "puppetserver is activating on the standby CA: two CAs may sign", ""},
 		{"no snapshot", inSync, "now 1796666000\nsnapshot \nserial \nserver inactive\n", "no snapshot of the CA directory", ""},
 	} {
-		ca := &Host{Name: "ca.lab.test", spec: caSpec, Replica: readPusher(sec(tc.ca))}
-		sb := &Host{Name: "ca2.lab.test", spec: sbSpec, Replica: readSnapshot(sec(tc.standby))}
-		j := judge{site: &Site{Hosts: []*Host{ca, sb}}}
-		j.replicas()
-		var texts []string
-		for _, p := range j.site.Problems {
-			texts = append(texts, p.Text)
-		}
+		ca, sb, texts := judgeReplicas(caSpec, sbSpec, tc.ca, tc.standby)
 		got := strings.Join(texts, "\n")
 		switch {
 		case tc.problem == "" && got != "":
@@ -82,7 +74,6 @@ func TestCAFailedOver(t *testing.T) {
 	if !strings.Contains(caSpec.script(), CAState) || !strings.Contains(sbSpec.script(), CAState) {
 		t.Fatal("both scripts read the CA state file")
 	}
-	sec := func(body string) section { return section{Body: body, Done: true} }
 	pusher := "pushed 1796665990\nsum 111\nserial 000B\nnow 1796666000\ncursum 111\ncurserial 000B\nchanged 1796665989\nwatch inactive\nresult success\n"
 	snapshot := "now 1796666000\nsnapshot 1796665990\nserial 000B\nserver active\n"
 	for _, failedOver := range []bool{true, false} {
@@ -91,14 +82,7 @@ func TestCAFailedOver(t *testing.T) {
 			caBody += "castate fenced\n"
 			sbBody += "castate active\n"
 		}
-		ca := &Host{Name: "ca.lab.test", spec: caSpec, Replica: readPusher(sec(caBody))}
-		sb := &Host{Name: "ca2.lab.test", spec: sbSpec, Replica: readSnapshot(sec(sbBody))}
-		j := judge{site: &Site{Hosts: []*Host{ca, sb}}}
-		j.replicas()
-		var texts []string
-		for _, p := range j.site.Problems {
-			texts = append(texts, p.Text)
-		}
+		ca, sb, texts := judgeReplicas(caSpec, sbSpec, caBody, sbBody)
 		got := strings.Join(texts, "\n")
 		// troupe_ca_active: the promoted standby, else the CA
 		caOn, _ := ca.caActive()
@@ -119,4 +103,19 @@ func TestCAFailedOver(t *testing.T) {
 			t.Errorf("without the states: problems %q, want the two-CAs problem", got)
 		}
 	}
+}
+
+// judgeReplicas reads the CA's and the standby's replica sections (bodies
+// as the probe prints them), judges them, and returns both hosts and the
+// problems' texts.
+func judgeReplicas(caSpec, sbSpec spec, caBody, sbBody string) (ca, sb *Host, texts []string) {
+	sec := func(body string) section { return section{Body: body, Done: true} }
+	ca = &Host{Name: "ca.lab.test", spec: caSpec, Replica: readPusher(sec(caBody))}
+	sb = &Host{Name: "ca2.lab.test", spec: sbSpec, Replica: readSnapshot(sec(sbBody))}
+	j := judge{site: &Site{Hosts: []*Host{ca, sb}}}
+	j.replicas()
+	for _, p := range j.site.Problems {
+		texts = append(texts, p.Text)
+	}
+	return ca, sb, texts
 }
