@@ -191,18 +191,7 @@ func caFailoverScenario(ctx context.Context, t *testing.T, s *site) {
 	if ch := r.with("changed"); len(ch) != 0 {
 		t.Errorf("the refused bootstrap changed %v", ch)
 	}
-	s.inv = swapCA(t, s.inv, s.dir)
-	s.troupe(ctx, "run", "bootstrap")
-	if st := strings.TrimSpace(s.ssh("ca", "sed -n 's/^state=//p' /etc/troupe/ca-state; systemctl is-enabled puppetserver || true")); st != "standby\nmasked" {
-		t.Errorf("the old CA after the swapped bootstrap: %q, want standby and masked", st)
-	}
-	s.awaitReplica("the new CA's directory on the old one", caReplicaBound, func() bool {
-		return s.caReplicaSum("ca2", caDir) == s.caReplicaSum("ca", replicaDir)
-	})
-	st, code := s.status(ctx)
-	if code != 0 {
-		t.Errorf("troupe status after the rejoin: exit %d\n%s", code, st.problems())
-	}
+	s.swapAndRejoin(ctx, "ca2", "ca")
 
 	// A revocation on the promoted CA reaches every server: the new
 	// certificate refused by TLS beside agent1's, served.
@@ -248,16 +237,27 @@ func caFailoverScenario(ctx context.Context, t *testing.T, s *site) {
 		t.Errorf("after the failback the CA's serial counter is %X, want ca2's %X + %d", got, counter, serialMargin)
 	}
 	uniqueSerials(t, s.ssh("ca", "cat "+caDir+"/inventory.txt"), s.ssh("ca2", "cat "+caDir+"/inventory.txt"))
+	s.swapAndRejoin(ctx, "ca", "ca2")
+}
+
+// swapAndRejoin swaps the groups ca and ca_standby in the site's inventory
+// and runs bootstrap: standby (a lab host's short name), the CA before,
+// becomes the standby (state=standby, puppetserver masked), the CA's
+// directory reaches its snapshot within caReplicaBound, and troupe status
+// exits 0.
+func (s *site) swapAndRejoin(ctx context.Context, ca, standby string) {
+	t := s.t
+	t.Helper()
 	s.inv = swapCA(t, s.inv, s.dir)
 	s.troupe(ctx, "run", "bootstrap")
-	if st := strings.TrimSpace(s.ssh("ca2", "sed -n 's/^state=//p' /etc/troupe/ca-state; systemctl is-enabled puppetserver || true")); st != "standby\nmasked" {
-		t.Errorf("ca2 after the failback's bootstrap: %q, want standby and masked", st)
+	if st := strings.TrimSpace(s.ssh(standby, "sed -n 's/^state=//p' /etc/troupe/ca-state; systemctl is-enabled puppetserver || true")); st != "standby\nmasked" {
+		t.Errorf("%s after bootstrap with the groups swapped: %q, want standby and masked", standby, st)
 	}
-	s.awaitReplica("the CA's directory on ca2 again", caReplicaBound, func() bool {
-		return s.caReplicaSum("ca", caDir) == s.caReplicaSum("ca2", replicaDir)
+	s.awaitReplica("the CA's directory on "+standby, caReplicaBound, func() bool {
+		return s.caReplicaSum(ca, caDir) == s.caReplicaSum(standby, replicaDir)
 	})
 	if st, code := s.status(ctx); code != 0 {
-		t.Errorf("troupe status after the failback: exit %d\n%s", code, st.problems())
+		t.Errorf("troupe status with %s the CA and %s the standby: exit %d\n%s", ca, standby, code, st.problems())
 	}
 }
 
