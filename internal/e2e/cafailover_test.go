@@ -146,7 +146,9 @@ func caFailoverScenario(ctx context.Context, t *testing.T, s *site) {
 	if n := hexInt(t, strings.TrimPrefix(strings.TrimSpace(issued), "serial=")); n.Cmp(floor) < 0 {
 		t.Errorf("a certificate signed after the failover has serial %X, not past %X: it may repeat one the old CA issued", n, floor)
 	}
-	if out, rc := s.agentRun("agent2"); rc != 0 && rc != 2 {
+	// agent1: agent2 runs its loop, and a second run there at the same time
+	// fails with "already in progress" (it did once on the lab)
+	if out, rc := s.agentRun("agent1"); rc != 0 && rc != 2 {
 		t.Errorf("an agent run after the failover: exit %d\n%s", rc, out)
 	}
 
