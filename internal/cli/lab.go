@@ -49,6 +49,8 @@ type LabUpCmd struct {
 	Agents    int    `help:"Number of agents." default:"1"`
 	LBs       int    `name:"load-balancers" help:"Number of load balancers: 1, or 2 sharing a virtual IP (keepalived)." default:"1"`
 	CAStandby bool   `name:"ca-standby" help:"Add ca2, a standby CA (group ca_standby) the CA pushes its directory to."`
+	PuppetDBs int    `name:"puppetdbs" help:"Number of PuppetDBs sharing one database: 1 or 2." default:"1"`
+	Postgres  bool   `help:"Put PuppetDB's PostgreSQL on a host of its own (db, group postgres)."`
 	Subnet    string `help:"First three octets of the lab's /24." default:"10.77.0"`
 	Bridge    string `help:"Bridge name (another one runs a second lab beside the first)." default:"labbr0"`
 }
@@ -58,7 +60,7 @@ func (c LabUpCmd) Run() error {
 		return err
 	}
 	l, err := lab.Up(context.Background(), lab.Spec{Suite: c.Suite, Compilers: c.Compilers, Agents: c.Agents, LoadBalancers: c.LBs, CAStandby: c.CAStandby,
-		CacheDir: c.CacheDir, WorkDir: c.WorkDir, Subnet: c.Subnet, Bridge: c.Bridge}, os.Stderr)
+		PuppetDBs: c.PuppetDBs, Postgres: c.Postgres, CacheDir: c.CacheDir, WorkDir: c.WorkDir, Subnet: c.Subnet, Bridge: c.Bridge}, os.Stderr)
 	if err != nil {
 		return err
 	}

@@ -121,7 +121,7 @@ func bootstrapSuite(t *testing.T, bin, suite string) {
 	// A work dir of its own: fresh, bare hosts, never an operator's lab.
 	// Its own bridge and subnet, so the test runs beside a demo lab (labbr0).
 	l, err := lab.Up(ctx, lab.Spec{Suite: suite, WorkDir: filepath.Join(t.TempDir(), "work"), Subnet: "10.77.8", Bridge: "labe0", Compilers: 3, Agents: 2,
-		LoadBalancers: loadBalancers[suite], CAStandby: caStandby[suite]}, testLog{t})
+		LoadBalancers: loadBalancers[suite], CAStandby: caStandby[suite], PuppetDBs: puppetDBs[suite], Postgres: puppetDBs[suite] > 1}, testLog{t})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,9 +219,9 @@ func bootstrapSuite(t *testing.T, bin, suite string) {
 	}
 
 	// 7. An exported resource of one node is collected on another: the
-	// PuppetDB host (an agent of the CA, the only node whose catalog
-	// collects) collects agent1's export; agent1 exports but collects
-	// nothing, so its catalog never reads PuppetDB.
+	// PuppetDB host collects agent1's export. agent1 collects the PuppetDB
+	// host's only where the lab has two PuppetDBs (its catalog then reads
+	// PuppetDB); with one, it exports but collects nothing.
 	if out, rc := s.agentRun("puppetdb"); rc != 0 && rc != 2 {
 		t.Errorf("agent run on puppetdb: rc %d\n%s", rc, out)
 	}
@@ -229,8 +229,12 @@ func bootstrapSuite(t *testing.T, bin, suite string) {
 		t.Errorf("puppetdb did not collect agent1's exported file: %q", got)
 	}
 	s.agentRun("agent1")
-	if got := s.ssh("agent1", "ls /tmp/exported-puppetdb.lab.test 2>&1 || true"); !strings.Contains(got, "No such file") {
-		t.Errorf("agent1 collected an exported file (only the PuppetDB host collects): %q", got)
+	got := s.ssh("agent1", "cat /tmp/exported-puppetdb.lab.test 2>&1 || true")
+	switch collects := s.l.Spec.PuppetDBs > 1; {
+	case collects && !strings.Contains(got, "exported by puppetdb.lab.test"):
+		t.Errorf("agent1 did not collect the PuppetDB host's exported file (two PuppetDBs): %q", got)
+	case !collects && !strings.Contains(got, "No such file"):
+		t.Errorf("agent1 collected an exported file (one PuppetDB: only the PuppetDB host collects): %q", got)
 	}
 
 	// 8. Compilers: the LB's name in their certificates, no CA, same code.
@@ -310,6 +314,12 @@ var loadBalancers = map[string]int{"bookworm": 2, "trixie": 1}
 // ca-rebuild) change a CA that pushes every change to it.
 var caStandby = map[string]bool{"trixie": true}
 
+// puppetDBs per suite: trixie's site has two PuppetDBs sharing the
+// database on a host of its own (db, group postgres), and its agents'
+// catalogs collect exported resources (scenario puppetdb-failover);
+// bookworm's keeps one PuppetDB with PostgreSQL beside it.
+var puppetDBs = map[string]int{"bookworm": 1, "trixie": 2}
+
 var (
 	both     = []string{"bookworm", "trixie"}
 	bookworm = []string{"bookworm"}
@@ -341,11 +351,12 @@ var scenarios = []scenario{
 	{"revoke", revokeScenario, bookworm},
 	{"ca-renew", caRenewScenario, trixie},
 	{"ca-backup-restore", caBackupRestoreScenario, trixie},
-	{"ca-rebuild", caRebuildScenario, trixie},     // every certificate new
-	{"units", unitsScenario, trixie},              // systemd's reload and restart of puppetserver
-	{"ca-failover", caFailoverScenario, trixie},   // last on trixie: the CA halted, the standby promoted
-	{"kill-jvm", killJVMScenario, bookworm},       // a killed JVM, and what its unit does
-	{"lb-failover", lbFailoverScenario, bookworm}, // last on bookworm: the active load balancer halted
+	{"ca-rebuild", caRebuildScenario, trixie},               // every certificate new
+	{"units", unitsScenario, trixie},                        // systemd's reload and restart of puppetserver
+	{"puppetdb-failover", puppetdbFailoverScenario, trixie}, // a PuppetDB's JVM killed, then its host halted
+	{"ca-failover", caFailoverScenario, trixie},             // last on trixie: the CA halted, the standby promoted
+	{"kill-jvm", killJVMScenario, bookworm},                 // a killed JVM, and what its unit does
+	{"lb-failover", lbFailoverScenario, bookworm},           // last on bookworm: the active load balancer halted
 }
 
 func envOr(name, def string) string {

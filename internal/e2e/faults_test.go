@@ -106,26 +106,7 @@ func killJVMScenario(ctx context.Context, t *testing.T, s *site) {
 		seconds(t, "kill-jvm: UP again after the kill (systemd)", up.Sub(killed))
 	}
 
-	var inFlight, inFlightFailed, after, afterFailed int
-	for _, r := range runs {
-		switch {
-		case r.end.Before(killed):
-		case r.start.Before(killed):
-			inFlight++
-			if r.failed() {
-				inFlightFailed++
-				t.Logf("run in flight at the kill, on %s (%s → %s, rc %d): %s", r.agent,
-					r.start.Format("15:04:05"), r.end.Format("15:04:05"), r.rc, oneLine(r.errors))
-			}
-		default:
-			after++
-			if r.failed() {
-				afterFailed++
-				t.Errorf("run started after the kill failed or logged an error, on %s (%s → %s, rc %d, compiled by %q):\n%s",
-					r.agent, r.start.Format("15:04:05"), r.end.Format("15:04:05"), r.rc, r.by, r.errors)
-			}
-		}
-	}
+	inFlight, inFlightFailed, after, afterFailed := splitAtFault(t, runs, killed, "the kill")
 	t.Logf("KILL: HAProxy marked %s down %s after the kill; %d runs in flight at the kill, %d of them failed or logged an error; %d runs started after it, %d failed or logged an error",
 		victim, down.Sub(killed).Round(100*time.Millisecond), inFlight, inFlightFailed, after, afterFailed)
 	if after < 4 {
@@ -136,6 +117,33 @@ func killJVMScenario(ctx context.Context, t *testing.T, s *site) {
 	record(t, "kill-jvm: runs in flight at the kill that failed", float64(inFlightFailed), "count")
 	record(t, "kill-jvm: runs started after the kill", float64(after), "count")
 	record(t, "kill-jvm: runs started after the kill that failed", float64(afterFailed), "count")
+}
+
+// splitAtFault counts the runs in flight at a fault (what and at) and
+// those started after it, with their failures: one in flight may fail
+// (logged, counted apart), one started after it must not (an error).
+func splitAtFault(t *testing.T, runs []agentRun, at time.Time, what string) (inFlight, inFlightFailed, after, afterFailed int) {
+	t.Helper()
+	for _, r := range runs {
+		switch {
+		case r.end.Before(at):
+		case r.start.Before(at):
+			inFlight++
+			if r.failed() {
+				inFlightFailed++
+				t.Logf("run in flight at %s, on %s (%s → %s, rc %d): %s", what, r.agent,
+					r.start.Format("15:04:05"), r.end.Format("15:04:05"), r.rc, oneLine(r.errors))
+			}
+		default:
+			after++
+			if r.failed() {
+				afterFailed++
+				t.Errorf("run started after %s failed or logged an error, on %s (%s → %s, rc %d, compiled by %q):\n%s",
+					what, r.agent, r.start.Format("15:04:05"), r.end.Format("15:04:05"), r.rc, r.by, r.errors)
+			}
+		}
+	}
+	return inFlight, inFlightFailed, after, afterFailed
 }
 
 // runsAfter is the runs that started after t.

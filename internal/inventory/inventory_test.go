@@ -253,6 +253,10 @@ func TestLoadErrors(t *testing.T) {
 			`7:15: host "ca1.example.com" is in group "ca" and group "ca_standby": the standby CA is another host than the CA`,
 			`7:32: group "ca_standby" holds one host, the standby CA; "ca2.example.com" is a second`,
 		}},
+		{"bad_postgres.yaml", []string{
+			`7:15: host "c1.example.com" is in group "compilers" and group "postgres": PuppetDB's PostgreSQL is another host than a compiler`,
+			`7:31: group "postgres" holds one host, PuppetDB's PostgreSQL; "pg2.example.com" is a second`,
+		}},
 		{"bad_syntax.yaml", []string{
 			`4:2: value is not allowed in this context`,
 		}},

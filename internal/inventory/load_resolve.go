@@ -28,31 +28,33 @@ func (l *loader) resolve() {
 	}
 	l.jumps(settings)
 	l.checkVRRPPeers(order)
-	l.checkCAStandby(order)
+	l.checkOneHost(order, GroupCAStandby, "the standby CA", GroupCA, "the CA")
+	l.checkOneHost(order, GroupPostgres, "PuppetDB's PostgreSQL", GroupCompilers, "a compiler")
 }
 
-// checkCAStandby: one standby CA at most (the CA directory is pushed to
-// one host), and not a host of group ca itself.
-func (l *loader) checkCAStandby(order []*hostDef) {
-	var standbys []*hostDef
+// checkOneHost: group holds one host at most (the standby CA: the CA
+// directory is pushed to one host; postgres: one primary, standbys are not
+// built yet), and none of the hosts of group apart.
+func (l *loader) checkOneHost(order []*hostDef, group, what, apart, apartWhat string) {
+	var in []*hostDef
 	for _, hd := range order {
-		if slices.Contains(hd.h.Groups, GroupCAStandby) {
-			standbys = append(standbys, hd)
+		if slices.Contains(hd.h.Groups, group) {
+			in = append(in, hd)
 		}
 	}
-	for i, hd := range standbys {
-		var n ast.Node // the host's entry in group ca_standby
+	for i, hd := range in {
+		var n ast.Node // the host's entry in the group
 		for _, e := range hd.entries {
-			if e.group != nil && e.group.g.Name == GroupCAStandby {
+			if e.group != nil && e.group.g.Name == group {
 				n = e.node
 				break
 			}
 		}
 		switch {
 		case i > 0:
-			l.d.Errorf(n, "group %q holds one host, the standby CA; %q is a second", GroupCAStandby, hd.h.Name)
-		case slices.Contains(hd.h.Groups, GroupCA):
-			l.d.Errorf(n, "host %q is in group %q and group %q: the standby CA is another host than the CA", hd.h.Name, GroupCA, GroupCAStandby)
+			l.d.Errorf(n, "group %q holds one host, %s; %q is a second", group, what, hd.h.Name)
+		case slices.Contains(hd.h.Groups, apart):
+			l.d.Errorf(n, "host %q is in group %q and group %q: %s is another host than %s", hd.h.Name, apart, group, what, apartWhat)
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -20,7 +21,8 @@ import (
 )
 
 // newLab lays out the topology of s: ca .10, compile1..N .11.., lb .20
-// (alias puppet.<domain>), puppetdb .30, agent1..M .40..; with two load
+// (alias puppet.<domain>), puppetdb .30 (puppetdb2 .31, db .35: see Spec),
+// agent1..M .40..; with two load
 // balancers, lb .20 and lb2 .21, and puppet.<domain> is the VIP .29; with a
 // standby CA, ca2 .9, and the CA's name (CAName) is the load balancer's
 // too, routed to the active CA by SNI (see CAName).
@@ -64,6 +66,12 @@ func newLab(s Spec) *Lab {
 		l.VIP = s.Subnet + ".29"
 	}
 	add("puppetdb", 30, "puppetdb")
+	if s.PuppetDBs > 1 {
+		add("puppetdb2", 31, "puppetdb")
+	}
+	if s.Postgres {
+		add("db", 35, "postgres")
+	}
 	for i := 1; i <= s.Agents; i++ {
 		add(fmt.Sprintf("agent%d", i), 39+i, "agents")
 	}
@@ -200,6 +208,14 @@ func (l *Lab) prepareHost(ctx context.Context, h LabHost, pub string) error {
 		{"etc/apt/sources.list", "# the lab's local repository (troupe lab); nothing else is reachable\ndeb [trusted=yes] " + l.RepoURL + " ./\n", 0o644},
 		{"root/.ssh/authorized_keys", pub, 0o600},
 		{"home/lab/.ssh/authorized_keys", pub, 0o600},
+	}
+	if l.Spec.PuppetDBs > 1 && slices.Contains(h.Groups, "agents") {
+		// an external fact the lab's control repository reads: collect
+		// exported resources (fixtures/control-repo/*/manifests/site.pp)
+		files = append(files, struct {
+			path, content string
+			mode          os.FileMode
+		}{"etc/facter/facts.d/troupe_lab.txt", "troupe_lab_collect=true\n", 0o644})
 	}
 	for _, x := range files {
 		if err := writeFile(filepath.Join(f, x.path), x.content, x.mode); err != nil {

@@ -8,7 +8,7 @@ import (
 )
 
 // inventoryGroups is the order of groups in the inventory.
-var inventoryGroups = []string{"ca", "ca_standby", "compilers", "loadbalancer", "puppetdb", "agents"}
+var inventoryGroups = []string{"ca", "ca_standby", "compilers", "loadbalancer", "puppetdb", "postgres", "agents"}
 
 // writeInventory writes the troupe inventory (format version 1) for the lab.
 func (l *Lab) writeInventory() error {

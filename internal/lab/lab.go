@@ -41,11 +41,18 @@ type Spec struct {
 	LoadBalancers int `json:",omitempty"`
 	// CAStandby adds ca2 (.9), the standby CA of group ca_standby, and
 	// gives the CA a name of its own on the load balancer (see CAName).
-	CAStandby bool   `json:",omitempty"`
-	Subnet    string // first three octets of the /24, default "10.77.0"
-	Domain    string // default "lab.test"
-	CacheDir  string // default /var/cache/troupe-lab
-	WorkDir   string // default /var/lib/troupe-lab
+	CAStandby bool `json:",omitempty"`
+	// PuppetDBs is 1 (default: puppetdb .30) or 2 (and puppetdb2 .31,
+	// sharing one database). With two, the agents' catalogs collect
+	// exported resources too (they read PuppetDB while they compile).
+	PuppetDBs int `json:",omitempty"`
+	// Postgres puts PuppetDB's PostgreSQL on db .35 (group postgres)
+	// rather than beside the first PuppetDB.
+	Postgres bool   `json:",omitempty"`
+	Subnet   string // first three octets of the /24, default "10.77.0"
+	Domain   string // default "lab.test"
+	CacheDir string // default /var/cache/troupe-lab
+	WorkDir  string // default /var/lib/troupe-lab
 	// Bridge is the lab's bridge in the root network namespace, default
 	// labbr0. Another name (with another Subnet and WorkDir) lets a second
 	// lab run beside the first: the tests use one. Host veths are named
@@ -78,6 +85,9 @@ func (s Spec) Defaults() Spec {
 	if s.LoadBalancers == 0 {
 		s.LoadBalancers = 1
 	}
+	if s.PuppetDBs == 0 {
+		s.PuppetDBs = 1
+	}
 	if s.Subnet == "" {
 		s.Subnet = "10.77.0"
 	}
@@ -108,6 +118,9 @@ func (s Spec) validate() error {
 	}
 	if s.LoadBalancers < 1 || s.LoadBalancers > 2 {
 		return fmt.Errorf("lab: load balancers must be 1 or 2, got %d", s.LoadBalancers)
+	}
+	if s.PuppetDBs < 1 || s.PuppetDBs > 2 {
+		return fmt.Errorf("lab: PuppetDBs must be 1 or 2, got %d", s.PuppetDBs)
 	}
 	var a, b, c int
 	if n, _ := fmt.Sscanf(s.Subnet+"\n", "%d.%d.%d\n", &a, &b, &c); n != 3 || a > 255 || b > 255 || c > 255 {

@@ -34,17 +34,18 @@ func TestRoleConditions(t *testing.T) {
              (or .registered.webserver_conf.changed .registered.auth_rules.changed .registered.puppet_conf.changed
                  .registered.puppetdb_conf.changed .registered.routes.changed
                  (and (has "ca_conf" .registered) .registered.ca_conf.changed)
-                 (and (has "product_conf" .registered) .registered.product_conf.changed)) }}`,
-			always: []string{"start", "webserver_conf", "auth_rules", "puppet_conf", "puppetdb_conf", "routes"},
+                 (and (has "product_conf" .registered) .registered.product_conf.changed)
+                 .registered.http_client.changed) }}`,
+			always: []string{"start", "webserver_conf", "auth_rules", "puppet_conf", "puppetdb_conf", "routes", "http_client"},
 			maybe:  []string{"restart", "ca_conf", "product_conf"},
 		},
 		{
 			role: "puppetdb", step: "restart", field: "when",
 			before: `{{ and (not .registered.start.changed)
-             (or .registered.database.changed .registered.ssl.changed .registered.jetty.changed
+             (or .registered.database.changed .registered.remote_ini.changed .registered.ssl.changed .registered.jetty.changed
                  (and (has "config" .registered) .registered.config.changed)
                  (and (has "java_args" .registered) .registered.java_args.changed)) }}`,
-			always: []string{"start", "database", "ssl", "jetty"}, maybe: []string{"config", "java_args"},
+			always: []string{"start", "database", "remote_ini", "ssl", "jetty"}, maybe: []string{"config", "java_args"},
 		},
 		{
 			role: "package-source", step: "apt-update", field: "unless",

@@ -52,6 +52,7 @@ func TestRoleTemplates(t *testing.T) {
 						"lb_vip": "10.0.0.29/24", "lb_vrrp_id": 51,
 					},
 					"registered": map[string]any{"interface": map[string]any{"stdout": "eth0\n"}, "pcfg": pcfg},
+					"site":       map[string]any{"database": "db.example.com", "puppetdb": "compile1.example.com"},
 				}
 				for _, name := range files {
 					b, _ := fs.ReadFile(troupe.Content, name)
@@ -79,6 +80,11 @@ func check(t *testing.T, label, out, role, route string) {
 		n := strings.Count(out, "ssl-cert:") + strings.Count(out, "ssl-key:") + strings.Count(out, "ssl-ca-cert:") + strings.Count(out, "ssl-crl-path:")
 		must(n == 0 && role == "ca" || n == 4 && role == "compiler", "SSL paths: all four on compilers, none on the CA")
 		must(strings.Contains(out, "ssl-protocols: [TLSv1.2]"), "TLS 1.2")
+	case strings.HasSuffix(label, "puppetdb-database.ini.tmpl"):
+		// the host renders as site.puppetdb: the one migrator; by certificate, no password
+		must(strings.Count(out, "subname = //db.example.com:5432/puppetdb?ssl=true&") == 2, "both pools at the database host over TLS")
+		must(strings.Count(out, "sslmode=verify-full") == 2 && strings.Count(out, "/private.pk8") == 2, "verified TLS, the PKCS#8 key")
+		must(strings.Contains(out, "\nmigrate = true\n") && !strings.Contains(out, "password ="), "the migrator, no password")
 	case strings.HasSuffix(label, "ca.cfg.tmpl"):
 		enabled := strings.Contains(out, "\npuppetlabs.services.ca.certificate-authority-service/")
 		disabled := strings.Contains(out, "\npuppetlabs.services.ca.certificate-authority-disabled-service/")

@@ -58,7 +58,14 @@ func Specs(inv *inventory.Inventory) ([]*Host, error) {
 		if v, ok := h.Vars["lb_socket"].(string); ok && v != "" {
 			s.Socket = v
 		}
+		site := inv.SiteFor(h)
 		for _, r := range roleOrder {
+			// the database role is the site's database host's, whichever
+			// group holds it (postgres, or the first PuppetDB)
+			if r == RoleDatabase && site.Database == h.Name {
+				s.Roles = append(s.Roles, r)
+				continue
+			}
 			for _, g := range h.Groups {
 				if groupRoles[g] == r && !s.has(r) {
 					s.Roles = append(s.Roles, r)
@@ -68,7 +75,7 @@ func Specs(inv *inventory.Inventory) ([]*Host, error) {
 		if v, ok := h.Vars["lb_vip"].(string); ok && s.has(RoleLB) {
 			s.VIP, _, _ = strings.Cut(v, "/")
 		}
-		s.Standby = s.has(RoleCA) && inv.SiteFor(h).CAStandby != ""
+		s.Standby = s.has(RoleCA) && site.CAStandby != ""
 		if s.has(RoleCompiler) && !headsDone {
 			s.Heads, headsDone = true, true
 		}

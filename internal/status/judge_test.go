@@ -38,7 +38,7 @@ func labSite(t *testing.T, e edits) *Site {
 		{"compiler-healthy-1", "compile1.lab.test", true, []string{RoleCompiler}},
 		{"compiler-healthy-2", "compile2.lab.test", false, []string{RoleCompiler}},
 		{"lb-healthy", "lb.lab.test", false, []string{RoleLB}},
-		{"puppetdb-healthy", "puppetdb.lab.test", false, []string{RolePuppetDB}},
+		{"puppetdb-healthy", "puppetdb.lab.test", false, []string{RolePuppetDB, RoleDatabase}},
 		{"agent-healthy", "agent1.lab.test", false, []string{RoleAgent}},
 	}
 	var hosts []*Host

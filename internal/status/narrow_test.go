@@ -27,7 +27,7 @@ func eightSite(t *testing.T, names func(string) string) *Site {
 		{"compiler-healthy-2", "compile2.lab.test", false, []string{RoleCompiler}, stopped},
 		{"compiler-starting", "compile3.lab.test", false, []string{RoleCompiler}, nil},
 		{"lb-healthy", "lb.lab.test", false, []string{RoleLB}, drain("compile1")},
-		{"puppetdb-healthy", "puppetdb.lab.test", false, []string{RolePuppetDB}, nil},
+		{"puppetdb-healthy", "puppetdb.lab.test", false, []string{RolePuppetDB, RoleDatabase}, nil},
 		{"agent-healthy", "agent1.lab.test", false, []string{RoleAgent}, nil},
 		{"agent-bare", "agent2.lab.test", false, []string{RoleAgent}, nil},
 	}

@@ -81,7 +81,7 @@ func TestFillCA(t *testing.T) {
 }
 
 func TestFillPuppetDB(t *testing.T) {
-	h := fromFixture(t, "puppetdb-empty", "puppetdb.lab.test", false, RolePuppetDB)
+	h := fromFixture(t, "puppetdb-empty", "puppetdb.lab.test", false, RolePuppetDB, RoleDatabase)
 	p := h.PuppetDB
 	if p.State != "running" || p.QueueDepth == nil || *p.QueueDepth != 0 || p.Nodes != 0 || !p.LastCommand.IsZero() || p.Error != "" {
 		t.Errorf("puppetdb %+v", p)

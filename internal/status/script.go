@@ -37,17 +37,18 @@ const (
 	RoleCompiler = "compiler"
 	RoleLB       = "lb"
 	RolePuppetDB = "puppetdb"
+	RoleDatabase = "pg" // PuppetDB's PostgreSQL (the site's database host)
 	RoleAgent    = "agent"
 )
 
 // groupRoles maps the inventory groups the shipped plans target to roles.
 var groupRoles = map[string]string{
 	inventory.GroupCA: RoleCA, inventory.GroupCAStandby: RoleStandby, inventory.GroupCompilers: RoleCompiler, inventory.GroupLoadBalancer: RoleLB,
-	inventory.GroupPuppetDB: RolePuppetDB, inventory.GroupAgents: RoleAgent,
+	inventory.GroupPuppetDB: RolePuppetDB, inventory.GroupPostgres: RoleDatabase, inventory.GroupAgents: RoleAgent,
 }
 
 // roleOrder is the order roles are listed in.
-var roleOrder = []string{RoleCA, RoleStandby, RoleCompiler, RoleLB, RolePuppetDB, RoleAgent}
+var roleOrder = []string{RoleCA, RoleStandby, RoleCompiler, RoleLB, RolePuppetDB, RoleDatabase, RoleAgent}
 
 // Where the CA's pushes to the standby are recorded (roles/ca-replica.yaml)
 // and where the standby keeps its current snapshot (roles/ca-standby.yaml).
@@ -79,7 +80,7 @@ func (s spec) server() bool { return s.has(RoleCA) || s.has(RoleCompiler) }
 // enrolled: the host's roles give it a Puppet certificate (the load
 // balancer passes TLS through and has none).
 func (s spec) enrolled() bool {
-	return s.server() || s.has(RoleStandby) || s.has(RolePuppetDB) || s.has(RoleAgent)
+	return s.server() || s.has(RoleStandby) || s.has(RolePuppetDB) || s.has(RoleDatabase) || s.has(RoleAgent)
 }
 
 // services are the units a host of these roles must have active.
@@ -89,7 +90,10 @@ func (s spec) services() []string {
 		out = append(out, s.Flavor.Services.Server)
 	}
 	if s.has(RolePuppetDB) {
-		out = append(out, s.Flavor.Services.DB, "postgresql")
+		out = append(out, s.Flavor.Services.DB)
+	}
+	if s.has(RoleDatabase) {
+		out = append(out, "postgresql")
 	}
 	if s.has(RoleLB) {
 		out = append(out, "haproxy")

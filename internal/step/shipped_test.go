@@ -127,7 +127,8 @@ func TestBootstrapInstallsEveryTierAtOnce(t *testing.T) {
 	want := map[string]string{
 		"ca":           "puppetserver puppet-terminus-puppetdb git curl r10k",
 		"compilers":    "puppetserver puppet-terminus-puppetdb git curl r10k",
-		"puppetdb":     "puppet-agent postgresql puppetdb curl",
+		"puppetdb":     "puppet-agent postgresql puppetdb curl", // PostgreSQL beside it: h is site.database
+		"postgres":     "puppet-agent postgresql",
 		"loadbalancer": "haproxy socat",
 		"agents":       "puppet-agent",
 	}
@@ -135,10 +136,18 @@ func TestBootstrapInstallsEveryTierAtOnce(t *testing.T) {
 	for g, w := range want {
 		x := s.exec(t, "h")
 		x.Groups = map[string][]string{g: {"h"}}
+		x.Data["site"] = map[string]any{"database": "h"}
 		names, err := install.names(x)
 		if err != nil || strings.Join(names, " ") != w {
 			t.Errorf("%s: %v %v, want %s", g, names, err, w)
 		}
+	}
+	// a PuppetDB that is not the database host installs no PostgreSQL
+	x := s.exec(t, "h")
+	x.Groups = map[string][]string{"puppetdb": {"h"}}
+	x.Data["site"] = map[string]any{"database": "db"}
+	if names, err := install.names(x); err != nil || strings.Join(names, " ") != "puppet-agent puppetdb curl" {
+		t.Errorf("puppetdb beside group postgres: %v %v", names, err)
 	}
 }
 

@@ -49,6 +49,7 @@ var tiers = []struct{ group, title string }{
 	{inventory.GroupCA, "CA (puppetserver)"},
 	{inventory.GroupCAStandby, "standby CA (puppetserver masked)"},
 	{inventory.GroupPuppetDB, "PuppetDB (PostgreSQL)"},
+	{inventory.GroupPostgres, "PostgreSQL (PuppetDB's database)"},
 }
 
 // Build reads the graph out of an inventory.
@@ -117,6 +118,12 @@ func Build(inv *inventory.Inventory) Graph {
 		add(inventory.GroupCompilers, inventory.GroupCA, "certificates :8140", false)
 	}
 	add(server, inventory.GroupPuppetDB, "facts, catalogs, reports :8081", false)
+	add(inventory.GroupPuppetDB, inventory.GroupPostgres, "TLS, Puppet certificates :5432", false)
+	for i := range g.Tiers {
+		if g.Tiers[i].Group == inventory.GroupPuppetDB && has[inventory.GroupPostgres] {
+			g.Tiers[i].Title = "PuppetDB"
+		}
+	}
 	// agents reach the CA by its own name, or through the LB when it
 	// routes the CA's name by SNI (ca_route: sni)
 	if str("ca_route") == "sni" && has[inventory.GroupLoadBalancer] {

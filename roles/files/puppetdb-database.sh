@@ -1,13 +1,16 @@
-# puppetdb-database.sh DATABASE_INI — PuppetDB's PostgreSQL side, idempotent:
+# puppetdb-database.sh [DATABASE_INI] — PuppetDB's PostgreSQL side, idempotent:
 # roles puppetdb (writer) and puppetdb_read (reader), database puppetdb with
 # the documented grants and the pg_trgm extension (required; OpenVoxProject/
 # openvox-docs docs/_openvoxdb_8x/configure_postgres.markdown),
-# and database.ini for PuppetDB. Passwords are generated here on the first
+# and, given DATABASE_INI (PuppetDB on this host), database.ini for PuppetDB.
+# Passwords are generated here on the first
 # run and kept in database.ini (0640 root:puppetdb), where the operator finds
 # them; they are never printed, never on a command line (SQL goes on stdin).
+# Without DATABASE_INI the roles get no password: PuppetDBs on other hosts
+# log in with their certificates (postgresql-remote.sh).
 # Prints CHANGED when it changed something.
 set -eu
-ini=$1
+ini=${1:-}
 umask 077
 changed=
 note() { changed=1; echo "CHANGED: $*"; }
@@ -16,8 +19,6 @@ psql_pg() { runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 # The password of an ini section, if database.ini already has one.
 getpw() { [ -r "$ini" ] && sed -n "/^\[$1\]/,/^\[/{s/^[[:space:]]*password[[:space:]]*=[[:space:]]*//p}" "$ini" | head -n1; true; }
 newpw() { head -c 32 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 32; }
-pw=$(getpw database); [ -n "$pw" ] || pw=$(newpw)
-rpw=$(getpw read-database); [ -n "$rpw" ] || rpw=$(newpw)
 
 # Roles: created once; the password set when it does not log in.
 for r in puppetdb puppetdb_read; do
@@ -51,6 +52,12 @@ CREATE EXTENSION IF NOT EXISTS pg_trgm;
 SQL
   note "grants and pg_trgm in database puppetdb"
 fi
+if [ -z "$ini" ]; then
+  [ -n "$changed" ] || echo "PuppetDB database up to date"
+  exit 0
+fi
+pw=$(getpw database); [ -n "$pw" ] || pw=$(newpw)
+rpw=$(getpw read-database); [ -n "$rpw" ] || rpw=$(newpw)
 for pair in "puppetdb:$pw" "puppetdb_read:$rpw"; do
   u=${pair%%:*} p=${pair#*:}
   if ! login_ok "$u" "$p"; then
