@@ -13,11 +13,10 @@ func TestGraphGolden(t *testing.T) {
 	// fixtures/inventory/site.yaml reads a secret var from the environment
 	t.Setenv("TROUPE_TEST_DB_PASSWORD", "unused")
 	for name, file := range map[string]string{
-		"site":    "../../inventory/site.yaml",               // the shipped example: every tier
-		"fixture": "../../fixtures/inventory/site.yaml",      // unknown groups, nested groups, ungrouped hosts
-		"small":   "../../fixtures/inventory/small.yaml",     // no LB, no compilers
-		"pair":    "../../fixtures/inventory/pair.yaml",      // two load balancers on lb_vip
-		"data":    "../../fixtures/inventory/data-tier.yaml", // two PuppetDBs, PostgreSQL on its own host
+		"site":    "../../inventory/site.yaml",           // the shipped example: every tier
+		"fixture": "../../fixtures/inventory/site.yaml",  // unknown groups, nested groups, ungrouped hosts
+		"small":   "../../fixtures/inventory/small.yaml", // no LB, no compilers
+		"pair":    "../../fixtures/inventory/pair.yaml",  // two load balancers on lb_vip
 	} {
 		inv, err := inventory.Load(file)
 		if err != nil {
