@@ -82,8 +82,9 @@ func upgradeScenario(ctx context.Context, t *testing.T, s *site) {
 		t.Errorf("block order %v, want CA → soft writes on → PuppetDB → compilers", order)
 	}
 	both := []string{"compile1.lab.test", "compile2.lab.test"}
-	if got := drained(first, "soft-writes-on/"); !slices.Equal(got, both) {
-		t.Errorf("compilers drained in turn for soft writes: %v", got)
+	// soft writes only for a single PuppetDB's restart; with two, none
+	if got, one := drained(first, "soft-writes-on/"), s.l.Spec.PuppetDBs == 1; one && !slices.Equal(got, both) || !one && len(got) > 0 {
+		t.Errorf("compilers drained in turn for soft writes: %v (%d PuppetDBs)", got, s.l.Spec.PuppetDBs)
 	}
 	if got := drained(first, "compilers/"); !slices.Equal(got, both) {
 		t.Errorf("compilers drained in turn for the upgrade: %v", got)
@@ -124,10 +125,27 @@ func upgradeScenario(ctx context.Context, t *testing.T, s *site) {
 	// What the load balancer and the agents saw.
 	lbReport(t, lbSamples)
 	pdb := window("puppetdb", first, resumed)
-	agentReport(t, runs, riskWindow{"PuppetDB restart", pdb},
-		riskWindow{"compile1 upgraded", hostWindow(first, "compilers/", "compile1.lab.test")},
-		riskWindow{"compile2 upgraded, failed, fixed, resumed", [2]time.Time{
-			hostWindow(first, "compilers/", "compile2.lab.test")[0], hostWindow(resumed, "compilers/", "compile2.lab.test")[1]}})
+	windows := []riskWindow{
+		{"compile1 upgraded", hostWindow(first, "compilers/", "compile1.lab.test")},
+		{"compile2 upgraded, failed, fixed, resumed", [2]time.Time{
+			hostWindow(first, "compilers/", "compile2.lab.test")[0], hostWindow(resumed, "compilers/", "compile2.lab.test")[1]}},
+	}
+	if s.l.Spec.PuppetDBs == 1 {
+		windows = append(windows, riskWindow{"PuppetDB restart", pdb})
+	} else {
+		// each PuppetDB down in turn (from its stop to running), never both
+		var prev [2]time.Time
+		for _, h := range s.puppetdbs() {
+			w := resultsWindow(func(e event) bool {
+				return e.Host == h+".lab.test" && e.Status != "skipped" && strings.HasPrefix(e.Step, "puppetdb/") && !strings.HasSuffix(e.Step, "/download")
+			}, first, resumed)
+			if !prev[1].IsZero() && w[0].Before(prev[1]) {
+				t.Errorf("%s went down at %s, before the PuppetDB before it was back (%s): not one at a time", h, w[0].Format("15:04:05.0"), prev[1].Format("15:04:05.0"))
+			}
+			windows, prev = append(windows, riskWindow{h + " restart (the other serving)", w}), w
+		}
+	}
+	agentReport(t, runs, windows...)
 
 	// Soft writes were for PuppetDB's restart only: the site's setting is
 	// back on every compiler, and PuppetDB stores the agents' data again
@@ -139,6 +157,9 @@ func upgradeScenario(ctx context.Context, t *testing.T, s *site) {
 	}
 	t.Logf("writes to PuppetDB the compilers logged as failed (soft) during the upgrade: %d", softWrites(s)-dropped)
 	record(t, "upgrade: PuppetDB writes dropped (soft)", float64(softWrites(s)-dropped), "count")
+	if n := softWrites(s) - dropped; s.l.Spec.PuppetDBs > 1 && n != 0 {
+		t.Errorf("%d PuppetDB writes dropped with two PuppetDBs (soft writes stay off; a failed write would fail the run)", n)
+	}
 	seconds(t, "upgrade: PuppetDB down", pdb[1].Sub(pdb[0]))
 	for _, a := range []string{"agent1", "agent2"} {
 		if ts := factsTimestamp(s, a+".lab.test"); !ts.After(pdb[1]) {
@@ -185,7 +206,19 @@ func (s *site) serverPackages() map[string]string {
 	if s.l.Spec.CAStandby {
 		m["ca2"] = "puppetserver puppet-agent puppet-terminus-puppetdb"
 	}
+	for _, h := range s.puppetdbs()[1:] {
+		m[h] = m["puppetdb"]
+	}
 	return m
+}
+
+// puppetdbs are the lab's PuppetDB hosts (short names), the first first.
+func (s *site) puppetdbs() []string {
+	out := []string{"puppetdb"}
+	for i := 2; i <= s.l.Spec.PuppetDBs; i++ {
+		out = append(out, fmt.Sprintf("puppetdb%d", i))
+	}
+	return out
 }
 
 // fingerprints is, per host, a digest of what a run that changes nothing
@@ -433,10 +466,11 @@ func (l *agentLoop) abort() {
 
 // agentReport logs what the agents saw and fails on any failed run, and
 // unless runs crossed each of the windows in which one could have failed
-// (mustCross). The upgrade's PuppetDB window passes because the upgrade
-// turns the compilers' soft_write_failure on for PuppetDB's restart and the
-// agents' catalogs do not read PuppetDB (the lab's control repository
-// collects exported resources on the PuppetDB host only).
+// (mustCross). With one PuppetDB, the upgrade's PuppetDB window passes
+// because the upgrade turns the compilers' soft_write_failure on for its
+// restart and the agents' catalogs do not read PuppetDB; with two (trixie)
+// the agents' catalogs read PuppetDB, soft writes stay off, and the
+// PuppetDBs restart one at a time.
 func agentReport(t *testing.T, runs []agentRun, windows ...riskWindow) {
 	t.Helper()
 	var failed int
