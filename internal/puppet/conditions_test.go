@@ -32,11 +32,11 @@ func TestRoleConditions(t *testing.T) {
 			role: "puppetserver", step: "reload", field: "when",
 			before: `{{ and (not .registered.start.changed) (not (has "restart" .registered))
              (or .registered.webserver_conf.changed .registered.auth_rules.changed .registered.puppet_conf.changed
-                 .registered.puppetdb_conf.changed .registered.routes.changed
+                 .registered.termini_conf.changed .registered.routes.changed
                  (and (has "ca_conf" .registered) .registered.ca_conf.changed)
                  (and (has "product_conf" .registered) .registered.product_conf.changed)
                  .registered.http_client.changed) }}`,
-			always: []string{"start", "webserver_conf", "auth_rules", "puppet_conf", "puppetdb_conf", "routes", "http_client"},
+			always: []string{"start", "webserver_conf", "auth_rules", "puppet_conf", "termini_conf", "routes", "http_client"},
 			maybe:  []string{"restart", "ca_conf", "product_conf"},
 		},
 		{
