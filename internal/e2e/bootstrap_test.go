@@ -93,20 +93,26 @@ type site struct {
 // short is in a group "spare" instead of "compilers", into dir (which must
 // outlive every scenario that uses it: not a subtest's TempDir).
 func spareInventory(t *testing.T, dir, inv, short string) string {
+	return regroupInventory(t, dir, inv, short, "compilers", "spare")
+}
+
+// regroupInventory writes a copy of inventory inv in which the host short
+// is in group to (added last) instead of group from, into dir.
+func regroupInventory(t *testing.T, dir, inv, short, from, to string) string {
 	b, err := os.ReadFile(inv)
 	if err != nil {
 		t.Fatal(err)
 	}
 	entry := regexp.MustCompile(`,? ?\{name: ` + short + `\.[^}]*\}`)
 	var moved string
-	out := regexp.MustCompile(`(?m)^  compilers:.*$`).ReplaceAllStringFunc(string(b), func(line string) string {
+	out := regexp.MustCompile(`(?m)^  `+from+`:.*$`).ReplaceAllStringFunc(string(b), func(line string) string {
 		moved = strings.TrimPrefix(strings.TrimSpace(entry.FindString(line)), ",")
 		return entry.ReplaceAllString(line, "")
 	})
 	if moved == "" {
-		t.Fatalf("no %s among the compilers of %s", short, inv)
+		t.Fatalf("no %s in group %s of %s", short, from, inv)
 	}
-	out += "  spare:        {targets: [" + strings.TrimSpace(moved) + "]}\n"
+	out += fmt.Sprintf("  %-13s {targets: [%s]}\n", to+":", strings.TrimSpace(moved))
 	p := filepath.Join(dir, "inventory-without-"+short+".yaml")
 	if err := os.WriteFile(p, []byte(out), 0o644); err != nil {
 		t.Fatal(err)
@@ -353,6 +359,7 @@ var scenarios = []scenario{
 	{"ca-backup-restore", caBackupRestoreScenario, trixie},
 	{"ca-rebuild", caRebuildScenario, trixie},               // every certificate new
 	{"units", unitsScenario, trixie},                        // systemd's reload and restart of puppetserver
+	{"puppetdb-capacity", puppetdbCapacityScenario, trixie}, // remove-puppetdb, then add-puppetdb
 	{"puppetdb-failover", puppetdbFailoverScenario, trixie}, // a PuppetDB's JVM killed, then its host halted
 	{"ca-failover", caFailoverScenario, trixie},             // last on trixie: the CA halted, the standby promoted
 	{"kill-jvm", killJVMScenario, bookworm},                 // a killed JVM, and what its unit does

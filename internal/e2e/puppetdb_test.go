@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -187,4 +188,114 @@ func (s *site) pdbDown(ctx context.Context, dead, alive string) {
 	if h := st.host(alive + "." + d); h == nil || h.Level == "bad" {
 		t.Errorf("status: %s %+v while only %s is dead\n%s", alive, h, dead, st.problems())
 	}
+}
+
+// puppetdbCapacityScenario: a PuppetDB taken out and put back, under two
+// agent loops whose catalogs read PuppetDB.
+//
+//   - remove-puppetdb while puppetdb2 is still in group puppetdb: refused,
+//     nothing changed.
+//   - puppetdb2 moved to group retired, remove-puppetdb: every server's
+//     server_urls lists only puppetdb (the compilers reloaded one at a time
+//     through the pool); PostgreSQL refuses puppetdb2's certificate (no
+//     mapping) beside puppetdb's, accepted; its PuppetDB stopped and
+//     disabled, its certificate gone from the CA. A second run changes
+//     nothing.
+//   - puppetdb2 back in group puppetdb as a new host (its Puppet and
+//     PuppetDB TLS files cleared: its certificate was revoked), add-puppetdb:
+//     PuppetDB running there, reaching the database, every server's list
+//     holds it again. A second run changes nothing.
+//   - 0 failed agent runs, runs crossing each compiler's cycle.
+func puppetdbCapacityScenario(ctx context.Context, t *testing.T, s *site) {
+	if s.l.Spec.PuppetDBs < 2 {
+		t.Fatal("this suite's lab has one PuppetDB")
+	}
+	const old = "puppetdb2"
+	d := s.l.Spec.Domain
+	fq := old + "." + d
+	urls := func(host string) string {
+		return strings.TrimSpace(s.ssh(host, "sed -n 's/^server_urls *= *//p' $(puppet config print confdir)/puppetdb.conf"))
+	}
+	// psql as a PuppetDB logs in: with host's Puppet certificate, verifying
+	// the database host's; the exit code and the server's answer
+	login := func(host string) (string, int) {
+		return s.sshRC(host, "psql 'host=db."+d+" dbname=puppetdb user=puppetdb sslmode=verify-full sslrootcert=/etc/puppetdb/ssl/ca.pem "+
+			"sslcert=/etc/puppetdb/ssl/public.pem sslkey=/etc/puppetdb/ssl/private.pem' -XAtc 'select 1' 2>&1")
+	}
+	if out, rc := login(old); rc != 0 {
+		t.Fatalf("before: %s cannot log in to the database with its certificate (the control): %s", old, out)
+	}
+
+	r := s.troupeRun(ctx, "run", "remove-puppetdb", "-p", "certname="+fq)
+	if failed := strings.Join(r.with("failed"), "\n"); r.code != 1 || !strings.Contains(failed, "still in group puppetdb") || len(r.with("changed")) != 0 {
+		t.Fatalf("remove-puppetdb with %s still in group puppetdb: exit %d, changed %v, want a refusal:\n%s", old, r.code, r.with("changed"), failed)
+	}
+
+	agents := startAgentLoop(t, s, "agent1", "agent2")
+	for deadline := time.Now().Add(3 * time.Minute); len(agents.snapshot()) < 2 && time.Now().Before(deadline); {
+		time.Sleep(time.Second)
+	}
+	withOld := s.inv
+	s.inv = regroupInventory(t, s.dir, s.inv, old, "puppetdb", "retired")
+	removed := s.troupeRun(ctx, "run", "remove-puppetdb", "-p", "certname="+fq)
+	if removed.code != 0 {
+		t.Fatalf("remove-puppetdb: exit %d\n%s\n%s", removed.code, strings.Join(removed.with("failed"), "\n"), removed.stderr)
+	}
+	seconds(t, "remove-puppetdb", removed.wall)
+	for _, h := range append(s.compilers(), "ca") {
+		if got := urls(h); got != "https://puppetdb."+d+":8081" {
+			t.Errorf("%s's server_urls after remove-puppetdb: %q, want puppetdb alone", h, got)
+		}
+	}
+	if got := drained(removed, "termini/"); !slices.Equal(got, []string{"compile1." + d, "compile2." + d}) {
+		t.Errorf("remove-puppetdb drained %v, want each compiler in turn", got)
+	}
+	if out, rc := login(old); rc == 0 || !strings.Contains(out, "certificate authentication failed") {
+		t.Errorf("%s's certificate after remove-puppetdb: rc %d, want PostgreSQL's refusal: %s", old, rc, out)
+	}
+	if out, rc := login("puppetdb"); rc != 0 {
+		t.Errorf("puppetdb's certificate refused beside it (the control): %s", out)
+	}
+	if st := strings.Fields(s.ssh(old, "systemctl is-active puppetdb || true; systemctl is-enabled puppetdb || true")); len(st) != 2 || st[0] != "inactive" || st[1] != "disabled" {
+		t.Errorf("%s's PuppetDB after remove-puppetdb: %v, want inactive and disabled", old, st)
+	}
+	if _, rc := s.sshRC("ca", "puppetserver ca list --all 2>/dev/null | grep -qw "+fq); rc == 0 {
+		t.Errorf("the CA still lists %s's certificate", fq)
+	}
+	if again := s.troupeRun(ctx, "run", "remove-puppetdb", "-p", "certname="+fq); again.code != 0 || len(again.with("changed")) != 0 {
+		t.Errorf("a second remove-puppetdb: exit %d, changed %v", again.code, again.with("changed"))
+	}
+
+	// Back as a new host: its revoked certificate and PuppetDB's copy gone.
+	s.ssh(old, "rm -rf \"$(puppet config print ssldir)\" /etc/puppetdb/ssl")
+	s.inv = withOld
+	added := s.troupeRun(ctx, "run", "add-puppetdb")
+	if added.code != 0 {
+		t.Fatalf("add-puppetdb: exit %d\n%s\n%s", added.code, strings.Join(added.with("failed"), "\n"), added.stderr)
+	}
+	seconds(t, "add-puppetdb", added.wall)
+	if st := s.pdbState(old); st != "running" {
+		t.Errorf("%s's PuppetDB after add-puppetdb: %q", old, st)
+	}
+	if out, rc := login(old); rc != 0 {
+		t.Errorf("%s's new certificate refused by the database: %s", old, out)
+	}
+	for h, first := range map[string]string{"compile1": "puppetdb", "compile2": old, "ca": "puppetdb"} {
+		if got := urls(h); !strings.HasPrefix(got, "https://"+first+"."+d+":8081,") || strings.Count(got, "https://") != 2 {
+			t.Errorf("%s's server_urls after add-puppetdb: %q, want both, %s first", h, got, first)
+		}
+	}
+	if again := s.troupeRun(ctx, "run", "add-puppetdb"); again.code != 0 || len(again.with("changed")) != 0 {
+		t.Errorf("a second add-puppetdb: exit %d, changed %v", again.code, again.with("changed"))
+	}
+	var windows []riskWindow
+	for _, x := range []struct {
+		r    run
+		what string
+	}{{removed, "remove-puppetdb"}, {added, "add-puppetdb"}} {
+		for _, c := range s.compilers() {
+			windows = append(windows, riskWindow{c + " reloaded by " + x.what, hostWindow(x.r, "termini/compilers/", c+"."+d)})
+		}
+	}
+	agentReport(t, agents.stop(), windows...)
 }
