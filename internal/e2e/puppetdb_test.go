@@ -193,6 +193,8 @@ func (s *site) pdbDown(ctx context.Context, dead, alive string) {
 // puppetdbCapacityScenario: a PuppetDB taken out and put back, under two
 // agent loops whose catalogs read PuppetDB.
 //
+//   - bootstrap with group postgres left out (the database would move
+//     beside the first PuppetDB): refused there, nothing changed.
 //   - remove-puppetdb while puppetdb2 is still in group puppetdb: refused,
 //     nothing changed.
 //   - puppetdb2 moved to group retired, remove-puppetdb: every server's
@@ -226,7 +228,18 @@ func puppetdbCapacityScenario(ctx context.Context, t *testing.T, s *site) {
 		t.Fatalf("before: %s cannot log in to the database with its certificate (the control): %s", old, out)
 	}
 
-	r := s.troupeRun(ctx, "run", "remove-puppetdb", "-p", "certname="+fq)
+	// The database stays where it is: with group postgres left out of the
+	// inventory, bootstrap would move the first PuppetDB to a database
+	// beside it, empty; it is refused there, nothing changed.
+	withDB := s.inv
+	s.inv = regroupInventory(t, s.dir, s.inv, "db", "postgres", "retired")
+	r := s.troupeRun(ctx, "run", "bootstrap")
+	s.inv = withDB
+	if failed := strings.Join(r.with("failed"), "\n"); r.code != 1 || !strings.Contains(failed, "moving PuppetDB's data is not built") || len(r.with("changed")) != 0 {
+		t.Errorf("bootstrap without group postgres: exit %d, changed %v, want the first PuppetDB's refusal:\n%s", r.code, r.with("changed"), failed)
+	}
+
+	r = s.troupeRun(ctx, "run", "remove-puppetdb", "-p", "certname="+fq)
 	if failed := strings.Join(r.with("failed"), "\n"); r.code != 1 || !strings.Contains(failed, "still in group puppetdb") || len(r.with("changed")) != 0 {
 		t.Fatalf("remove-puppetdb with %s still in group puppetdb: exit %d, changed %v, want a refusal:\n%s", old, r.code, r.with("changed"), failed)
 	}
