@@ -194,7 +194,8 @@ func (s *site) pdbDown(ctx context.Context, dead, alive string) {
 // agent loops whose catalogs read PuppetDB.
 //
 //   - bootstrap with group postgres left out (the database would move
-//     beside the first PuppetDB): refused there, nothing changed.
+//     beside the first PuppetDB): refused on the PuppetDBs before any
+//     package moves, nothing changed.
 //   - remove-puppetdb while puppetdb2 is still in group puppetdb: refused,
 //     nothing changed.
 //   - puppetdb2 moved to group retired, remove-puppetdb: every server's
@@ -229,14 +230,15 @@ func puppetdbCapacityScenario(ctx context.Context, t *testing.T, s *site) {
 	}
 
 	// The database stays where it is: with group postgres left out of the
-	// inventory, bootstrap would move the first PuppetDB to a database
-	// beside it, empty; it is refused there, nothing changed.
+	// inventory, bootstrap would move the PuppetDBs to a database beside
+	// the first, empty; it is refused before any package moves (CI once
+	// saw PostgreSQL installed there first), nothing changed.
 	withDB := s.inv
 	s.inv = regroupInventory(t, s.dir, s.inv, "db", "postgres", "retired")
 	r := s.troupeRun(ctx, "run", "bootstrap")
 	s.inv = withDB
 	if failed := strings.Join(r.with("failed"), "\n"); r.code != 1 || !strings.Contains(failed, "moving PuppetDB's data is not built") || len(r.with("changed")) != 0 {
-		t.Errorf("bootstrap without group postgres: exit %d, changed %v, want the first PuppetDB's refusal:\n%s", r.code, r.with("changed"), failed)
+		t.Errorf("bootstrap without group postgres: exit %d, changed %v, want the PuppetDBs' refusal:\n%s", r.code, r.with("changed"), failed)
 	}
 
 	r = s.troupeRun(ctx, "run", "remove-puppetdb", "-p", "certname="+fq)

@@ -121,7 +121,7 @@ func TestBootstrapInstallsEveryTierAtOnce(t *testing.T) {
 			install, _ = s.Action.(*Package)
 		}
 	}
-	if install == nil || strings.Join(order[:4], " ") != "packages puppetdb-preseed install ca" {
+	if install == nil || strings.Join(order[:5], " ") != "packages puppetdb-preseed puppetdb-keeps-database install ca" {
 		t.Fatalf("steps %v, install %v", order, install)
 	}
 	want := map[string]string{
